@@ -1,0 +1,98 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import accepts from '@fastify/accepts'
+import type { Firestore } from '@google-cloud/firestore'
+import type { Redis } from 'ioredis'
+import { MemoryStore, RedisStore } from './cache/index.js'
+import cachePlugin from './cache/plugin.js'
+import type { Config } from './config.js'
+import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
+import firestorePlugin from './plugins/firestore.js'
+import redisPlugin from './plugins/redis.js'
+import viewPlugin from './plugins/view.js'
+import healthRoutes from './routes/health.js'
+import visitsRoutes, { prefersJson } from './routes/visits.js'
+import { FirestoreVisitsRepository } from './visits/firestore-repository.js'
+import { MemoryVisitsRepository } from './visits/memory-repository.js'
+import { RecentVisits } from './visits/recent-visits.js'
+import { RepositoryUnavailableError, type VisitsRepository } from './visits/repository.js'
+
+/** What a caller (a test, another app) may hand in instead of what the config describes. */
+export interface AppDependencies {
+  logger?: FastifyServerOptions['logger']
+  loggerInstance?: FastifyServerOptions['loggerInstance']
+  /** An existing client; the caller closes it. */
+  redis?: Redis
+  /** An existing client; the caller closes it. */
+  firestore?: Firestore
+  repository?: VisitsRepository
+}
+
+/**
+ * Proxy trust by hop count. Fastify 5.12+ ignores a numeric trustProxy, so the
+ * count is a function: the first `hops` addresses from the socket inward are
+ * proxies, and the client is the next address of X-Forwarded-For.
+ */
+export function trustHops (hops: number): FastifyServerOptions['trustProxy'] {
+  return hops > 0 ? (_address: string, hop: number) => hop < hops : false
+}
+
+export async function buildApp (config: Config, deps: AppDependencies = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(deps.loggerInstance === undefined
+      ? { logger: deps.logger ?? loggerOptions({ level: config.logLevel, projectId: config.projectId }) }
+      : { loggerInstance: deps.loggerInstance }),
+    childLoggerFactory: traceChildLogger(config.projectId),
+    logController: new ErrorsOnlyLogController(),
+    trustProxy: trustHops(config.trustProxyHops)
+  })
+
+  await app.register(accepts)
+  await app.register(viewPlugin)
+
+  if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis })
+  else if (config.redis !== undefined) await app.register(redisPlugin, config.redis)
+  await app.register(cachePlugin, {
+    store: app.hasDecorator('redis') ? new RedisStore(app.redis) : new MemoryStore()
+  })
+
+  let repository = deps.repository
+  if (repository === undefined && (config.firestore !== undefined || deps.firestore !== undefined)) {
+    if (deps.firestore !== undefined) await app.register(firestorePlugin, { client: deps.firestore })
+    else if (config.firestore !== undefined) await app.register(firestorePlugin, config.firestore)
+    repository = new FirestoreVisitsRepository(app.firestore, {
+      collection: config.visits.collection,
+      timeoutMs: config.firestore?.timeoutMs ?? 5000
+    })
+  }
+  repository ??= new MemoryVisitsRepository()
+
+  app.setErrorHandler(async (err, request, reply) => {
+    if (!(err instanceof RepositoryUnavailableError)) throw err
+    request.log.error({ err }, 'visits unavailable')
+    const message = 'The visits store is not answering right now.'
+    reply.code(503).header('retry-after', '5').header('cache-control', 'no-store')
+    if (prefersJson(request)) return { statusCode: 503, error: 'Service Unavailable', message }
+    return await reply.viewAsync('unavailable', { message })
+  })
+
+  const recentVisits = new RecentVisits({
+    repository,
+    cache: app.cache.namespaced('visits'),
+    limit: config.visits.limit,
+    ttlSeconds: config.visits.cacheTtlSeconds,
+    key: `recent:${config.visits.collection}`
+  })
+  await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode })
+  await app.register(healthRoutes, { cache: app.cache, repository })
+
+  app.log.info({
+    cache: app.cache.store.kind === 'redis'
+      ? `redis at ${app.redis.options.host ?? '?'}:${app.redis.options.port ?? '?'}`
+      : 'in-process memory (no REDISHOST)',
+    visits: repository.kind === 'firestore'
+      ? `firestore${config.firestore?.emulatorHost === undefined ? '' : ` emulator at ${config.firestore.emulatorHost}`}, collection ${config.visits.collection}`
+      : 'in-memory, lost on restart (no Firestore configured)'
+  }, 'dependencies in use')
+
+  return app
+}

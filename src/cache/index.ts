@@ -1,0 +1,5 @@
+export { Cache, createCache, type CacheCounters, type CacheLogger, type CacheOptions, type Lookup, type WriteOptions } from './cache.js'
+export { CircuitBreaker, type BreakerOptions, type BreakerState } from './breaker.js'
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
+export { RedisStore } from './stores/redis.js'
+export type { Store } from './stores/store.js'

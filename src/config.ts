@@ -1,0 +1,123 @@
+import { envSchema } from 'env-schema'
+import { Type, type Static } from '@sinclair/typebox'
+
+const Port = (fallback: number) => Type.Integer({ minimum: 1, maximum: 65535, default: fallback })
+const Millis = (fallback: number, maximum: number) => Type.Integer({ minimum: 1, maximum, default: fallback })
+const OneOf = <const T extends string>(values: readonly T[], fallback: NoInfer<T>) =>
+  Type.Unsafe<T>({ type: 'string', enum: values, default: fallback })
+
+// The one description of the environment: the Config type is derived from it.
+const EnvSchema = Type.Object({
+  PORT: Port(8080),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  LOG_LEVEL: OneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+  REDISHOST: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.:\\-]+$', description: 'a host name or IP address' })),
+  REDISPORT: Port(6379),
+  REDIS_COMMAND_TIMEOUT_MS: Millis(500, 60_000),
+  REDIS_CONNECT_TIMEOUT_MS: Millis(2000, 60_000),
+  FIRESTORE_EMULATOR_HOST: Type.Optional(Type.String({ pattern: '^[^\\s/]+:[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:8681' })),
+  GOOGLE_CLOUD_PROJECT: Type.Optional(Type.String({ pattern: '^[a-z0-9.:\\-]+$', description: 'a Google Cloud project ID' })),
+  FIRESTORE_DATABASE: Type.String({ minLength: 1, default: '(default)' }),
+  FIRESTORE_TIMEOUT_MS: Millis(5000, 60_000),
+  VISITS_STORE: OneOf(['auto', 'firestore', 'memory'], 'auto'),
+  VISITS_COLLECTION: Type.String({ pattern: '^[A-Za-z0-9_\\-]{1,100}$', default: 'visits', description: 'a collection ID of letters, digits, _ and -' }),
+  VISITS_LIMIT: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  VISITS_CACHE_TTL: Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, default: 3600 }),
+  VISITOR_IP: OneOf(['truncated', 'full'], 'truncated'),
+  TRUST_PROXY_HOPS: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
+  SHUTDOWN_TIMEOUT_MS: Millis(8000, 9500),
+  K_SERVICE: Type.Optional(Type.String())
+})
+
+type Env = Static<typeof EnvSchema>
+
+export type VisitsStore = 'firestore' | 'memory'
+
+export interface Config {
+  port: number
+  host: string
+  logLevel: string
+  redis?: { host: string, port: number, commandTimeoutMs: number, connectTimeoutMs: number }
+  firestore?: { projectId?: string, databaseId: string, emulatorHost?: string, timeoutMs: number }
+  visits: { collection: string, limit: number, cacheTtlSeconds: number, ipMode: 'truncated' | 'full' }
+  trustProxyHops: number
+  shutdownTimeoutMs: number
+  projectId?: string
+  onCloudRun: boolean
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+function describe (error: { instancePath: string, message?: string, params: Record<string, unknown> }, raw: Record<string, string | undefined>): string {
+  const name = error.instancePath.replace(/^\//, '') || String(error.params.missingProperty ?? 'environment')
+  const value = raw[name]
+  const schema = (EnvSchema.properties as Record<string, { description?: string }>)[name]
+  const reason = Array.isArray(error.params.allowedValues)
+    ? `must be one of ${error.params.allowedValues.join(', ')}`
+    : error.params.pattern !== undefined && schema?.description !== undefined
+      ? `must be ${schema.description}`
+      : error.message ?? 'bad value'
+  return `${name}=${JSON.stringify(value)} is invalid: ${reason}`
+}
+
+/**
+ * Reads and validates the environment once. Empty variables count as unset, so a
+ * blank line in an env file falls back to the default instead of failing.
+ */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const raw = Object.fromEntries(
+    Object.keys(EnvSchema.properties)
+      .filter((key) => env[key] !== undefined && env[key]?.trim() !== '')
+      .map((key) => [key, env[key]?.trim()])
+  )
+  let parsed: Env
+  try {
+    parsed = envSchema<Env>({ schema: EnvSchema, data: { ...raw }, env: false })
+  } catch (err) {
+    const errors = (err as { errors?: Parameters<typeof describe>[0][] }).errors ?? []
+    // anyOf/union errors repeat per branch: keep one message per variable.
+    const messages = [...new Map(errors.map((e) => [e.instancePath, describe(e, raw)])).values()]
+    throw new ConfigError(`Invalid configuration: ${messages.join('; ') || (err as Error).message}`)
+  }
+
+  const onCloudRun = parsed.K_SERVICE !== undefined
+  const wantsFirestore = parsed.VISITS_STORE === 'firestore' ||
+    (parsed.VISITS_STORE === 'auto' &&
+      (parsed.FIRESTORE_EMULATOR_HOST !== undefined || parsed.GOOGLE_CLOUD_PROJECT !== undefined || onCloudRun))
+
+  return {
+    port: parsed.PORT,
+    host: parsed.HOST,
+    logLevel: parsed.LOG_LEVEL,
+    redis: parsed.REDISHOST === undefined
+      ? undefined
+      : {
+          host: parsed.REDISHOST,
+          port: parsed.REDISPORT,
+          commandTimeoutMs: parsed.REDIS_COMMAND_TIMEOUT_MS,
+          connectTimeoutMs: parsed.REDIS_CONNECT_TIMEOUT_MS
+        },
+    firestore: wantsFirestore
+      ? {
+          projectId: parsed.GOOGLE_CLOUD_PROJECT,
+          databaseId: parsed.FIRESTORE_DATABASE,
+          emulatorHost: parsed.FIRESTORE_EMULATOR_HOST,
+          timeoutMs: parsed.FIRESTORE_TIMEOUT_MS
+        }
+      : undefined,
+    visits: {
+      collection: parsed.VISITS_COLLECTION,
+      limit: parsed.VISITS_LIMIT,
+      cacheTtlSeconds: parsed.VISITS_CACHE_TTL,
+      ipMode: parsed.VISITOR_IP
+    },
+    // Cloud Run's front end appends the real client address to X-Forwarded-For:
+    // trust exactly that one hop there, and no forwarded header anywhere else.
+    trustProxyHops: parsed.TRUST_PROXY_HOPS ?? (onCloudRun ? 1 : 0),
+    shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
+    projectId: parsed.GOOGLE_CLOUD_PROJECT,
+    onCloudRun
+  }
+}

@@ -1,0 +1,47 @@
+import type { FastifyInstance } from 'fastify'
+import type { Cache } from '../cache/index.js'
+import type { VisitsRepository } from '../visits/repository.js'
+
+export interface HealthRoutesOptions {
+  cache: Cache
+  repository: VisitsRepository
+  /** A Firestore answer is reused this long, so probes do not turn into load. */
+  probeTtlMs?: number
+  /** Kept under Cloud Run's default 1 s probe timeout. */
+  probeTimeoutMs?: number
+}
+
+type State = 'up' | 'down' | 'embedded'
+
+function cachedProbe (probe: () => Promise<void>, ttlMs: number, timeoutMs: number): () => Promise<State> {
+  let last: { state: State, at: number } | undefined
+  let running: Promise<State> | undefined
+  return async () => {
+    if (last !== undefined && Date.now() - last.at < ttlMs) return last.state
+    running ??= Promise.race([
+      probe().then(() => 'up' as const, () => 'down' as const),
+      new Promise<State>((resolve) => setTimeout(resolve, timeoutMs, 'down').unref())
+    ]).then((state) => {
+      last = { state, at: Date.now() }
+      running = undefined
+      return state
+    })
+    return await running
+  }
+}
+
+/**
+ * Always 200 while the process serves: the dependencies' states are reported,
+ * never turned into a failed check, so a cache outage cannot take instances down.
+ */
+export default async function healthRoutes (app: FastifyInstance, { cache, repository, probeTtlMs = 5000, probeTimeoutMs = 800 }: HealthRoutesOptions): Promise<void> {
+  const firestore = cachedProbe(() => repository.ping(), probeTtlMs, probeTimeoutMs)
+  app.get('/health', async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+    return {
+      status: 'ok',
+      redis: cache.store.kind === 'memory' ? 'embedded' : cache.available ? 'up' : 'down',
+      firestore: repository.kind === 'memory' ? 'embedded' : await firestore()
+    }
+  })
+}

@@ -1,0 +1,39 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { RecentVisits } from '../visits/recent-visits.js'
+import { visitorOf, type IpMode } from '../visits/visitor.js'
+
+export interface VisitsRoutesOptions {
+  recentVisits: RecentVisits
+  limit: number
+  ipMode: IpMode
+}
+
+const visitsBody = {
+  type: 'object',
+  required: ['visits'],
+  properties: {
+    visits: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['visitor', 'timestamp'],
+        properties: { visitor: { type: 'string' }, timestamp: { type: 'string', format: 'date-time' } }
+      }
+    }
+  }
+} as const
+
+export function prefersJson (request: FastifyRequest): boolean {
+  return request.accepts().type(['html', 'json']) === 'json'
+}
+
+export default async function visitsRoutes (app: FastifyInstance, { recentVisits, limit, ipMode }: VisitsRoutesOptions): Promise<void> {
+  app.get('/', { schema: { response: { 200: visitsBody } } }, async (request, reply) => {
+    const visitor = visitorOf(request.ip, request.headers['user-agent'], ipMode)
+    const { visits, cache } = await recentVisits.visit(visitor)
+    // The page records visits: no shared cache may answer for us.
+    reply.header('x-cache', cache).header('cache-control', 'no-store').header('vary', 'Accept')
+    if (prefersJson(request)) return { visits }
+    return await reply.viewAsync('index', { visits, limit })
+  })
+}

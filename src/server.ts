@@ -1,0 +1,33 @@
+import closeWithGrace from 'close-with-grace'
+import { pino } from 'pino'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+import { loggerOptions } from './logger.js'
+
+// Choose log format by where stdout goes, not by NODE_ENV: JSON for Cloud Logging, pretty in a terminal.
+const pretty = process.stdout.isTTY === true
+
+async function main (): Promise<void> {
+  let config
+  try {
+    config = loadConfig(process.env)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    pino(loggerOptions({ level: 'info', pretty })).fatal(err.message)
+    process.exitCode = 1
+    return
+  }
+
+  const app = await buildApp(config, { logger: loggerOptions({ level: config.logLevel, pretty, projectId: config.projectId }) })
+
+  // Cloud Run sends SIGTERM and kills the instance 10 s later: finish what is in flight before that.
+  closeWithGrace({ delay: config.shutdownTimeoutMs, logger: app.log }, async ({ signal, err }) => {
+    if (err !== undefined) app.log.error({ err }, 'closing after an unexpected error')
+    else app.log.info({ signal }, 'closing: no new requests; finishing those in flight')
+    await app.close()
+  })
+
+  await app.listen({ host: config.host, port: config.port })
+}
+
+await main()

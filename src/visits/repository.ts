@@ -1,0 +1,16 @@
+import type { Visit } from './visit.js'
+
+/** Where visits are kept for good. Implementations: Firestore, and memory for the embedded mode. */
+export interface VisitsRepository {
+  readonly kind: 'firestore' | 'memory'
+  add (visit: Visit): Promise<void>
+  /** The most recent visits, newest first. */
+  latest (limit: number): Promise<Visit[]>
+  /** Resolves when the backend answers; used by /health. */
+  ping (): Promise<void>
+}
+
+/** The repository could not answer in time or at all: the request cannot be served honestly. */
+export class RepositoryUnavailableError extends Error {
+  override name = 'RepositoryUnavailableError'
+}
