@@ -44,6 +44,15 @@ export class MemoryStore implements Store {
     return entry.value
   }
 
+  /** Milliseconds the key has left, with Redis' PTTL answers: -1 for no expiry, -2 when missing. */
+  async pttl (key: string): Promise<number> {
+    const entry = this.#entries.get(key)
+    if (entry === undefined) return -2
+    if (entry.expiresAt === 0) return -1
+    const left = entry.expiresAt - this.#now()
+    return left > 0 ? left : -2
+  }
+
   async set (key: string, value: string, ttlSeconds: number): Promise<void> {
     const previous = this.#entries.get(key)
     if (previous !== undefined) this.#remove(key, previous)

@@ -1,0 +1,148 @@
+/**
+ * The test command: uses the Redis and Firestore emulator the environment names
+ * (REDISHOST/REDISPORT, FIRESTORE_EMULATOR_HOST), starts its own on free ports
+ * when none is named, runs tap, stops what it started, and ends with the line
+ * "N passed, N failed".
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+
+const started: Array<{ name: string, stop: () => Promise<void> }> = []
+
+function fail (message: string): never {
+  console.error(`\n${message}\n`)
+  console.log('0 passed, 1 failed')
+  process.exit(1)
+}
+
+function installed (command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitUntil (what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child?.exitCode !== null && child?.exitCode !== undefined) fail(`${what} exited with code ${child.exitCode} before it was ready.`)
+    if (await check().catch(() => false)) return
+    await sleep(200)
+  }
+  fail(`${what} was not ready within ${timeoutMs / 1000} s.`)
+}
+
+async function redisAnswers (port: number): Promise<boolean> {
+  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return (await client.ping()) === 'PONG'
+  } finally {
+    client.disconnect()
+  }
+}
+
+async function startRedis (): Promise<Record<string, string>> {
+  if (!installed('redis-server')) {
+    fail('redis-server is not installed. Install Redis (Debian: apt-get install redis-server), or set REDISHOST and REDISPORT to a Redis the tests may use.')
+  }
+  const port = await freePort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  started.push({
+    name: 'redis-server',
+    stop: async () => {
+      child.kill('SIGTERM')
+      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve))
+    }
+  })
+  await waitUntil(`redis-server on port ${port}`, async () => await redisAnswers(port), 10_000, child)
+  console.log(`# started redis-server on 127.0.0.1:${port}`)
+  return { REDISHOST: '127.0.0.1', REDISPORT: String(port) }
+}
+
+async function startEmulator (): Promise<Record<string, string>> {
+  if (!installed('gcloud') || !installed('java')) {
+    fail('The Firestore emulator needs the Google Cloud CLI with its Firestore emulator component and Java 17 or later ' +
+      '(Debian: apt-get install google-cloud-cli google-cloud-cli-firestore-emulator openjdk-17-jre-headless), ' +
+      'or set FIRESTORE_EMULATOR_HOST to a running emulator.')
+  }
+  const port = await freePort()
+  const host = `127.0.0.1:${port}`
+  const child = spawn('gcloud', ['emulators', 'firestore', 'start', `--host-port=${host}`, '--quiet'], {
+    stdio: 'ignore',
+    env: { ...process.env, JAVA_TOOL_OPTIONS: process.env.JAVA_TOOL_OPTIONS ?? '-Xmx512m' }
+  })
+  started.push({
+    name: 'Firestore emulator',
+    // Killing the gcloud wrapper would orphan the Java process: ask the emulator itself to stop.
+    stop: async () => {
+      await fetch(`http://${host}/shutdown`, { method: 'POST' }).catch(() => {})
+      if (child.exitCode === null) {
+        await Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(10_000)])
+      }
+    }
+  })
+  await waitUntil(`Firestore emulator on ${host}`, async () => (await fetch(`http://${host}/`)).ok, 60_000, child)
+  console.log(`# started the Firestore emulator on ${host}`)
+  return { FIRESTORE_EMULATOR_HOST: host }
+}
+
+async function stopStarted (): Promise<void> {
+  for (const service of started.splice(0).reverse()) {
+    await service.stop().catch((err) => console.error(`# could not stop ${service.name}: ${String(err)}`))
+  }
+}
+
+async function runTap (env: NodeJS.ProcessEnv, args: string[]): Promise<{ code: number, summary?: Record<string, number> }> {
+  // Piped, tap would fall back to plain TAP: keep its readable reporter in a terminal.
+  const color = process.stdout.isTTY ? ['--color'] : []
+  const child = spawn('npx', ['tap', ...color, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  let tail = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    process.stdout.write(chunk)
+    tail = (tail + chunk.toString()).slice(-4096)
+  })
+  const code = await new Promise<number>((resolve) => child.once('close', (c) => resolve(c ?? 1)))
+  // tap ends with a line like "# { total: 12, pass: 11, fail: 1, skip: 0 }".
+  // eslint-disable-next-line no-control-regex
+  const plain = tail.replace(/\u001b\[[0-9;]*m/g, '')
+  const line = plain.split('\n').reverse().find((l) => /^# \{ total: \d+/.test(l))
+  const summary = line === undefined
+    ? undefined
+    : Object.fromEntries([...line.matchAll(/(\w+): (\d+)/g)].map(([, k, v]) => [k!, Number(v)]))
+  return { code, summary }
+}
+
+async function main (): Promise<{ code: number, line: string }> {
+  process.once('SIGINT', () => { stopStarted().finally(() => process.exit(130)).catch(() => {}) })
+  const env: NodeJS.ProcessEnv = { ...process.env, METADATA_SERVER_DETECTION: process.env.METADATA_SERVER_DETECTION ?? 'none' }
+  try {
+    if (env.REDISHOST === undefined || env.REDISHOST === '') Object.assign(env, await startRedis())
+    if (env.FIRESTORE_EMULATOR_HOST === undefined || env.FIRESTORE_EMULATOR_HOST === '') Object.assign(env, await startEmulator())
+    console.log(`# Redis ${env.REDISHOST}:${env.REDISPORT ?? 6379}, Firestore emulator ${env.FIRESTORE_EMULATOR_HOST}`)
+    const { code, summary } = await runTap(env, process.argv.slice(2))
+    const passed = summary?.pass ?? 0
+    // A crashed file or a non-zero exit without a failed assertion still counts as a failure.
+    const failed = Math.max(summary?.fail ?? 0, code === 0 ? 0 : 1)
+    const skipped = (summary?.skip ?? 0) + (summary?.todo ?? 0)
+    return {
+      code: failed > 0 ? 1 : code,
+      line: `${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`
+    }
+  } finally {
+    await stopStarted()
+  }
+}
+
+const { code, line } = await main()
+console.log(line)
+process.exitCode = code

@@ -1,0 +1,154 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import { Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Firestore } from '@google-cloud/firestore'
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
+import { pino, type Logger } from 'pino'
+import type { Test } from 'tap'
+import { buildApp, type AppDependencies } from '../src/app.js'
+import type { Config } from '../src/config.js'
+import { createFirestore } from '../src/plugins/firestore.js'
+import { createRedisClient } from '../src/plugins/redis.js'
+
+/** A unique, readable name: tests share one Redis and one emulator, never a key or a collection. */
+export function uniqueName (prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`
+}
+
+/** Where the test command's Redis listens; it starts one when the environment names none. */
+export function redisTarget (): { host: string, port: number } {
+  const host = process.env.REDISHOST
+  if (host === undefined || host === '') {
+    throw new Error('REDISHOST is not set: run the tests with `npm test`, which starts Redis when none is configured')
+  }
+  return { host, port: Number(process.env.REDISPORT ?? 6379) }
+}
+
+/** The test command's Firestore emulator. */
+export function emulatorHost (): string {
+  const host = process.env.FIRESTORE_EMULATOR_HOST
+  if (host === undefined || host === '') {
+    throw new Error('FIRESTORE_EMULATOR_HOST is not set: run the tests with `npm test`, which starts the emulator')
+  }
+  return host
+}
+
+export function testConfig (overrides: Partial<Config> = {}): Config {
+  return {
+    port: 0,
+    host: '127.0.0.1',
+    logLevel: 'silent',
+    visits: { collection: uniqueName('visits'), limit: 10, cacheTtlSeconds: 3600, ipMode: 'truncated' },
+    trustProxyHops: 0,
+    shutdownTimeoutMs: 8000,
+    onCloudRun: false,
+    ...overrides
+  }
+}
+
+/** Builds the app for one test and closes it when the test ends. */
+export async function buildTestApp (t: Test, config: Config, deps: AppDependencies = {}): Promise<FastifyInstance> {
+  const app = await buildApp(config, deps)
+  t.teardown(async () => { await app.close() })
+  await app.ready()
+  return app
+}
+
+/** A Redis client with the service's own fail-fast settings, quit when the test ends. */
+export function testRedis (t: Test, target = redisTarget(), commandTimeoutMs = 1000): Redis {
+  const client = createRedisClient({ ...target, commandTimeoutMs, connectTimeoutMs: 1000 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  return client
+}
+
+export async function redisReady (client: Redis): Promise<Redis> {
+  if (client.status !== 'ready') await once(client, 'ready')
+  return client
+}
+
+export async function testFirestore (t: Test, host = emulatorHost()): Promise<Firestore> {
+  const db = await createFirestore({ databaseId: '(default)', emulatorHost: host })
+  t.teardown(async () => { await db.terminate() })
+  return db
+}
+
+/** A logger whose lines the test can read. */
+export function capturingLogger (): { logger: Logger, lines: () => Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    }
+  })
+  return { logger: pino({ level: 'debug', messageKey: 'message' }, stream), lines: () => lines }
+}
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export async function waitFor (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(25)
+  }
+}
+
+/** Whether a Redis answers PING on the port, over a bare socket. */
+async function pings (port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write('PING\r\n'))
+    socket.setTimeout(500, () => { socket.destroy(); resolve(false) })
+    socket.once('data', (data) => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** A redis-server of the test's own, on its own port, that the test may stop and start again. */
+export class TestRedisServer {
+  #child: ChildProcess | undefined
+  private constructor (readonly port: number) {}
+
+  static async start (t: Test): Promise<TestRedisServer> {
+    const server = new TestRedisServer(await freePort())
+    t.teardown(async () => { await server.stop() })
+    await server.restart()
+    return server
+  }
+
+  async restart (): Promise<void> {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    this.#child = child
+    await waitFor(`redis-server on ${this.port}`, async () => {
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)
+      return await pings(this.port)
+    })
+  }
+
+  async stop (): Promise<void> {
+    const child = this.#child
+    this.#child = undefined
+    if (child === undefined || child.exitCode !== null) return
+    child.kill('SIGKILL')
+    await once(child, 'exit')
+  }
+}
+
+/** Milliseconds one call takes. */
+export async function timed<T> (call: () => Promise<T>): Promise<{ value: T, ms: number }> {
+  const start = performance.now()
+  const value = await call()
+  return { value, ms: performance.now() - start }
+}

@@ -1,0 +1,34 @@
+import type { Test } from 'tap'
+import type { VisitsRepository } from '../../src/visits/repository.js'
+
+/** The cases every visits repository passes; each gets a repository of its own. */
+export function repositoryContract (t: Test, name: string, makeRepository: (t: Test) => Promise<VisitsRepository>): void {
+  t.test(`${name} repository contract`, async (t) => {
+    t.test('an empty repository has no visits', async (t) => {
+      const repository = await makeRepository(t)
+      t.same(await repository.latest(10), [])
+      await t.resolves(repository.ping())
+    })
+
+    t.test('latest returns the newest first, up to the limit', async (t) => {
+      const repository = await makeRepository(t)
+      const base = Date.parse('2026-11-21T12:00:00.000Z')
+      // Added out of order: the order comes from the timestamps.
+      for (const minute of [3, 1, 4, 2, 5]) {
+        await repository.add({ visitor: `visitor ${minute}`, timestamp: new Date(base + minute * 60_000) })
+      }
+      const all = await repository.latest(10)
+      t.same(all.map((v) => v.visitor), ['visitor 5', 'visitor 4', 'visitor 3', 'visitor 2', 'visitor 1'])
+      t.same(all[0]!.timestamp, new Date(base + 5 * 60_000), 'timestamps keep millisecond precision')
+      t.ok(all[0]!.timestamp instanceof Date)
+      t.same((await repository.latest(2)).map((v) => v.visitor), ['visitor 5', 'visitor 4'])
+    })
+
+    t.test('visitor strings are stored as they are', async (t) => {
+      const repository = await makeRepository(t)
+      const visitor = '2001:db8:: <script>alert("é")</script> 🚀'
+      await repository.add({ visitor, timestamp: new Date() })
+      t.equal((await repository.latest(1))[0]!.visitor, visitor)
+    })
+  })
+}
