@@ -128,8 +128,12 @@ async function main (): Promise<{ code: number, line: string }> {
   try {
     if (env.REDISHOST === undefined || env.REDISHOST === '') Object.assign(env, await startRedis())
     if (env.FIRESTORE_EMULATOR_HOST === undefined || env.FIRESTORE_EMULATOR_HOST === '') Object.assign(env, await startEmulator())
-    console.log(`# Redis ${env.REDISHOST}:${env.REDISPORT ?? 6379}, Firestore emulator ${env.FIRESTORE_EMULATOR_HOST}`)
-    const { code, summary } = await runTap(env, process.argv.slice(2))
+    const redis = `${env.REDISHOST}:${env.REDISPORT ?? 6379}`
+    console.log(`# Redis ${redis}, Firestore emulator ${env.FIRESTORE_EMULATOR_HOST}`)
+    // Tests get the services under names of their own and pass them to the code explicitly:
+    // the Firestore client would let FIRESTORE_EMULATOR_HOST override any host a test chooses.
+    const { REDISHOST, REDISPORT, FIRESTORE_EMULATOR_HOST, ...rest } = env
+    const { code, summary } = await runTap({ ...rest, TEST_REDIS: redis, TEST_FIRESTORE_EMULATOR: FIRESTORE_EMULATOR_HOST }, process.argv.slice(2))
     const passed = summary?.pass ?? 0
     // A crashed file or a non-zero exit without a failed assertion still counts as a failure.
     const failed = Math.max(summary?.fail ?? 0, code === 0 ? 0 : 1)

@@ -59,10 +59,13 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   if (repository === undefined && (config.firestore !== undefined || deps.firestore !== undefined)) {
     if (deps.firestore !== undefined) await app.register(firestorePlugin, { client: deps.firestore })
     else if (config.firestore !== undefined) await app.register(firestorePlugin, config.firestore)
-    repository = new FirestoreVisitsRepository(app.firestore, {
+    const firestoreVisits = new FirestoreVisitsRepository(app.firestore, {
       collection: config.visits.collection,
       timeoutMs: config.firestore?.timeoutMs ?? 5000
     })
+    // onClose hooks run last-registered first: this one runs before the client is terminated.
+    app.addHook('onClose', async () => { await firestoreVisits.drain(2000) })
+    repository = firestoreVisits
   }
   repository ??= new MemoryVisitsRepository()
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { connect, createServer } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Firestore } from '@google-cloud/firestore'
@@ -19,22 +19,22 @@ export function uniqueName (prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`
 }
 
-/** Where the test command's Redis listens; it starts one when the environment names none. */
-export function redisTarget (): { host: string, port: number } {
-  const host = process.env.REDISHOST
-  if (host === undefined || host === '') {
-    throw new Error('REDISHOST is not set: run the tests with `npm test`, which starts Redis when none is configured')
+function fromTestCommand (name: string): string {
+  const value = process.env[name]
+  if (value === undefined || value === '') {
+    throw new Error(`${name} is not set: run the tests with \`npm test\`, which provides Redis and the Firestore emulator`)
   }
-  return { host, port: Number(process.env.REDISPORT ?? 6379) }
+  return value
 }
 
-/** The test command's Firestore emulator. */
+/** The Redis the test command provides (its own, or the one REDISHOST names). */
+export function redisTarget (): { host: string, port: number } {
+  return hostPort(fromTestCommand('TEST_REDIS'))
+}
+
+/** The Firestore emulator the test command provides. */
 export function emulatorHost (): string {
-  const host = process.env.FIRESTORE_EMULATOR_HOST
-  if (host === undefined || host === '') {
-    throw new Error('FIRESTORE_EMULATOR_HOST is not set: run the tests with `npm test`, which starts the emulator')
-  }
-  return host
+  return fromTestCommand('TEST_FIRESTORE_EMULATOR')
 }
 
 export function testConfig (overrides: Partial<Config> = {}): Config {
@@ -151,4 +151,69 @@ export async function timed<T> (call: () => Promise<T>): Promise<{ value: T, ms:
   const start = performance.now()
   const value = await call()
   return { value, ms: performance.now() - start }
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 that a test can switch: forward to the target, reset
+ * every connection, or blackhole them (accept, never answer).
+ */
+export class TcpProxy {
+  mode: 'forward' | 'reset' | 'blackhole' = 'forward'
+  readonly #sockets = new Set<Socket>()
+
+  private constructor (readonly server: Server, readonly target: { host: string, port: number }) {
+    server.on('connection', (client) => this.#accept(client))
+  }
+
+  static async start (t: Test, target: { host: string, port: number }): Promise<TcpProxy> {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const proxy = new TcpProxy(server, target)
+    t.teardown(async () => { await proxy.close() })
+    return proxy
+  }
+
+  get address (): string {
+    return `127.0.0.1:${(this.server.address() as { port: number }).port}`
+  }
+
+  /** Switches mode; connections already open are cut, as a network fault would. */
+  switch (mode: TcpProxy['mode']): void {
+    this.mode = mode
+    for (const socket of this.#sockets) socket.destroy()
+    this.#sockets.clear()
+  }
+
+  async close (): Promise<void> {
+    this.switch('reset')
+    await new Promise((resolve) => this.server.close(resolve))
+  }
+
+  #track (socket: Socket): void {
+    this.#sockets.add(socket)
+    socket.on('error', () => {})
+    socket.once('close', () => this.#sockets.delete(socket))
+  }
+
+  #accept (client: Socket): void {
+    this.#track(client)
+    if (this.mode === 'reset') {
+      client.resetAndDestroy()
+      return
+    }
+    if (this.mode === 'blackhole') {
+      client.resume()
+      return
+    }
+    const upstream = connect(this.target.port, this.target.host)
+    this.#track(upstream)
+    client.pipe(upstream).pipe(client)
+    upstream.once('close', () => client.destroy())
+    client.once('close', () => upstream.destroy())
+  }
+}
+
+export function hostPort (address: string): { host: string, port: number } {
+  const at = address.lastIndexOf(':')
+  return { host: address.slice(0, at), port: Number(address.slice(at + 1)) }
 }

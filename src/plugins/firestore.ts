@@ -34,6 +34,9 @@ export default fp<FirestorePluginOptions>(async function firestorePlugin (app, o
   const client = options.client ?? await createFirestore(options)
   app.decorate('firestore', client)
   if (options.client === undefined || options.closeClient === true) {
-    app.addHook('onClose', async () => { await client.terminate() })
+    // Bounded: terminate() waits for every pending call, and shutdown has a deadline.
+    app.addHook('onClose', async () => {
+      await Promise.race([client.terminate(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
+    })
   }
 }, { name: 'firestore', fastify: '5.x' })

@@ -4,23 +4,24 @@ import type { Visit } from './visit.js'
 /** Visits held in the process: the embedded default, lost on restart, bounded in size. */
 export class MemoryVisitsRepository implements VisitsRepository {
   readonly kind = 'memory'
-  readonly #visits: Visit[] = []
+  readonly #visits: Array<Visit & { id: string }> = []
   readonly #capacity: number
 
   constructor ({ capacity = 1000 }: { capacity?: number } = {}) {
     this.#capacity = capacity
   }
 
-  async add (visit: Visit): Promise<void> {
+  async add (id: string, visit: Visit): Promise<void> {
+    if (this.#visits.some((stored) => stored.id === id)) return
     // Newest first; visits almost always arrive in order, so this rarely walks far.
     let at = 0
     while (at < this.#visits.length && this.#visits[at]!.timestamp > visit.timestamp) at++
-    this.#visits.splice(at, 0, { visitor: visit.visitor, timestamp: new Date(visit.timestamp) })
+    this.#visits.splice(at, 0, { id, visitor: visit.visitor, timestamp: new Date(visit.timestamp) })
     if (this.#visits.length > this.#capacity) this.#visits.length = this.#capacity
   }
 
   async latest (limit: number): Promise<Visit[]> {
-    return this.#visits.slice(0, limit).map((visit) => ({ ...visit }))
+    return this.#visits.slice(0, limit).map(({ visitor, timestamp }) => ({ visitor, timestamp }))
   }
 
   async ping (): Promise<void> {}

@@ -1,6 +1,17 @@
-import type { Cache } from '../cache/index.js'
+import { createHash } from 'node:crypto'
+import type { Cache, Lookup } from '../cache/index.js'
 import type { VisitsRepository } from './repository.js'
 import type { Visit } from './visit.js'
+
+/**
+ * A visit's id follows from who visits and which visit they saw as the newest, so
+ * a retried write, a refresh during an outage, or the same visit stored by two
+ * instances at once all name the same document and store it once.
+ */
+export function visitId (visitor: string, after: Visit | undefined): string {
+  const predecessor = after === undefined ? '' : `${after.timestamp.toISOString()} ${after.visitor}`
+  return createHash('sha256').update(predecessor).update('\n').update(visitor).digest('base64url')
+}
 
 /** How a page's list was obtained; sent to clients as the x-cache header. */
 export type CacheOutcome = 'hit' | 'miss' | 'bypass'
@@ -54,24 +65,28 @@ export class RecentVisits {
     }
     const pending = this.#inFlight.get(visitor)
     if (pending !== undefined) return await pending
-    const refresh = this.#refresh(visitor, now, cached.status).finally(() => this.#inFlight.delete(visitor))
+    const refresh = this.#refresh(visitor, now, cached).finally(() => this.#inFlight.delete(visitor))
     this.#inFlight.set(visitor, refresh)
     return await refresh
   }
 
-  async #refresh (visitor: string, now: Date, cacheStatus: 'hit' | 'miss' | 'unavailable'): Promise<RecentVisitsResult> {
+  async #refresh (visitor: string, now: Date, cached: Lookup<Visit[]>): Promise<RecentVisitsResult> {
     let visits: Visit[] | undefined
-    if (cacheStatus !== 'hit') {
+    let newest: Visit | undefined
+    if (cached.status === 'hit') {
+      newest = cached.value[0]
+    } else {
       const latest = await this.#repository.latest(this.#limit)
-      if (this.#isRefresh(latest[0], visitor, now)) visits = latest
+      newest = latest[0]
+      if (this.#isRefresh(newest, visitor, now)) visits = latest
     }
     if (visits === undefined) {
-      await this.#repository.add({ visitor, timestamp: now })
+      await this.#repository.add(visitId(visitor, newest), { visitor, timestamp: now })
       visits = await this.#repository.latest(this.#limit)
     }
-    if (cacheStatus === 'unavailable') return { visits, cache: 'bypass' }
-    const cached = await this.#cache.set(this.#key, visits, { ttl: this.#ttlSeconds })
-    return { visits, cache: cached ? 'miss' : 'bypass' }
+    if (cached.status === 'unavailable') return { visits, cache: 'bypass' }
+    const stored = await this.#cache.set(this.#key, visits, { ttl: this.#ttlSeconds })
+    return { visits, cache: stored ? 'miss' : 'bypass' }
   }
 
   #isRefresh (newest: Visit | undefined, visitor: string, now: Date): boolean {

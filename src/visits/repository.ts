@@ -3,7 +3,8 @@ import type { Visit } from './visit.js'
 /** Where visits are kept for good. Implementations: Firestore, and memory for the embedded mode. */
 export interface VisitsRepository {
   readonly kind: 'firestore' | 'memory'
-  add (visit: Visit): Promise<void>
+  /** Stores the visit under the id once; adding an id that exists already is a success that changes nothing. */
+  add (id: string, visit: Visit): Promise<void>
   /** The most recent visits, newest first. */
   latest (limit: number): Promise<Visit[]>
   /** Resolves when the backend answers; used by /health. */

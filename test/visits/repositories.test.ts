@@ -15,16 +15,17 @@ t.test('firestore', async (t) => {
     const collection = uniqueName('visits')
     const repository = new FirestoreVisitsRepository(db, { collection, timeoutMs: 5000 })
     const timestamp = new Date('2026-11-21T12:00:00.000Z')
-    await repository.add({ visitor: '1.2.3.0: ua', timestamp })
+    await repository.add('doc-id', { visitor: '1.2.3.0: ua', timestamp })
     const docs = (await db.collection(collection).get()).docs
     t.equal(docs.length, 1)
     t.same(Object.keys(docs[0]!.data()).sort(), ['timestamp', 'visitor'])
     t.same(docs[0]!.get('timestamp').toDate(), timestamp, 'stored as a Firestore timestamp')
+    t.equal(docs[0]!.id, 'doc-id', 'under the id it was given')
   })
 })
 
 t.test('the memory repository keeps a bounded number of visits', async (t) => {
   const repository = new MemoryVisitsRepository({ capacity: 3 })
-  for (let i = 0; i < 5; i++) await repository.add({ visitor: `v${i}`, timestamp: new Date(i * 1000) })
+  for (let i = 0; i < 5; i++) await repository.add(`id${i}`, { visitor: `v${i}`, timestamp: new Date(i * 1000) })
   t.same((await repository.latest(10)).map((v) => v.visitor), ['v4', 'v3', 'v2'])
 })

@@ -15,7 +15,7 @@ export function repositoryContract (t: Test, name: string, makeRepository: (t: T
       const base = Date.parse('2026-11-21T12:00:00.000Z')
       // Added out of order: the order comes from the timestamps.
       for (const minute of [3, 1, 4, 2, 5]) {
-        await repository.add({ visitor: `visitor ${minute}`, timestamp: new Date(base + minute * 60_000) })
+        await repository.add(`id-${minute}`, { visitor: `visitor ${minute}`, timestamp: new Date(base + minute * 60_000) })
       }
       const all = await repository.latest(10)
       t.same(all.map((v) => v.visitor), ['visitor 5', 'visitor 4', 'visitor 3', 'visitor 2', 'visitor 1'])
@@ -27,8 +27,18 @@ export function repositoryContract (t: Test, name: string, makeRepository: (t: T
     t.test('visitor strings are stored as they are', async (t) => {
       const repository = await makeRepository(t)
       const visitor = '2001:db8:: <script>alert("é")</script> 🚀'
-      await repository.add({ visitor, timestamp: new Date() })
+      await repository.add('unicode', { visitor, timestamp: new Date() })
       t.equal((await repository.latest(1))[0]!.visitor, visitor)
+    })
+
+    t.test('adding an id again stores nothing and succeeds', async (t) => {
+      const repository = await makeRepository(t)
+      const first = { visitor: 'A', timestamp: new Date('2026-11-21T12:00:00.000Z') }
+      await repository.add('same-id', first)
+      await repository.add('same-id', { visitor: 'A', timestamp: new Date('2026-11-21T12:00:05.000Z') })
+      await Promise.all([repository.add('raced', { visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') }),
+        repository.add('raced', { visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') })])
+      t.same(await repository.latest(10), [{ visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') }, first])
     })
   })
 }

@@ -1,0 +1,37 @@
+import t from 'tap'
+import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
+import { buildTestApp, emulatorHost, freePort, hostPort, redisReady, TcpProxy, testConfig, testFirestore, testRedis, timed } from '../helper.js'
+import { createRedisClient } from '../../src/plugins/redis.js'
+
+t.test('embedded: both parts reported as embedded', async (t) => {
+  const app = await buildTestApp(t, testConfig())
+  const response = await app.inject('/health')
+  t.equal(response.statusCode, 200)
+  t.same(response.json(), { status: 'ok', redis: 'embedded', firestore: 'embedded' })
+})
+
+t.test('real Redis and emulator: both up', async (t) => {
+  const config = testConfig()
+  const redis = await redisReady(testRedis(t))
+  const repository = new FirestoreVisitsRepository(await testFirestore(t), { collection: config.visits.collection, timeoutMs: 5000 })
+  const app = await buildTestApp(t, config, { redis, repository })
+  t.same((await app.inject('/health')).json(), { status: 'ok', redis: 'up', firestore: 'up' })
+})
+
+t.test('dependencies down: still 200, states reported, answered within a second', async (t) => {
+  const config = testConfig()
+  const deadPort = await freePort()
+  const redis = createRedisClient({ host: '127.0.0.1', port: deadPort, commandTimeoutMs: 200, connectTimeoutMs: 200 })
+  redis.on('error', () => {})
+  t.teardown(() => { redis.disconnect() })
+  const proxy = await TcpProxy.start(t, hostPort(emulatorHost()))
+  proxy.switch('blackhole')
+  const db = await testFirestore(t, proxy.address)
+  const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 300 })
+  t.teardown(async () => { proxy.switch('forward'); await repository.drain(30_000) })
+  const app = await buildTestApp(t, config, { redis, repository })
+  const { value: response, ms } = await timed(() => app.inject('/health'))
+  t.equal(response.statusCode, 200, 'a dependency outage is never a failed health check')
+  t.same(response.json(), { status: 'ok', redis: 'down', firestore: 'down' })
+  t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
+})

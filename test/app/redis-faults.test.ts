@@ -1,0 +1,97 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+import type { Config } from '../../src/config.js'
+import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
+import {
+  buildTestApp, capturingLogger, freePort, testConfig, testFirestore, timed, TestRedisServer, waitFor
+} from '../helper.js'
+
+const COMMAND_TIMEOUT_MS = 300
+// A fail-open answer may take the command timeout plus a Firestore round trip or two.
+const BOUND_MS = COMMAND_TIMEOUT_MS + 700
+
+async function setup (t: Test, redisPort: number): Promise<{ app: FastifyInstance, repository: FirestoreVisitsRepository, messages: () => unknown[], config: Config }> {
+  const config = testConfig({ redis: { host: '127.0.0.1', port: redisPort, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 500 } })
+  const repository = new FirestoreVisitsRepository(await testFirestore(t), { collection: config.visits.collection, timeoutMs: 5000 })
+  const { logger, lines } = capturingLogger()
+  const app = await buildTestApp(t, config, { repository, loggerInstance: logger })
+  return { app, repository, config, messages: () => lines().map((l) => l.message) }
+}
+
+async function visit (app: FastifyInstance, userAgent: string): Promise<{ status: number, cache: unknown, ms: number }> {
+  const { value, ms } = await timed(() => app.inject({ method: 'GET', url: '/', headers: { 'user-agent': userAgent } }))
+  return { status: value.statusCode, cache: value.headers['x-cache'], ms }
+}
+
+t.test('Redis stopped mid-test: pages fail open, refreshes store nothing, and the client comes back by itself', async (t) => {
+  const server = await TestRedisServer.start(t)
+  const { app, repository, messages } = await setup(t, server.port)
+  const stored = async () => (await repository.latest(100)).length
+
+  t.equal((await visit(app, 'A')).cache, 'miss')
+  t.equal((await visit(app, 'A')).cache, 'hit')
+
+  await server.stop()
+  await waitFor('the client to notice', () => app.redis.status !== 'ready')
+  for (let i = 0; i < 5; i++) {
+    const page = await visit(app, 'A')
+    t.equal(page.status, 200)
+    t.equal(page.cache, 'bypass')
+    t.ok(page.ms < BOUND_MS, `answered in ${Math.round(page.ms)} ms while Redis is down`)
+  }
+  t.equal(await stored(), 1, 'refreshing while the cache is down stores no visit')
+  t.equal((await visit(app, 'B')).cache, 'bypass')
+  t.equal(await stored(), 2, 'a new visitor is still recorded')
+  t.equal((await visit(app, 'B')).cache, 'bypass')
+  t.equal(await stored(), 2)
+
+  await server.restart()
+  await waitFor('the client to reconnect', () => app.redis.status === 'ready', 5000)
+  t.equal((await visit(app, 'B')).cache, 'miss', 'the empty cache is filled again')
+  t.equal((await visit(app, 'B')).cache, 'hit')
+  t.equal(await stored(), 2, 'and still no duplicate visit')
+
+  const log = messages()
+  t.equal(log.filter((m) => m === 'redis unreachable; requests are served without the cache until it is back').length, 1,
+    'one log line for the outage, not one per request')
+  t.equal(log.filter((m) => m === 'redis reconnected').length, 1, 'one for the recovery')
+})
+
+t.test('Redis paused: each request is bounded by the command timeout, then the circuit skips Redis', async (t) => {
+  const server = await TestRedisServer.start(t)
+  const { app, repository } = await setup(t, server.port)
+  const admin = new Redis({ host: '127.0.0.1', port: server.port, lazyConnect: true })
+  t.teardown(() => { admin.disconnect() })
+  await admin.connect()
+
+  t.equal((await visit(app, 'C')).cache, 'miss')
+  await admin.call('CLIENT', 'PAUSE', '2500', 'ALL')
+  const pages = []
+  for (let i = 0; i < 6; i++) pages.push(await visit(app, 'C'))
+  for (const page of pages) {
+    t.equal(page.status, 200)
+    t.equal(page.cache, 'bypass')
+    t.ok(page.ms < BOUND_MS, `answered in ${Math.round(page.ms)} ms while Redis is paused`)
+  }
+  t.ok(pages.at(-1)!.ms < COMMAND_TIMEOUT_MS, 'once the circuit is open, Redis is not waited for')
+  t.equal((await repository.latest(100)).length, 1, 'no visit from the refreshes')
+
+  await waitFor('the cache to answer again', async () => (await visit(app, 'C')).cache === 'hit', 6000)
+  t.pass('hits again after the pause ends')
+})
+
+t.test('nothing listening at REDISHOST: start-up and pages stay fast', async (t) => {
+  const port = await freePort()
+  const started = performance.now()
+  const { app, repository } = await setup(t, port)
+  t.ok(performance.now() - started < 2000, 'start-up does not wait on the missing cache beyond its connect timeout')
+  const first = await visit(app, 'D')
+  t.equal(first.status, 200)
+  t.equal(first.cache, 'bypass')
+  t.ok(first.ms < BOUND_MS, `answered in ${Math.round(first.ms)} ms`)
+  t.equal((await visit(app, 'D')).cache, 'bypass')
+  t.equal((await repository.latest(100)).length, 1)
+  t.same((await app.inject('/health')).json(), { status: 'ok', redis: 'down', firestore: 'up' })
+})

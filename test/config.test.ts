@@ -1,0 +1,70 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+t.test('defaults run the embedded service', async (t) => {
+  const config = loadConfig({})
+  t.equal(config.port, 8080)
+  t.equal(config.host, '0.0.0.0')
+  t.equal(config.redis, undefined, 'no REDISHOST: in-process cache')
+  t.equal(config.firestore, undefined, 'no emulator, no project: in-memory visits')
+  t.same(config.visits, { collection: 'visits', limit: 10, cacheTtlSeconds: 3600, ipMode: 'truncated' })
+  t.equal(config.trustProxyHops, 0, 'off Cloud Run no forwarded header is trusted')
+  t.ok(config.shutdownTimeoutMs < 10_000, 'shutdown fits Cloud Run\'s 10 s')
+})
+
+t.test('Redis and Firestore come from the environment', async (t) => {
+  const config = loadConfig({
+    REDISHOST: '10.0.0.3',
+    REDISPORT: '6378',
+    REDIS_COMMAND_TIMEOUT_MS: '250',
+    FIRESTORE_EMULATOR_HOST: '127.0.0.1:8681',
+    VISITS_COLLECTION: 'visits-staging',
+    VISITS_LIMIT: '20',
+    VISITS_CACHE_TTL: '60',
+    VISITOR_IP: 'full',
+    PORT: '9000'
+  })
+  t.same(config.redis, { host: '10.0.0.3', port: 6378, commandTimeoutMs: 250, connectTimeoutMs: 2000 })
+  t.same(config.firestore, { projectId: undefined, databaseId: '(default)', emulatorHost: '127.0.0.1:8681', timeoutMs: 5000 })
+  t.same(config.visits, { collection: 'visits-staging', limit: 20, cacheTtlSeconds: 60, ipMode: 'full' })
+  t.equal(config.port, 9000)
+})
+
+t.test('on Cloud Run Firestore is used and one proxy hop is trusted', async (t) => {
+  const config = loadConfig({ K_SERVICE: 'visitme' })
+  t.equal(config.onCloudRun, true)
+  t.equal(config.trustProxyHops, 1)
+  t.ok(config.firestore, 'Firestore, with the project from the metadata server')
+  t.equal(loadConfig({ K_SERVICE: 'visitme', TRUST_PROXY_HOPS: '2' }).trustProxyHops, 2)
+  t.equal(loadConfig({ K_SERVICE: 'visitme', VISITS_STORE: 'memory' }).firestore, undefined)
+  t.ok(loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project' }).firestore, 'a project selects Firestore')
+})
+
+t.test('empty variables count as unset', async (t) => {
+  const config = loadConfig({ REDISHOST: '', REDISPORT: ' ', PORT: '' })
+  t.equal(config.redis, undefined)
+  t.equal(config.port, 8080)
+})
+
+t.test('a bad value stops start-up with a message naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ REDISHOST: 'r', REDISPORT: 'abc' }, /REDISPORT="abc" is invalid: must be integer/],
+    [{ REDISPORT: '70000' }, /REDISPORT="70000" is invalid: must be <= 65535/],
+    [{ PORT: '-1' }, /PORT="-1" is invalid/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" is invalid: must be one of fatal, error, warn, info, debug, trace, silent/],
+    [{ VISITS_STORE: 'mongo' }, /VISITS_STORE="mongo" is invalid: must be one of auto, firestore, memory/],
+    [{ VISITOR_IP: 'half' }, /VISITOR_IP="half" is invalid: must be one of truncated, full/],
+    [{ FIRESTORE_EMULATOR_HOST: 'localhost' }, /FIRESTORE_EMULATOR_HOST="localhost" is invalid: must be host:port/],
+    [{ VISITS_COLLECTION: 'a/b' }, /VISITS_COLLECTION="a\/b" is invalid: must be a collection ID/],
+    [{ VISITS_LIMIT: '0' }, /VISITS_LIMIT="0" is invalid: must be >= 1/],
+    [{ VISITS_CACHE_TTL: '1.5' }, /VISITS_CACHE_TTL="1.5" is invalid: must be integer/],
+    [{ SHUTDOWN_TIMEOUT_MS: '20000' }, /SHUTDOWN_TIMEOUT_MS="20000" is invalid: must be <= 9500/],
+    [{ REDISHOST: 'redis host' }, /REDISHOST="redis host" is invalid: must be a host name or IP address/]
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+  }
+  const both = t.throws(() => loadConfig({ REDISPORT: 'abc', PORT: 'x' })) as ConfigError
+  t.match(both.message, /PORT="x"/)
+  t.match(both.message, /REDISPORT="abc"/, 'every bad variable is named at once')
+})
