@@ -46,6 +46,12 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     trustProxy: trustHops(config.trustProxyHops)
   })
 
+  // A keep-alive connection whose request ends during shutdown would hold close() open until
+  // the grace period runs out; Cloud Run's front end keeps connections alive. Close them after the response.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
+
   await app.register(accepts)
   await app.register(viewPlugin)
 

@@ -31,6 +31,9 @@ const EnvSchema = Type.Object({
 
 type Env = Static<typeof EnvSchema>
 
+/** Every variable the service reads. */
+export const variables = Object.keys(EnvSchema.properties)
+
 export type VisitsStore = 'firestore' | 'memory'
 
 export interface Config {

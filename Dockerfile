@@ -1,0 +1,22 @@
+# Build stage: compile TypeScript with the dev dependencies, then drop them.
+FROM node:24-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+# Runtime stage: production dependencies, compiled code and templates; no compiler, no npm in the CMD.
+FROM node:24-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY templates ./templates
+# The image's unprivileged user; the files stay root-owned and read-only to it.
+USER node
+EXPOSE 8080
+# node, not npm: npm would not pass SIGTERM on, and Cloud Run's graceful shutdown depends on it.
+CMD ["node", "dist/server.js"]

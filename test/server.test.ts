@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import type { Test } from 'tap'
+import { freePort, TestRedisServer, waitFor } from './helper.js'
+
+// The built server, as the Docker image runs it; `npm test` builds it first.
+const serverJs = fileURLToPath(new URL('../dist/server.js', import.meta.url))
+
+interface Running {
+  child: ChildProcess
+  port: number
+  lines: () => Array<Record<string, unknown>>
+  exited: Promise<number | null>
+}
+
+async function startServer (t: Test, env: Record<string, string>): Promise<Running> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [serverJs], {
+    env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', HOST: '127.0.0.1', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr!.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  const lines = () => out.split('\n').filter((l) => l !== '').map((l) => {
+    try { return JSON.parse(l) as Record<string, unknown> } catch { return { unparsed: l } }
+  })
+  await waitFor('the server to listen', () => {
+    if (child.exitCode !== null) return true
+    return lines().some((l) => typeof l.message === 'string' && l.message.startsWith('Server listening'))
+  }, 10_000)
+  return { child, port, lines, exited }
+}
+
+t.test('a bad variable stops start-up with one message naming it', async (t) => {
+  const server = await startServer(t, { REDISHOST: '10.0.0.3', REDISPORT: 'abc' })
+  t.equal(await server.exited, 1)
+  const lines = server.lines()
+  t.equal(lines.length, 1, 'one line, no stack trace')
+  t.equal(lines[0]!.severity, 'CRITICAL')
+  t.equal(lines[0]!.message, 'Invalid configuration: REDISPORT="abc" is invalid: must be integer')
+})
+
+t.test('with nothing configured it serves on embedded defaults', async (t) => {
+  const server = await startServer(t, {})
+  const page = await fetch(`http://127.0.0.1:${server.port}/`, { headers: { 'user-agent': 'bare machine' } })
+  t.equal(page.status, 200)
+  t.match(await page.text(), /127\.0\.0\.0: bare machine/)
+  t.same(await (await fetch(`http://127.0.0.1:${server.port}/health`)).json(), { status: 'ok', redis: 'embedded', firestore: 'embedded' })
+  const startup = server.lines().find((l) => l.message === 'dependencies in use')
+  t.same({ cache: startup?.cache, visits: startup?.visits }, {
+    cache: 'in-process memory (no REDISHOST)',
+    visits: 'in-memory, lost on restart (no Firestore configured)'
+  }, 'start-up says which parts are real')
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0)
+})
+
+t.test('SIGTERM: the request in flight completes, the process exits cleanly and well under 10 s', async (t) => {
+  const redisServer = await TestRedisServer.start(t)
+  const server = await startServer(t, {
+    REDISHOST: '127.0.0.1',
+    REDISPORT: String(redisServer.port),
+    REDIS_COMMAND_TIMEOUT_MS: '1500',
+    VISITS_STORE: 'memory'
+  })
+  const url = `http://127.0.0.1:${server.port}/`
+  t.equal((await fetch(url, { headers: { 'user-agent': 'first' } })).headers.get('x-cache'), 'miss')
+
+  // A paused Redis holds the next request for the command timeout: it is in flight when SIGTERM comes.
+  const admin = new Redis({ port: redisServer.port, host: '127.0.0.1' })
+  t.teardown(() => { admin.disconnect() })
+  await admin.call('CLIENT', 'PAUSE', '3000', 'ALL')
+  const inFlight = fetch(url, { headers: { 'user-agent': 'second' } })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const signalled = performance.now()
+  server.child.kill('SIGTERM')
+
+  const response = await inFlight
+  t.equal(response.status, 200, 'the request in flight was answered')
+  t.equal(response.headers.get('x-cache'), 'bypass')
+  t.match(await response.text(), /second/)
+  t.equal(await server.exited, 0, 'a clean exit: no error, no timeout')
+  const took = performance.now() - signalled
+  t.ok(took < 5000, `exited ${Math.round(took)} ms after SIGTERM`)
+  await t.rejects(fetch(url), 'no new connections after close')
+
+  const lines = server.lines()
+  t.ok(lines.every((l) => typeof l.severity === 'string' && typeof l.message === 'string'), 'every line is Cloud Logging JSON')
+  t.ok(lines.some((l) => l.message === 'closing: no new requests; finishing those in flight'))
+})
