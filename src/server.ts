@@ -20,14 +20,21 @@ async function main (): Promise<void> {
 
   const app = await buildApp(config, { logger: loggerOptions({ level: config.logLevel, pretty, projectId: config.projectId }) })
 
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    app.log.fatal({ err }, `cannot listen on ${config.host}:${config.port}`)
+    await app.close()
+    process.exitCode = 1
+    return
+  }
+
   // Cloud Run sends SIGTERM and kills the instance 10 s later: finish what is in flight before that.
   closeWithGrace({ delay: config.shutdownTimeoutMs, logger: app.log }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after an unexpected error')
     else app.log.info({ signal }, 'closing: no new requests; finishing those in flight')
     await app.close()
   })
-
-  await app.listen({ host: config.host, port: config.port })
 }
 
 await main()

@@ -16,8 +16,8 @@ interface Running {
   exited: Promise<number | null>
 }
 
-async function startServer (t: Test, env: Record<string, string>): Promise<Running> {
-  const port = await freePort()
+async function startServer (t: Test, env: Record<string, string>, fixedPort?: number): Promise<Running> {
+  const port = fixedPort ?? await freePort()
   const child = spawn(process.execPath, [serverJs], {
     env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -93,4 +93,16 @@ t.test('SIGTERM: the request in flight completes, the process exits cleanly and 
   const lines = server.lines()
   t.ok(lines.every((l) => typeof l.severity === 'string' && typeof l.message === 'string'), 'every line is Cloud Logging JSON')
   t.ok(lines.some((l) => l.message === 'closing: no new requests; finishing those in flight'))
+  t.notOk(lines.some((l) => l.severity === 'WARNING' && /redis/.test(String(l.message))), 'closing its own Redis connection is no outage')
+})
+
+t.test('a port already taken: one fatal line, exit code 1', async (t) => {
+  const first = await startServer(t, {})
+  const second = await startServer(t, {}, first.port)
+  t.equal(await second.exited, 1)
+  const fatal = second.lines().filter((l) => l.severity === 'CRITICAL')
+  t.equal(fatal.length, 1)
+  t.equal(fatal[0]?.message, `cannot listen on 127.0.0.1:${first.port}`)
+  first.child.kill('SIGTERM')
+  t.equal(await first.exited, 0)
 })

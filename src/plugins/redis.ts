@@ -44,19 +44,22 @@ export function createRedisClient ({ host, port, commandTimeoutMs, connectTimeou
 }
 
 /** Logs the client's connection state once per change, never once per failed command. */
-function watch (client: Redis, log: FastifyBaseLogger, where: string): void {
-  let state: 'up' | 'down' | 'new' = 'new'
+function watch (client: Redis, log: FastifyBaseLogger, where: string): { closing: () => void } {
+  let state: 'up' | 'down' | 'new' | 'closing' = 'new'
   client.on('ready', () => {
+    if (state === 'closing') return
     log.info({ redis: where }, state === 'new' ? 'redis connected' : 'redis reconnected')
     state = 'up'
   })
   const down = (err?: Error) => {
-    if (state === 'down') return
+    if (state === 'down' || state === 'closing') return
     log.warn({ redis: where, err }, 'redis unreachable; requests are served without the cache until it is back')
     state = 'down'
   }
   client.on('error', down)
   client.on('close', () => { if (state === 'up') down() })
+  // Our own quit is no outage.
+  return { closing: () => { state = 'closing' } }
 }
 
 async function quit (client: Redis): Promise<void> {
@@ -72,10 +75,15 @@ async function quit (client: Redis): Promise<void> {
 export default fp<RedisPluginOptions>(async function redisPlugin (app, options) {
   const client = options.client ?? createRedisClient(options)
   const where = `${client.options.host ?? '?'}:${client.options.port ?? '?'}`
-  watch(client, app.log, where)
+  const watcher = watch(client, app.log, where)
   app.decorate('redis', client)
   const owned = options.client === undefined || options.closeClient === true
-  if (owned) app.addHook('onClose', async () => { await quit(client) })
+  if (owned) {
+    app.addHook('onClose', async () => {
+      watcher.closing()
+      await quit(client)
+    })
+  }
 
   // Give the first requests a warm connection, but never hold start-up hostage to the cache.
   if (client.status !== 'ready' && options.client === undefined) {
