@@ -89,7 +89,9 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     cache: app.cache.namespaced('visits'),
     limit: config.visits.limit,
     ttlSeconds: config.visits.cacheTtlSeconds,
-    key: `recent:${config.visits.collection}`
+    // The version changes whenever the cached value's shape does.
+    key: `recent:v1:${config.visits.collection}`,
+    budgetMs: config.firestore?.timeoutMs ?? 5000
   })
   await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode })
   await app.register(healthRoutes, { cache: app.cache, repository })

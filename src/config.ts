@@ -85,6 +85,13 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     throw new ConfigError(`Invalid configuration: ${messages.join('; ') || (err as Error).message}`)
   }
 
+  // A page waits at most for two Redis commands and its Firestore budget; that must fit the shutdown window.
+  const worstRequestMs = 2 * parsed.REDIS_COMMAND_TIMEOUT_MS + parsed.FIRESTORE_TIMEOUT_MS
+  if (worstRequestMs >= parsed.SHUTDOWN_TIMEOUT_MS) {
+    throw new ConfigError(`Invalid configuration: FIRESTORE_TIMEOUT_MS + 2 x REDIS_COMMAND_TIMEOUT_MS (${worstRequestMs} ms) ` +
+      `must be below SHUTDOWN_TIMEOUT_MS (${parsed.SHUTDOWN_TIMEOUT_MS} ms), so requests in flight finish before shutdown`)
+  }
+
   const onCloudRun = parsed.K_SERVICE !== undefined
   const wantsFirestore = parsed.VISITS_STORE === 'firestore' ||
     (parsed.VISITS_STORE === 'auto' &&

@@ -64,6 +64,10 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   }
+  t.throws(() => loadConfig({ FIRESTORE_TIMEOUT_MS: '9000' }), {
+    name: 'ConfigError',
+    message: /FIRESTORE_TIMEOUT_MS \+ 2 x REDIS_COMMAND_TIMEOUT_MS \(10000 ms\) must be below SHUTDOWN_TIMEOUT_MS \(8000 ms\)/
+  }, 'a request must be able to finish within the shutdown window')
   const both = t.throws(() => loadConfig({ REDISPORT: 'abc', PORT: 'x' })) as ConfigError
   t.match(both.message, /PORT="x"/)
   t.match(both.message, /REDISPORT="abc"/, 'every bad variable is named at once')

@@ -50,9 +50,12 @@ t.test('the Dockerfile: multi-stage, a supported LTS, non-root, node as the comm
 
 t.test('.env.example lists every variable the service reads, each with a comment', async (t) => {
   const lines = read('.env.example').split('\n')
+  // A variable line may itself be commented out ("# NAME=value"); its comment is the prose above it.
+  const variableLine = /^(?:# )?([A-Z_]+)=/
   const listed = lines.flatMap((line, i) => {
-    const name = /^([A-Z_]+)=/.exec(line)?.[1]
-    return name === undefined ? [] : [{ name, commented: lines.slice(0, i).reverse().find((l) => !/^[A-Z_]+=/.test(l))?.startsWith('#') ?? false }]
+    const name = variableLine.exec(line)?.[1]
+    const above = lines.slice(0, i).reverse().find((l) => !variableLine.test(l))
+    return name === undefined ? [] : [{ name, commented: above?.startsWith('#') ?? false }]
   })
   const names = listed.map((v) => v.name)
   for (const variable of variables.filter((v) => v !== 'K_SERVICE')) t.ok(names.includes(variable), `${variable} is listed`)

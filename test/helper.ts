@@ -13,6 +13,8 @@ import { buildApp, type AppDependencies } from '../src/app.js'
 import type { Config } from '../src/config.js'
 import { createFirestore } from '../src/plugins/firestore.js'
 import { createRedisClient } from '../src/plugins/redis.js'
+import type { CallOptions, VisitsRepository } from '../src/visits/repository.js'
+import type { Visit } from '../src/visits/visit.js'
 
 /** A unique, readable name: tests share one Redis and one emulator, never a key or a collection. */
 export function uniqueName (prefix: string): string {
@@ -216,4 +218,28 @@ export class TcpProxy {
 export function hostPort (address: string): { host: string, port: number } {
   const at = address.lastIndexOf(':')
   return { host: address.slice(0, at), port: Number(address.slice(at + 1)) }
+}
+
+/** A real repository that counts the calls made to it. */
+export class CountingRepository implements VisitsRepository {
+  readonly calls = { add: 0, latest: 0 }
+  constructor (readonly inner: VisitsRepository) {}
+
+  get kind (): VisitsRepository['kind'] {
+    return this.inner.kind
+  }
+
+  async add (id: string, visit: Visit, options?: CallOptions): Promise<void> {
+    this.calls.add++
+    await this.inner.add(id, visit, options)
+  }
+
+  async latest (limit: number, options?: CallOptions): Promise<Visit[]> {
+    this.calls.latest++
+    return await this.inner.latest(limit, options)
+  }
+
+  async ping (): Promise<void> {
+    await this.inner.ping()
+  }
 }

@@ -30,10 +30,11 @@ async function startServer (t: Test, env: Record<string, string>, fixedPort?: nu
   const lines = () => out.split('\n').filter((l) => l !== '').map((l) => {
     try { return JSON.parse(l) as Record<string, unknown> } catch { return { unparsed: l } }
   })
-  await waitFor('the server to listen', () => {
+  await waitFor('the server to listen or exit', () => {
     if (child.exitCode !== null) return true
     return lines().some((l) => typeof l.message === 'string' && l.message.startsWith('Server listening'))
   }, 10_000)
+  if (child.exitCode !== null) t.comment(`the server exited at start-up: ${JSON.stringify(lines())}`)
   return { child, port, lines, exited }
 }
 
@@ -67,6 +68,7 @@ t.test('SIGTERM: the request in flight completes, the process exits cleanly and 
     REDISHOST: '127.0.0.1',
     REDISPORT: String(redisServer.port),
     REDIS_COMMAND_TIMEOUT_MS: '1500',
+    FIRESTORE_TIMEOUT_MS: '2000',
     VISITS_STORE: 'memory'
   })
   const url = `http://127.0.0.1:${server.port}/`

@@ -15,7 +15,8 @@ export interface BreakerOptions {
 export class CircuitBreaker {
   #state: BreakerState = 'closed'
   #failures = 0
-  #openedAt = 0
+  /** When the circuit last opened or let a probe through. */
+  #lastTry = 0
   readonly #threshold: number
   readonly #resetMs: number
   readonly #now: () => number
@@ -33,8 +34,10 @@ export class CircuitBreaker {
   /** Whether a call may go out now. Every allowed call must end in success() or failure(). */
   allow (): boolean {
     if (this.#state === 'closed') return true
-    if (this.#state === 'open' && this.#now() - this.#openedAt >= this.#resetMs) {
+    // A probe that never reported back (its caller gave up) does not block the next one forever.
+    if (this.#now() - this.#lastTry >= this.#resetMs) {
       this.#state = 'half-open'
+      this.#lastTry = this.#now()
       return true
     }
     return false
@@ -48,7 +51,7 @@ export class CircuitBreaker {
   failure (): void {
     this.#failures++
     if (this.#state === 'half-open' || this.#failures >= this.#threshold) {
-      this.#openedAt = this.#now()
+      this.#lastTry = this.#now()
       this.#state = 'open'
     }
   }

@@ -34,6 +34,9 @@ export function createRedisClient ({ host, port, commandTimeoutMs, connectTimeou
     protocol: 2,
     connectionName: 'visitme',
     commandTimeout: commandTimeoutMs,
+    // A socket that answers nothing for this long after a command is dead (a blackholed
+    // connection after a failover or a VPC blip): drop it and reconnect.
+    socketTimeout: Math.max(4 * commandTimeoutMs, 2000),
     connectTimeout: connectTimeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

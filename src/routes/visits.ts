@@ -28,7 +28,9 @@ export function prefersJson (request: FastifyRequest): boolean {
 }
 
 export default async function visitsRoutes (app: FastifyInstance, { recentVisits, limit, ipMode }: VisitsRoutesOptions): Promise<void> {
-  app.get('/', { schema: { response: { 200: visitsBody } } }, async (request, reply) => {
+  // A HEAD would record a visit too (uptime checks, link previews): refuse it.
+  app.head('/', async (_request, reply) => await reply.code(405).header('allow', 'GET').send())
+  app.get('/', { exposeHeadRoute: false, schema: { response: { 200: visitsBody } } }, async (request, reply) => {
     const visitor = visitorOf(request.ip, request.headers['user-agent'], ipMode)
     const { visits, cache } = await recentVisits.visit(visitor)
     // The page records visits: no shared cache may answer for us.

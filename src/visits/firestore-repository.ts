@@ -1,6 +1,6 @@
 import type { CollectionReference, Firestore } from '@google-cloud/firestore'
 import { CircuitBreaker } from '../cache/index.js'
-import { RepositoryUnavailableError, type VisitsRepository } from './repository.js'
+import { RepositoryUnavailableError, type CallOptions, type VisitsRepository } from './repository.js'
 import type { Visit } from './visit.js'
 
 /** gRPC status code of a create() whose document exists. */
@@ -8,7 +8,7 @@ const ALREADY_EXISTS = 6
 
 export interface FirestoreVisitsOptions {
   collection: string
-  /** Upper bound of one call; the client's own retries can otherwise run for a minute. */
+  /** Upper bound of one call (a request's deadline may cut it shorter); the client's own retries can otherwise run for a minute. */
   timeoutMs: number
   breaker?: CircuitBreaker
 }
@@ -28,8 +28,8 @@ export class FirestoreVisitsRepository implements VisitsRepository {
     this.#breaker = breaker
   }
 
-  async add (id: string, { visitor, timestamp }: Visit): Promise<void> {
-    await this.#bounded('store a visit', async () => {
+  async add (id: string, { visitor, timestamp }: Visit, { deadline }: CallOptions = {}): Promise<void> {
+    await this.#bounded('store a visit', deadline, async () => {
       try {
         await this.#collection.doc(id).create({ visitor, timestamp })
       } catch (err) {
@@ -39,8 +39,8 @@ export class FirestoreVisitsRepository implements VisitsRepository {
     })
   }
 
-  async latest (limit: number): Promise<Visit[]> {
-    const snapshot = await this.#bounded('read the latest visits',
+  async latest (limit: number, { deadline }: CallOptions = {}): Promise<Visit[]> {
+    const snapshot = await this.#bounded('read the latest visits', deadline,
       () => this.#collection.orderBy('timestamp', 'desc').limit(limit).get())
     return snapshot.docs.map((doc) => ({
       visitor: String(doc.get('visitor') ?? ''),
@@ -49,7 +49,7 @@ export class FirestoreVisitsRepository implements VisitsRepository {
   }
 
   async ping (): Promise<void> {
-    await this.#bounded('reach Firestore', () => this.#collection.select().limit(1).get())
+    await this.#bounded('reach Firestore', undefined, () => this.#collection.select().limit(1).get())
   }
 
   /**
@@ -65,23 +65,28 @@ export class FirestoreVisitsRepository implements VisitsRepository {
     return settled
   }
 
-  async #bounded<T> (what: string, call: () => Promise<T>): Promise<T> {
+  async #bounded<T> (what: string, deadline: number | undefined, call: () => Promise<T>): Promise<T> {
+    const timeoutMs = Math.min(this.#timeoutMs, (deadline ?? Infinity) - Date.now())
+    if (timeoutMs <= 0) throw new RepositoryUnavailableError(`Firestore could not ${what}: the request's time is used up`)
     if (!this.#breaker.allow()) {
       throw new RepositoryUnavailableError(`Firestore could not ${what}: it kept failing, so it is given a moment before the next try`)
     }
-    const operation = call()
+    let operation: Promise<T> | undefined
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs)
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
     })
     try {
+      operation = call()
       const result = await Promise.race([operation, timeout])
       this.#breaker.success()
       return result
     } catch (cause) {
       this.#breaker.failure()
-      const ended: Promise<void> = operation.then(() => {}, () => {}).then(() => { this.#abandoned.delete(ended) })
-      this.#abandoned.add(ended)
+      if (operation !== undefined) {
+        const ended: Promise<void> = operation.then(() => {}, () => {}).then(() => { this.#abandoned.delete(ended) })
+        this.#abandoned.add(ended)
+      }
       throw new RepositoryUnavailableError(`Firestore could not ${what}: ${(cause as Error).message}`, { cause })
     } finally {
       clearTimeout(timer)

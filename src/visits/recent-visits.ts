@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Cache, Lookup } from '../cache/index.js'
+import type { Cache } from '../cache/index.js'
 import type { VisitsRepository } from './repository.js'
 import type { Visit } from './visit.js'
 
@@ -30,16 +30,25 @@ export interface RecentVisitsOptions {
   ttlSeconds: number
   /** Cache key of the list, unique per collection. */
   key: string
+  /** Repository time one request may use, its read and its write together. */
+  budgetMs: number
+}
+
+/** A cached value is only trusted in the shape this code writes. */
+function asVisits (value: unknown): Visit[] | undefined {
+  const valid = Array.isArray(value) &&
+    value.every((v) => typeof v?.visitor === 'string' && v?.timestamp instanceof Date)
+  return valid ? value : undefined
 }
 
 /**
  * The App Engine "Module 12/13" visits logic: a visitor who is already the newest
- * entry of the cached list is served from the cache and stores nothing; anyone
- * else records a visit, and the fresh list is cached.
+ * entry of the cached list is served from the cache and stores nothing.
  *
- * Without a cached list (expired, evicted, cache down) the repository decides:
- * when its newest visit is this visitor's and younger than the TTL, the request is
- * a refresh and nothing is stored, so losing the cache never duplicates visits.
+ * Anyone else is decided by the repository, never by the cache, whose list can be
+ * stale: when the repository's newest visit is this visitor's and younger than the
+ * TTL, the request is a refresh and nothing is stored; otherwise the visit is
+ * stored, and the list read plus this visit is cached.
  */
 export class RecentVisits {
   readonly #repository: VisitsRepository
@@ -47,51 +56,58 @@ export class RecentVisits {
   readonly #limit: number
   readonly #ttlSeconds: number
   readonly #key: string
-  /** Concurrent refreshes by one visitor share one repository round, so a double request stores one visit. */
+  readonly #budgetMs: number
+  /** Concurrent refreshes by one visitor share one repository round. */
   readonly #inFlight = new Map<string, Promise<RecentVisitsResult>>()
+  /** A visit was stored while the cached list could not be updated: that list misses it. */
+  #cachedListStale = false
 
-  constructor ({ repository, cache, limit, ttlSeconds, key }: RecentVisitsOptions) {
+  constructor ({ repository, cache, limit, ttlSeconds, key, budgetMs }: RecentVisitsOptions) {
     this.#repository = repository
     this.#cache = cache
     this.#limit = limit
     this.#ttlSeconds = ttlSeconds
     this.#key = key
+    this.#budgetMs = budgetMs
   }
 
   async visit (visitor: string, now: Date = new Date()): Promise<RecentVisitsResult> {
-    const cached = await this.#cache.lookup<Visit[]>(this.#key)
-    if (cached.status === 'hit' && Array.isArray(cached.value) && cached.value[0]?.visitor === visitor) {
-      return { visits: cached.value, cache: 'hit' }
+    let cached = await this.#cache.lookup<unknown>(this.#key)
+    if (this.#cachedListStale && cached.status !== 'unavailable') {
+      const dropped = await this.#cache.delete(this.#key)
+      if (dropped !== 'failed') this.#cachedListStale = false
+      cached = dropped === 'failed' ? { status: 'unavailable' } : { status: 'miss' }
+    }
+    if (cached.status === 'hit') {
+      const visits = asVisits(cached.value)
+      if (visits !== undefined && visits[0]?.visitor === visitor) return { visits, cache: 'hit' }
     }
     const pending = this.#inFlight.get(visitor)
     if (pending !== undefined) return await pending
-    const refresh = this.#refresh(visitor, now, cached).finally(() => this.#inFlight.delete(visitor))
+    const refresh = this.#refresh(visitor, now, cached.status !== 'unavailable')
+      .finally(() => this.#inFlight.delete(visitor))
     this.#inFlight.set(visitor, refresh)
     return await refresh
   }
 
-  async #refresh (visitor: string, now: Date, cached: Lookup<Visit[]>): Promise<RecentVisitsResult> {
-    let visits: Visit[] | undefined
-    let newest: Visit | undefined
-    if (cached.status === 'hit') {
-      newest = cached.value[0]
+  async #refresh (visitor: string, now: Date, cacheAnswers: boolean): Promise<RecentVisitsResult> {
+    const deadline = Date.now() + this.#budgetMs
+    const latest = await this.#repository.latest(this.#limit, { deadline })
+    const newest = latest[0]
+    let visits = latest
+    let ttl = this.#ttlSeconds
+    let stored = false
+    if (newest !== undefined && newest.visitor === visitor && now.getTime() - newest.timestamp.getTime() < ttl * 1000) {
+      // A refresh: the list lives only as long as the visit it repeats is fresh.
+      ttl = Math.max(1, ttl - Math.floor((now.getTime() - newest.timestamp.getTime()) / 1000))
     } else {
-      const latest = await this.#repository.latest(this.#limit)
-      newest = latest[0]
-      if (this.#isRefresh(newest, visitor, now)) visits = latest
+      const visit = { visitor, timestamp: now }
+      await this.#repository.add(visitId(visitor, newest), visit, { deadline })
+      visits = [visit, ...latest].slice(0, this.#limit)
+      stored = true
     }
-    if (visits === undefined) {
-      await this.#repository.add(visitId(visitor, newest), { visitor, timestamp: now })
-      visits = await this.#repository.latest(this.#limit)
-    }
-    if (cached.status === 'unavailable') return { visits, cache: 'bypass' }
-    const stored = await this.#cache.set(this.#key, visits, { ttl: this.#ttlSeconds })
-    return { visits, cache: stored ? 'miss' : 'bypass' }
-  }
-
-  #isRefresh (newest: Visit | undefined, visitor: string, now: Date): boolean {
-    return newest !== undefined &&
-      newest.visitor === visitor &&
-      now.getTime() - newest.timestamp.getTime() < this.#ttlSeconds * 1000
+    const cachedNow = cacheAnswers && await this.#cache.set(this.#key, visits, { ttl })
+    if (stored && !cachedNow) this.#cachedListStale = true
+    return { visits, cache: cachedNow ? 'miss' : 'bypass' }
   }
 }

@@ -1,12 +1,17 @@
 import type { Visit } from './visit.js'
 
+export interface CallOptions {
+  /** Epoch milliseconds by which the call must have answered. */
+  deadline?: number
+}
+
 /** Where visits are kept for good. Implementations: Firestore, and memory for the embedded mode. */
 export interface VisitsRepository {
   readonly kind: 'firestore' | 'memory'
   /** Stores the visit under the id once; adding an id that exists already is a success that changes nothing. */
-  add (id: string, visit: Visit): Promise<void>
+  add (id: string, visit: Visit, options?: CallOptions): Promise<void>
   /** The most recent visits, newest first. */
-  latest (limit: number): Promise<Visit[]>
+  latest (limit: number, options?: CallOptions): Promise<Visit[]>
   /** Resolves when the backend answers; used by /health. */
   ping (): Promise<void>
 }

@@ -41,7 +41,7 @@ t.test('Firestore unreachable: a bounded 503, a clear page or JSON, the trace in
   await get({ 'user-agent': 'other' })
   const { value: fast, ms: fastMs } = await get({ 'user-agent': 'other' })
   t.equal(fast.statusCode, 503)
-  t.ok(fastMs < 100, `with the circuit open: ${Math.round(fastMs)} ms`)
+  t.ok(fastMs < 400, `with the circuit open: ${Math.round(fastMs)} ms, not the 800 ms timeout`)
   t.equal((await app.inject('/health')).statusCode, 200, 'the process itself stays healthy')
 
   proxy.switch('forward')

@@ -18,7 +18,7 @@ t.test('real Redis and emulator: both up', async (t) => {
   t.same((await app.inject('/health')).json(), { status: 'ok', redis: 'up', firestore: 'up' })
 })
 
-t.test('dependencies down: still 200, states reported, answered within a second', async (t) => {
+t.test('dependencies down: still 200, states reported, within the probe bound', async (t) => {
   const config = testConfig()
   const deadPort = await freePort()
   const redis = createRedisClient({ host: '127.0.0.1', port: deadPort, commandTimeoutMs: 200, connectTimeoutMs: 200 })
@@ -33,5 +33,5 @@ t.test('dependencies down: still 200, states reported, answered within a second'
   const { value: response, ms } = await timed(() => app.inject('/health'))
   t.equal(response.statusCode, 200, 'a dependency outage is never a failed health check')
   t.same(response.json(), { status: 'ok', redis: 'down', firestore: 'down' })
-  t.ok(ms < 1000, `answered in ${Math.round(ms)} ms`)
+  t.ok(ms < 1500, `answered in ${Math.round(ms)} ms (probe bound 800 ms)`)
 })

@@ -1,12 +1,11 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import type { Config } from '../../src/config.js'
-import type { VisitsRepository } from '../../src/visits/repository.js'
-import { testConfig } from '../helper.js'
+import { testConfig, type CountingRepository } from '../helper.js'
 
 export interface VisitsSetup {
   app: FastifyInstance
-  repository: VisitsRepository
+  repository: CountingRepository
   /** Milliseconds the cached list still has to live, read from the store itself. */
   cachedListTtlMs: (config: Config) => Promise<number>
 }
@@ -18,6 +17,8 @@ const json = { accept: 'application/json' }
 function visit (app: FastifyInstance, userAgent: string, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
   return app.inject({ method: 'GET', url: '/', headers: { 'user-agent': userAgent, ...headers } })
 }
+
+const listKey = (config: Config) => `recent:v1:${config.visits.collection}`
 
 function visitors (response: LightMyRequestResponse): string[] {
   return (response.json() as { visits: Array<{ visitor: string }> }).visits.map((v) => v.visitor)
@@ -76,7 +77,7 @@ export function visitsContract (t: Test, name: string, makeSetup: MakeSetup): vo
       const config = testConfig()
       const { app, repository } = await makeSetup(t, config)
       await visit(app, 'Browser A')
-      t.equal(await app.cache.namespaced('visits').delete(`recent:${config.visits.collection}`), 'deleted')
+      t.equal(await app.cache.namespaced('visits').delete(listKey(config)), 'deleted')
       const refresh = await visit(app, 'Browser A', json)
       t.equal(refresh.headers['x-cache'], 'miss', 'the list is read again and cached')
       t.equal((await repository.latest(100)).length, 1, 'no second visit')
@@ -135,12 +136,67 @@ export function visitsContract (t: Test, name: string, makeSetup: MakeSetup): vo
       t.match((await visit(app, 'JSON client', { accept: 'text/html,*/*;q=0.8' })).headers['content-type'], /^text\/html/)
     })
 
-    t.test('concurrent first requests by one visitor store one visit', async (t) => {
+    t.test('concurrent first requests by one visitor share one repository round', async (t) => {
       const config = testConfig()
       const { app, repository } = await makeSetup(t, config)
       const responses = await Promise.all(Array.from({ length: 5 }, () => visit(app, 'Double clicker')))
       t.same(responses.map((r) => r.statusCode), [200, 200, 200, 200, 200])
+      t.same(repository.calls, { add: 1, latest: 1 }, 'one read and one write for all five')
       t.equal((await repository.latest(100)).length, 1)
+    })
+
+    t.test('a hit costs no repository call', async (t) => {
+      const config = testConfig()
+      const { app, repository } = await makeSetup(t, config)
+      await visit(app, 'Browser A')
+      const before = { ...repository.calls }
+      for (let i = 0; i < 3; i++) t.equal((await visit(app, 'Browser A')).headers['x-cache'], 'hit')
+      t.same(repository.calls, before)
+    })
+
+    t.test('a stale cached list never decides that a visit is new', async (t) => {
+      const config = testConfig()
+      const { app, repository } = await makeSetup(t, config)
+      await visit(app, 'Browser A')
+      // Another instance stored B, and its cache write lost the race: the cache still says [A].
+      await repository.inner.add('from-elsewhere', { visitor: '127.0.0.0: Browser B', timestamp: new Date() })
+      const b = await visit(app, 'Browser B', json)
+      t.equal(b.headers['x-cache'], 'miss')
+      t.same(visitors(b), ['127.0.0.0: Browser B', '127.0.0.0: Browser A'], 'the list comes from the repository')
+      t.equal((await repository.latest(100)).length, 2, 'B was already the newest visit: a refresh, nothing stored')
+      const a = await visit(app, 'Browser A', json)
+      t.equal(a.headers['x-cache'], 'miss')
+      t.equal((await repository.latest(100)).length, 3, 'A after B is a new visit')
+    })
+
+    t.test('a refresh re-cached from the repository keeps the original expiry', async (t) => {
+      const config = testConfig()
+      const { app, cachedListTtlMs } = await makeSetup(t, config)
+      await visit(app, 'Browser A')
+      await new Promise((resolve) => setTimeout(resolve, 1100))
+      await app.cache.namespaced('visits').delete(listKey(config))
+      t.equal((await visit(app, 'Browser A')).headers['x-cache'], 'miss')
+      const ttl = await cachedListTtlMs(config)
+      t.ok(ttl > 3_590_000 && ttl <= 3_599_000, `the list expires an hour after the visit, not after the refresh (${ttl} ms left)`)
+    })
+
+    t.test('a cached value of another shape is ignored and replaced', async (t) => {
+      const config = testConfig()
+      const { app } = await makeSetup(t, config)
+      await app.cache.namespaced('visits').set(listKey(config), [{ visitor: '127.0.0.0: Browser A', timestamp: 'not a date' }])
+      const page = await visit(app, 'Browser A')
+      t.equal(page.statusCode, 200)
+      t.equal(page.headers['x-cache'], 'miss')
+      t.equal((await visit(app, 'Browser A')).headers['x-cache'], 'hit')
+    })
+
+    t.test('HEAD / is refused and records nothing', async (t) => {
+      const config = testConfig()
+      const { app, repository } = await makeSetup(t, config)
+      const head = await app.inject({ method: 'HEAD', url: '/' })
+      t.equal(head.statusCode, 405)
+      t.equal(head.headers.allow, 'GET')
+      t.same(repository.calls, { add: 0, latest: 0 })
     })
   })
 }

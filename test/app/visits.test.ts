@@ -2,16 +2,16 @@ import t from 'tap'
 import type { MemoryStore } from '../../src/cache/index.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
-import { buildTestApp, redisReady, testFirestore, testRedis } from '../helper.js'
+import { buildTestApp, CountingRepository, redisReady, testFirestore, testRedis } from '../helper.js'
 import { visitsContract } from './visits-contract.js'
 
 visitsContract(t, 'embedded (memory cache, memory repository)', async (t, config) => {
-  const repository = new MemoryVisitsRepository()
+  const repository = new CountingRepository(new MemoryVisitsRepository())
   const app = await buildTestApp(t, config, { repository })
   return {
     app,
     repository,
-    cachedListTtlMs: async () => await (app.cache.store as MemoryStore).pttl(`visits:recent:${config.visits.collection}`)
+    cachedListTtlMs: async () => await (app.cache.store as MemoryStore).pttl(`visits:recent:v1:${config.visits.collection}`)
   }
 })
 
@@ -19,8 +19,8 @@ t.test('real services', async (t) => {
   const redis = await redisReady(testRedis(t))
   const db = await testFirestore(t)
   visitsContract(t, 'Redis and the Firestore emulator', async (t, config) => {
-    const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 })
-    const key = `visits:recent:${config.visits.collection}`
+    const repository = new CountingRepository(new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 }))
+    const key = `visits:recent:v1:${config.visits.collection}`
     t.teardown(async () => { await redis.del(key) })
     const app = await buildTestApp(t, config, { redis, repository })
     return { app, repository, cachedListTtlMs: async () => await redis.pttl(key) }

@@ -45,6 +45,18 @@ t.test('breaker: opens after the threshold, probes once after the reset time', a
   t.equal(breaker.allow(), true)
 })
 
+t.test('breaker: a probe that never reports back does not block the circuit forever', async (t) => {
+  let now = 0
+  const breaker = new CircuitBreaker({ threshold: 1, resetMs: 1000, now: () => now })
+  breaker.failure()
+  now += 1000
+  t.equal(breaker.allow(), true, 'a probe goes out and is lost')
+  now += 999
+  t.equal(breaker.allow(), false)
+  now += 1
+  t.equal(breaker.allow(), true, 'another probe after the reset time')
+})
+
 t.test('the facade fails open and logs once per state change', async (t) => {
   let broken = true
   const store: Store = {
