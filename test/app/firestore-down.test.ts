@@ -8,6 +8,8 @@ t.test('Firestore unreachable: a bounded 503, a clear page or JSON, the trace in
   const config = testConfig({ projectId: 'my-project' })
   const proxy = await TcpProxy.start(t, hostPort(emulatorHost()))
   const db = await testFirestore(t, proxy.address)
+  // A new client's first call sets up its channel, which can outlast the short timeout below on a busy machine.
+  await db.collection(config.visits.collection).limit(1).get()
   const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 800 })
   // Before the client is terminated, let what it still retries finish against the restored emulator.
   t.teardown(async () => { proxy.switch('forward'); await repository.drain(30_000) })
