@@ -6,7 +6,7 @@ import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Firestore } from '@google-cloud/firestore'
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
+import { Redis } from 'ioredis'
 import { pino, type Logger } from 'pino'
 import type { Test } from 'tap'
 import { buildApp, type AppDependencies } from '../src/app.js'
@@ -137,6 +137,21 @@ export class TestRedisServer {
       if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)
       return await pings(this.port)
     })
+  }
+
+  /** Holds every client's commands for ms milliseconds, as a slow or failing-over Redis would. */
+  async pause (ms: number): Promise<void> {
+    const admin = new Redis({ host: '127.0.0.1', port: this.port })
+    try {
+      await admin.call('CLIENT', 'PAUSE', String(ms), 'ALL')
+    } finally {
+      admin.disconnect()
+    }
+  }
+
+  /** Whether it answers PING right now. */
+  async answers (): Promise<boolean> {
+    return await pings(this.port)
   }
 
   async stop (): Promise<void> {

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { Redis } from 'ioredis'
 import t from 'tap'
 import type { Test } from 'tap'
 import { freePort, TestRedisServer, waitFor } from './helper.js'
@@ -75,9 +74,7 @@ t.test('SIGTERM: the request in flight completes, the process exits cleanly and 
   t.equal((await fetch(url, { headers: { 'user-agent': 'first' } })).headers.get('x-cache'), 'miss')
 
   // A paused Redis holds the next request for the command timeout: it is in flight when SIGTERM comes.
-  const admin = new Redis({ port: redisServer.port, host: '127.0.0.1' })
-  t.teardown(() => { admin.disconnect() })
-  await admin.call('CLIENT', 'PAUSE', '3000', 'ALL')
+  await redisServer.pause(3000)
   const inFlight = fetch(url, { headers: { 'user-agent': 'second' } })
   await new Promise((resolve) => setTimeout(resolve, 300))
   const signalled = performance.now()
