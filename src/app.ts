@@ -32,7 +32,7 @@ export interface AppDependencies {
  * count is a function: the first `hops` addresses from the socket inward are
  * proxies, and the client is the next address of X-Forwarded-For.
  */
-export function trustHops (hops: number): FastifyServerOptions['trustProxy'] {
+function trustHops (hops: number): FastifyServerOptions['trustProxy'] {
   return hops > 0 ? (_address: string, hop: number) => hop < hops : false
 }
 

@@ -34,8 +34,6 @@ type Env = Static<typeof EnvSchema>
 /** Every variable the service reads. */
 export const variables = Object.keys(EnvSchema.properties)
 
-export type VisitsStore = 'firestore' | 'memory'
-
 export interface Config {
   port: number
   host: string

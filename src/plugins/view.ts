@@ -4,7 +4,7 @@ import view from '@fastify/view'
 import { Eta } from 'eta'
 
 /** The same relative path from src/plugins and from dist/plugins. */
-export const templatesDir = fileURLToPath(new URL('../../templates', import.meta.url))
+const templatesDir = fileURLToPath(new URL('../../templates', import.meta.url))
 
 export default fp(async function viewPlugin (app) {
   // autoEscape is Eta's default; stated because every visitor string depends on it.

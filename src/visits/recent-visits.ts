@@ -8,7 +8,7 @@ import type { Visit } from './visit.js'
  * a retried write, a refresh during an outage, or the same visit stored by two
  * instances at once all name the same document and store it once.
  */
-export function visitId (visitor: string, after: Visit | undefined): string {
+function visitId (visitor: string, after: Visit | undefined): string {
   const predecessor = after === undefined ? '' : `${after.timestamp.toISOString()} ${after.visitor}`
   return createHash('sha256').update(predecessor).update('\n').update(visitor).digest('base64url')
 }

@@ -1,7 +1,7 @@
 import ipaddr from 'ipaddr.js'
 
 /** User agents are attacker-controlled; longer ones are cut before they are stored. */
-export const MAX_USER_AGENT_LENGTH = 512
+const MAX_USER_AGENT_LENGTH = 512
 
 export type IpMode = 'truncated' | 'full'
 
@@ -10,7 +10,7 @@ export type IpMode = 'truncated' | 'full'
  * loses its last octet, an IPv6 address its last 80 bits (the interface and
  * subnet part), which keeps visits apart by network but not by person.
  */
-export function displayIp (address: string | undefined, mode: IpMode): string {
+function displayIp (address: string | undefined, mode: IpMode): string {
   if (address === undefined || !ipaddr.isValid(address)) return 'unknown'
   let parsed = ipaddr.parse(address)
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
