@@ -1,7 +1,17 @@
+import { createHash, randomUUID } from 'node:crypto'
 import { CircuitBreaker } from './breaker.js'
 import { decode, encode } from './codec.js'
-import type { Store } from './stores/store.js'
-import { ttlSeconds } from './ttl.js'
+import { CounterOverflowError, MAX_COUNTER, type Store, type StoredEntry, type WriteMode } from './stores/store.js'
+import { ttlMs } from './ttl.js'
+
+/** Keys longer than memcache's limit are hashed, not refused. */
+export const MAX_KEY_BYTES = 250
+/** memcache's value limit, applied to the serialized value. */
+export const MAX_VALUE_BYTES = 1_000_000
+
+export class ValueTooLargeError extends RangeError {
+  override name = 'ValueTooLargeError'
+}
 
 /** The pino-compatible subset the cache logs through. */
 export interface CacheLogger {
@@ -16,109 +26,315 @@ export type Lookup<T> =
   /** The store could not answer (down, timed out, circuit open): a miss the caller may treat differently. */
   | { status: 'unavailable' }
 
+/** A counter's value: a number while it is a safe integer, a bigint beyond. */
+export type Counter = number | bigint
+
 export interface CacheOptions {
   store: Store
+  /** The namespace of calls that name none. */
   namespace?: string
   logger?: CacheLogger
   breaker?: CircuitBreaker
 }
 
-export interface WriteOptions {
+export interface NamespaceOption {
+  namespace?: string
+}
+
+export interface WriteOptions extends NamespaceOption {
   /** Seconds, with memcache's rules: 0 = no expiry, up to 30 days relative, larger an absolute Unix time. */
   ttl?: number
+}
+
+export interface PrefixOption {
+  /** Prepended to every key of the call, and stripped from the keys it returns. */
+  keyPrefix?: string
+}
+
+export interface DeleteOptions extends NamespaceOption {
+  /** Seconds (memcache's TTL rules) during which add() of the deleted key fails. */
+  lockSeconds?: number
+}
+
+export interface OffsetOptions extends NamespaceOption {
+  /** Delta to add, 1 by default; never negative (use decr). */
+  delta?: Counter
+  /** Value a missing key starts from; without it a missing key stays missing. */
+  initialValue?: Counter
 }
 
 export interface CacheCounters {
   hits: number
   misses: number
+  byteHits: number
   errors: number
 }
 
 const silent: CacheLogger = { info () {}, warn () {}, debug () {} }
 const FAILED = Symbol('failed')
 
+/** What every namespace view of one store shares. */
+interface Shared {
+  store: Store
+  breaker: CircuitBreaker
+  log: CacheLogger
+  counters: Map<string, CacheCounters>
+}
+
+function toBigInt (value: Counter, what: string): bigint {
+  if (typeof value === 'bigint') return value
+  if (!Number.isSafeInteger(value)) throw new RangeError(`${what} must be an integer, got ${value}`)
+  return BigInt(value)
+}
+
+function toCounter (decimal: string): Counter {
+  const value = Number(decimal)
+  return Number.isSafeInteger(value) ? value : BigInt(decimal)
+}
+
 /**
- * The fail-open facade over a store: every store error or timeout becomes a miss
- * or a no-op here, in one place, and trips a circuit breaker shared by every
- * namespace on the same store.
+ * The App Engine memcache API over a store, failing open in one place: every store
+ * error or timeout becomes a miss, a false or a no-op here, and trips a circuit
+ * breaker shared by every namespace on the same store. Misuse (a bad TTL, a value
+ * too large, a negative delta, a counter overflow) still throws.
  */
 export class Cache {
   readonly namespace: string
-  readonly store: Store
-  readonly counters: CacheCounters = { hits: 0, misses: 0, errors: 0 }
-  readonly #breaker: CircuitBreaker
-  readonly #log: CacheLogger
+  readonly #shared: Shared
 
-  constructor ({ store, namespace = 'cache', logger = silent, breaker = new CircuitBreaker() }: CacheOptions) {
-    this.store = store
+  /** `shared` is for namespaced(): views of one store share its breaker and counters. */
+  constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker() }: CacheOptions, shared?: Shared) {
     this.namespace = namespace
-    this.#log = logger
-    this.#breaker = breaker
+    this.#shared = shared ?? { store, breaker, log: logger, counters: new Map() }
   }
 
-  /** The same store and breaker under another namespace. */
+  get store (): Store {
+    return this.#shared.store
+  }
+
+  /** The same store, breaker and counters with another default namespace. */
   namespaced (namespace: string): Cache {
-    return new Cache({ store: this.store, namespace, logger: this.#log, breaker: this.#breaker })
+    return new Cache({ store: this.#shared.store, namespace }, this.#shared)
   }
 
   /** Whether the store is expected to answer now. */
   get available (): boolean {
-    return this.store.connected && this.#breaker.state !== 'open'
+    return this.#shared.store.connected && this.#shared.breaker.state !== 'open'
   }
 
-  async lookup<T> (key: string): Promise<Lookup<T>> {
-    const raw = await this.#run((k) => this.store.get(k), key)
-    if (raw === FAILED) return { status: 'unavailable' }
-    if (raw !== undefined) {
-      try {
-        const value = decode<T>(raw)
-        this.counters.hits++
-        return { status: 'hit', value }
-      } catch (err) {
-        this.counters.errors++
-        this.#log.warn({ err, namespace: this.namespace, key }, 'cache value could not be decoded; treated as a miss')
-      }
+  /** This process's counters for a namespace (the default one unless named). */
+  counters (namespace = this.namespace): CacheCounters {
+    let counters = this.#shared.counters.get(namespace)
+    if (counters === undefined) {
+      counters = { hits: 0, misses: 0, byteHits: 0, errors: 0 }
+      this.#shared.counters.set(namespace, counters)
     }
-    this.counters.misses++
-    return { status: 'miss' }
+    return counters
   }
 
-  async get<T> (key: string): Promise<T | undefined> {
-    const found = await this.lookup<T>(key)
+  // Reads
+
+  async lookup<T> (key: string, options: NamespaceOption = {}): Promise<Lookup<T>> {
+    const [found] = await this.#read([key], options.namespace)
+    if (found === FAILED) return { status: 'unavailable' }
+    return found === undefined ? { status: 'miss' } : { status: 'hit', value: found.value as T }
+  }
+
+  async get<T> (key: string, options: NamespaceOption = {}): Promise<T | undefined> {
+    const found = await this.lookup<T>(key, options)
     return found.status === 'hit' ? found.value : undefined
   }
 
+  /** The keys found, without the prefix; a failure finds nothing. */
+  async getMulti<T> (keys: readonly string[], { keyPrefix = '', namespace }: PrefixOption & NamespaceOption = {}): Promise<Record<string, T>> {
+    const found = await this.#read(keys.map((key) => keyPrefix + key), namespace)
+    const result: Record<string, T> = {}
+    keys.forEach((key, i) => {
+      const entry = found[i]
+      if (entry !== undefined && entry !== FAILED) result[key] = entry.value as T
+    })
+    return result
+  }
+
+  /** The value with a token for cas(). */
+  async gets<T> (key: string, options: NamespaceOption = {}): Promise<{ value: T, casToken: string } | undefined> {
+    const [found] = await this.#read([key], options.namespace)
+    return found === undefined || found === FAILED ? undefined : { value: found.value as T, casToken: found.casToken }
+  }
+
+  // Writes
+
   /** Stores the value; false when the store could not take it. */
-  async set (key: string, value: unknown, { ttl = 0 }: WriteOptions = {}): Promise<boolean> {
-    const seconds = ttlSeconds(ttl)
-    if (seconds < 0) return (await this.delete(key)) !== 'failed'
+  async set (key: string, value: unknown, options: WriteOptions = {}): Promise<boolean> {
+    return (await this.setMulti({ [key]: value }, options)).length === 0
+  }
+
+  /** Stores the value only if the key is absent (and not locked by a delete). */
+  async add (key: string, value: unknown, options: WriteOptions = {}): Promise<boolean> {
+    return (await this.addMulti({ [key]: value }, options)).length === 0
+  }
+
+  /** Stores the value only if the key is present. */
+  async replace (key: string, value: unknown, options: WriteOptions = {}): Promise<boolean> {
+    return (await this.replaceMulti({ [key]: value }, options)).length === 0
+  }
+
+  /** The keys (without the prefix) that were not stored. */
+  async setMulti (mapping: Record<string, unknown>, options: WriteOptions & PrefixOption = {}): Promise<string[]> {
+    return await this.#writeMulti('set', mapping, options)
+  }
+
+  async addMulti (mapping: Record<string, unknown>, options: WriteOptions & PrefixOption = {}): Promise<string[]> {
+    return await this.#writeMulti('add', mapping, options)
+  }
+
+  async replaceMulti (mapping: Record<string, unknown>, options: WriteOptions & PrefixOption = {}): Promise<string[]> {
+    return await this.#writeMulti('replace', mapping, options)
+  }
+
+  /** Stores the value only if nobody wrote the key since gets() handed out the token. */
+  async cas (key: string, value: unknown, casToken: string, { ttl = 0, namespace }: WriteOptions = {}): Promise<boolean> {
+    const entry = { key: this.#storeKey(key, namespace), value: this.#encode(key, value), casToken: randomUUID(), ttlMs: ttlMs(ttl) }
+    return (await this.#run(namespace, () => this.#shared.store.cas(entry, casToken))) === true
+  }
+
+  async delete (key: string, options: DeleteOptions = {}): Promise<'deleted' | 'missing' | 'failed'> {
+    const [result] = await this.#deleteAll([key], options)
+    return result ?? 'failed'
+  }
+
+  /** True when every key is gone (deleted or already missing); false when the store failed. */
+  async deleteMulti (keys: readonly string[], { keyPrefix = '', ...options }: DeleteOptions & PrefixOption = {}): Promise<boolean> {
+    const results = await this.#deleteAll(keys.map((key) => keyPrefix + key), options)
+    return !results.includes('failed')
+  }
+
+  /** The new value, or undefined when the key is missing (without initialValue), holds no integer, or the store failed. */
+  async incr (key: string, options: OffsetOptions = {}): Promise<Counter | undefined> {
+    return await this.#offset(key, toBigInt(options.delta ?? 1, 'delta'), options, 'incr')
+  }
+
+  /** Like incr, downwards; the value never goes below 0, as in memcache. */
+  async decr (key: string, options: OffsetOptions = {}): Promise<Counter | undefined> {
+    return await this.#offset(key, -toBigInt(options.delta ?? 1, 'delta'), options, 'decr')
+  }
+
+  /** Applies each delta (negative ones decrement); a key maps to its new value or undefined. */
+  async offsetMulti (mapping: Record<string, Counter>, { keyPrefix = '', initialValue, namespace }: PrefixOption & Omit<OffsetOptions, 'delta'> = {}): Promise<Record<string, Counter | undefined>> {
+    const entries = Object.entries(mapping).map(([key, delta]) => [key, toBigInt(delta, 'delta')] as const)
+    const values = await Promise.all(entries.map(async ([key, delta]) =>
+      await this.#offset(keyPrefix + key, delta, { initialValue, namespace }, 'offset')))
+    return Object.fromEntries(entries.map(([key], i) => [key, values[i]]))
+  }
+
+  /** Removes every value of the namespace (the default one unless named), and nothing else. */
+  async flushAll ({ namespace }: NamespaceOption = {}): Promise<boolean> {
+    const ns = encodeURIComponent(namespace ?? this.namespace)
+    const flushed = await this.#run(namespace, async () => {
+      await this.#shared.store.flush(`${ns}:k:`)
+      await this.#shared.store.flush(`${ns}:h:`)
+      return true
+    })
+    return flushed === true
+  }
+
+  /**
+   * The key in the store: the namespace, escaped so that no namespace can reach into
+   * another, then `k:` and the key, or `h:` and its SHA-256 when it is longer than memcache allows.
+   */
+  #storeKey (key: string, namespace = this.namespace): string {
+    const ns = encodeURIComponent(namespace)
+    if (Buffer.byteLength(key) <= MAX_KEY_BYTES) return `${ns}:k:${key}`
+    return `${ns}:h:${createHash('sha256').update(key).digest('base64url')}`
+  }
+
+  #encode (key: string, value: unknown): string {
     const text = encode(value)
-    return (await this.#run((k) => this.store.set(k, text, seconds), key)) !== FAILED
+    const bytes = Buffer.byteLength(text)
+    if (bytes > MAX_VALUE_BYTES) {
+      throw new ValueTooLargeError(`the value for cache key "${key.slice(0, 100)}" is ${bytes} bytes serialized; the limit is ${MAX_VALUE_BYTES}`)
+    }
+    return text
   }
 
-  async delete (key: string): Promise<'deleted' | 'missing' | 'failed'> {
-    const deleted = await this.#run((k) => this.store.delete(k), key)
-    if (deleted === FAILED) return 'failed'
-    return deleted ? 'deleted' : 'missing'
+  async #read (keys: readonly string[], namespace: string | undefined): Promise<Array<{ value: unknown, casToken: string } | undefined | typeof FAILED>> {
+    const entries = await this.#run(namespace, () => this.#shared.store.get(keys.map((key) => this.#storeKey(key, namespace))))
+    if (entries === FAILED) return keys.map(() => FAILED)
+    const counters = this.counters(namespace)
+    return entries.map((entry: StoredEntry | undefined, i) => {
+      if (entry !== undefined) {
+        try {
+          const value = decode(entry.value)
+          counters.hits++
+          counters.byteHits += Buffer.byteLength(entry.value)
+          return { value, casToken: entry.casToken }
+        } catch (err) {
+          counters.errors++
+          this.#shared.log.warn({ err, namespace: namespace ?? this.namespace, key: keys[i] }, 'cache value could not be decoded; treated as a miss')
+        }
+      }
+      counters.misses++
+      return undefined
+    })
   }
 
-  async #run<R> (operation: (key: string) => Promise<R>, key: string): Promise<R | typeof FAILED> {
+  async #writeMulti (mode: WriteMode, mapping: Record<string, unknown>, { ttl = 0, keyPrefix = '', namespace }: WriteOptions & PrefixOption): Promise<string[]> {
+    const keys = Object.keys(mapping)
+    // Validate everything before anything is written.
+    const life = ttlMs(ttl)
+    const entries = keys.map((key) => ({
+      key: this.#storeKey(keyPrefix + key, namespace),
+      value: this.#encode(keyPrefix + key, mapping[key]),
+      casToken: randomUUID(),
+      ttlMs: life
+    }))
+    if (entries.length === 0) return []
+    const stored = await this.#run(namespace, () => this.#shared.store.write(mode, entries))
+    return keys.filter((_key, i) => stored === FAILED || !stored[i])
+  }
+
+  async #deleteAll (keys: readonly string[], { lockSeconds = 0, namespace }: DeleteOptions): Promise<Array<'deleted' | 'missing' | 'failed'>> {
+    const lock = ttlMs(lockSeconds)
+    if (keys.length === 0) return []
+    const existed = await this.#run(namespace, () => this.#shared.store.delete(keys.map((key) => this.#storeKey(key, namespace)), lock))
+    return keys.map((_key, i) => existed === FAILED ? 'failed' : existed[i] === true ? 'deleted' : 'missing')
+  }
+
+  async #offset (key: string, delta: bigint, { initialValue, namespace }: Omit<OffsetOptions, 'delta'>, kind: 'incr' | 'decr' | 'offset'): Promise<Counter | undefined> {
+    if (kind !== 'offset' && (kind === 'incr' ? delta < 0n : delta > 0n)) throw new RangeError(`${kind} takes a delta >= 0`)
+    const initial = initialValue === undefined ? undefined : toBigInt(initialValue, 'initialValue')
+    if (initial !== undefined && initial < 0n) throw new RangeError('initialValue must be >= 0')
+    if (delta > MAX_COUNTER || -delta > MAX_COUNTER || (initial !== undefined && initial + delta > MAX_COUNTER)) {
+      throw new CounterOverflowError(`${kind} of "${key}" would pass 2^63 - 1`)
+    }
+    const storeKey = this.#storeKey(key, namespace)
+    const value = await this.#run(namespace, () => this.#shared.store.incr(storeKey, delta, initial, randomUUID()))
+    return value === FAILED || value === undefined ? undefined : toCounter(value)
+  }
+
+  async #run<R> (namespace: string | undefined, operation: () => Promise<R>): Promise<R | typeof FAILED> {
+    const { store, breaker, log } = this.#shared
     // A disconnected client fails at once; the client's own state change is logged by its owner.
-    if (!this.store.connected || !this.#breaker.allow()) return FAILED
+    if (!store.connected || !breaker.allow()) return FAILED
     try {
-      const result = await operation(`${this.namespace}:${key}`)
-      const before = this.#breaker.state
-      this.#breaker.success()
-      if (before !== 'closed') this.#log.info({ namespace: this.namespace }, 'cache answering again; circuit closed')
+      const result = await operation()
+      const before = breaker.state
+      breaker.success()
+      if (before !== 'closed') log.info({ namespace: namespace ?? this.namespace }, 'cache answering again; circuit closed')
       return result
     } catch (err) {
-      this.counters.errors++
-      const before = this.#breaker.state
-      this.#breaker.failure()
-      if (before === 'closed' && this.#breaker.state === 'open') {
-        this.#log.warn({ err, namespace: this.namespace }, 'cache failing; circuit open, serving without it')
+      if (err instanceof CounterOverflowError) {
+        // The store answered; the caller asked for something a counter cannot hold.
+        breaker.success()
+        throw err
+      }
+      this.counters(namespace).errors++
+      const before = breaker.state
+      breaker.failure()
+      if (before === 'closed' && breaker.state === 'open') {
+        log.warn({ err, namespace: namespace ?? this.namespace }, 'cache failing; circuit open, serving without it')
       } else {
-        this.#log.debug({ err, namespace: this.namespace, key }, 'cache command failed')
+        log.debug({ err, namespace: namespace ?? this.namespace }, 'cache command failed')
       }
       return FAILED
     }

@@ -2,13 +2,13 @@
 const MAX_RELATIVE_SECONDS = 30 * 24 * 3600
 
 /**
- * Seconds a value should live from now under memcache's TTL rules: 0 means no
- * expiry; a result below 0 means the value is already expired.
+ * Milliseconds a value should live from now under memcache's TTL rules: 0 means no
+ * expiry; an absolute time already past gives -1: the write happens, and the value is gone at once.
  */
-export function ttlSeconds (ttl: number, nowMs = Date.now()): number {
+export function ttlMs (ttl: number, nowMs = Date.now()): number {
   if (!Number.isFinite(ttl) || ttl < 0) throw new RangeError(`ttl must be a number of seconds >= 0, got ${ttl}`)
   if (ttl === 0) return 0
-  if (ttl <= MAX_RELATIVE_SECONDS) return Math.ceil(ttl)
-  const remaining = Math.ceil(ttl - nowMs / 1000)
-  return remaining > 0 ? remaining : -1
+  if (ttl <= MAX_RELATIVE_SECONDS) return Math.ceil(ttl * 1000)
+  const left = Math.ceil(ttl * 1000 - nowMs)
+  return left > 0 ? left : -1
 }

@@ -11,7 +11,7 @@ visitsContract(t, 'embedded (memory cache, memory repository)', async (t, config
   return {
     app,
     repository,
-    cachedListTtlMs: async () => await (app.cache.store as MemoryStore).pttl(`visits:recent:v1:${config.visits.collection}`)
+    cachedListTtlMs: async () => await (app.cache.store as MemoryStore).pttl(`visits:k:recent:v1:${config.visits.collection}`)
   }
 })
 
@@ -20,7 +20,7 @@ t.test('real services', async (t) => {
   const db = await testFirestore(t)
   visitsContract(t, 'Redis and the Firestore emulator', async (t, config) => {
     const repository = new CountingRepository(new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 }))
-    const key = `visits:recent:v1:${config.visits.collection}`
+    const key = `visits:k:recent:v1:${config.visits.collection}`
     t.teardown(async () => { await redis.del(key) })
     const app = await buildTestApp(t, config, { redis, repository })
     return { app, repository, cachedListTtlMs: async () => await redis.pttl(key) }

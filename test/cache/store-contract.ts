@@ -1,25 +1,36 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { createCache, type Store } from '../../src/cache/index.js'
+import { CounterOverflowError, createCache, MAX_COUNTER, ValueTooLargeError, type Cache, type Store } from '../../src/cache/index.js'
 import { uniqueName } from '../helper.js'
 
-/** The cases every store passes, through the Cache facade that serves them. */
-export function storeContract (t: Test, name: string, makeStore: (t: Test) => Promise<Store>): void {
-  t.test(`${name} store contract`, async (t) => {
-    const store = await makeStore(t)
-    const fresh = () => createCache({ store, namespace: uniqueName('ns') })
+export interface StoreFactory {
+  /** A store for one test. */
+  make: (t: Test) => Promise<Store>
+  /** Another client of the same backend, as a second instance of the service would have. */
+  peer: (t: Test, store: Store) => Promise<Store>
+}
 
-    t.test('a missing key is a miss', async (t) => {
-      const cache = fresh()
-      t.same(await cache.lookup('nothing'), { status: 'miss' })
+/** The memcache contract: every store passes the same cases, through the Cache facade. */
+export function storeContract (t: Test, name: string, { make, peer }: StoreFactory): void {
+  t.test(`${name} store: memcache contract`, async (t) => {
+    const fresh = async (t: Test): Promise<Cache> => createCache({ store: await make(t), namespace: uniqueName('ns') })
+
+    t.test('get, getMulti: misses are undefined; found keys come back without their prefix', async (t) => {
+      const cache = await fresh(t)
       t.equal(await cache.get('nothing'), undefined)
-      t.equal(cache.counters.misses, 2)
+      t.same(await cache.lookup('nothing'), { status: 'miss' })
+      await cache.setMulti({ a: 1, b: 'two' }, { keyPrefix: 'p:' })
+      t.same(await cache.getMulti(['a', 'b', 'c'], { keyPrefix: 'p:' }), { a: 1, b: 'two' })
+      t.same(await cache.getMulti(['p:a', 'zzz']), { 'p:a': 1 })
+      t.equal(cache.counters().misses, 4)
+      t.equal(cache.counters().hits, 3)
     })
 
     t.test('values keep their types', async (t) => {
-      const cache = fresh()
+      const cache = await fresh(t)
       const values: Record<string, unknown> = {
         string: 'héllo <b>',
+        digits: '42',
         number: 42.5,
         zero: 0,
         boolean: false,
@@ -28,62 +39,214 @@ export function storeContract (t: Test, name: string, makeStore: (t: Test) => Pr
         object: { nested: { deep: true }, $tricky: 'dollar key' },
         date: new Date('2026-11-21T10:00:00.123Z'),
         buffer: Buffer.from([0, 1, 2, 255]),
-        visits: [{ visitor: '1.2.3.0: ua', timestamp: new Date(1_700_000_000_000) }]
+        bigint: 2n ** 62n + 1n,
+        nestedBigint: { n: 2n ** 60n }
       }
-      for (const [key, value] of Object.entries(values)) t.equal(await cache.set(key, value), true, `stores ${key}`)
-      for (const [key, value] of Object.entries(values)) t.same(await cache.get(key), value, `reads ${key} back`)
+      t.same(await cache.setMulti(values), [], 'all stored')
+      t.same(await cache.getMulti(Object.keys(values)), values)
       t.ok((await cache.get<Date>('date')) instanceof Date, 'a Date comes back as a Date')
       t.ok(Buffer.isBuffer(await cache.get('buffer')), 'a Buffer comes back as a Buffer')
+      t.equal(await cache.get('digits'), '42', 'a string of digits stays a string')
     })
 
-    t.test('set overwrites and delete removes', async (t) => {
-      const cache = fresh()
-      await cache.set('k', 1)
-      await cache.set('k', 2)
-      t.equal(await cache.get('k'), 2)
-      t.equal(await cache.delete('k'), 'deleted')
-      t.equal(await cache.delete('k'), 'missing')
-      t.equal(await cache.get('k'), undefined)
+    t.test('set, add, replace and their multi forms', async (t) => {
+      const cache = await fresh(t)
+      t.equal(await cache.replace('k', 1), false, 'replace needs the key')
+      t.equal(await cache.add('k', 1), true)
+      t.equal(await cache.add('k', 2), false, 'add needs the key absent')
+      t.equal(await cache.replace('k', 3), true)
+      t.equal(await cache.set('k', 4), true)
+      t.equal(await cache.get('k'), 4)
+      t.same(await cache.addMulti({ k: 5, fresh: 6 }), ['k'], 'addMulti returns the keys not stored')
+      t.same(await cache.replaceMulti({ k: 7, absent: 8 }, { keyPrefix: '' }), ['absent'])
+      t.same(await cache.getMulti(['k', 'fresh', 'absent']), { k: 7, fresh: 6 })
+      t.same(await cache.setMulti({}), [])
     })
 
-    t.test('a relative ttl expires the value', async (t) => {
-      const cache = fresh()
+    t.test('delete, deleteMulti, and the add lock of delete(lockSeconds)', async (t) => {
+      const cache = await fresh(t)
+      await cache.setMulti({ a: 1, b: 2, c: 3 })
+      t.equal(await cache.delete('a'), 'deleted')
+      t.equal(await cache.delete('a'), 'missing')
+      t.equal(await cache.deleteMulti(['b', 'nope']), true, 'missing keys do not make deleteMulti fail')
+      t.same(await cache.getMulti(['a', 'b', 'c']), { c: 3 })
+
+      t.equal(await cache.delete('c', { lockSeconds: 1 }), 'deleted')
+      t.equal(await cache.get('c'), undefined)
+      t.equal(await cache.add('c', 'during lock'), false, 'add fails while the key is locked')
+      t.equal(await cache.replace('c', 'during lock'), false, 'replace finds nothing to replace')
+      t.equal(await cache.delete('c'), 'missing')
+      await sleep(1100)
+      t.equal(await cache.add('c', 'after lock'), true, 'add works once the lock expires')
+
+      await cache.set('d', 1)
+      await cache.delete('d', { lockSeconds: 60 })
+      t.equal(await cache.set('d', 'set ignores the lock'), true)
+      t.equal(await cache.get('d'), 'set ignores the lock')
+    })
+
+    t.test('incr and decr', async (t) => {
+      const cache = await fresh(t)
+      t.equal(await cache.incr('missing'), undefined, 'a missing key stays missing')
+      t.equal(await cache.get('missing'), undefined)
+      t.equal(await cache.incr('n', { initialValue: 10 }), 11)
+      t.equal(await cache.incr('n', { delta: 5 }), 16)
+      t.equal(await cache.get('n'), 16, 'get reads a counter as a number')
+      t.equal(await cache.decr('n', { delta: 6 }), 10)
+      t.equal(await cache.decr('n', { delta: 100 }), 0, 'decr floors at 0, as memcache does')
+      t.equal(await cache.decr('fresh', { initialValue: 3 }), 2)
+      await cache.set('set-number', 41)
+      t.equal(await cache.incr('set-number'), 42, 'a number stored with set is a counter')
+      await cache.set('text', 'abc')
+      t.equal(await cache.incr('text'), undefined, 'a value that is no integer cannot be incremented')
+      t.equal(await cache.get('text'), 'abc')
+      await t.rejects(cache.incr('n', { delta: -1 }), RangeError, 'a negative delta is an error')
+      await t.rejects(cache.decr('n', { delta: -1 }), RangeError)
+      await t.rejects(cache.incr('n', { delta: 1.5 }), RangeError)
+    })
+
+    t.test('counters past 2^53 stay exact; past 2^63 - 1 they are refused, never wrong', async (t) => {
+      const cache = await fresh(t)
+      const big = 2n ** 62n
+      t.equal(await cache.incr('big', { initialValue: big }), big + 1n)
+      t.equal(await cache.get('big'), big + 1n)
+      t.equal(await cache.incr('big', { delta: MAX_COUNTER - big - 1n }), MAX_COUNTER)
+      await t.rejects(cache.incr('big'), CounterOverflowError)
+      t.equal(await cache.get('big'), MAX_COUNTER, 'the value is unchanged')
+      await t.rejects(cache.incr('other', { initialValue: MAX_COUNTER }), CounterOverflowError)
+      t.equal(await cache.get('other'), undefined)
+    })
+
+    t.test('offsetMulti', async (t) => {
+      const cache = await fresh(t)
+      await cache.setMulti({ a: 10, b: 10 }, { keyPrefix: 'c:' })
+      t.same(await cache.offsetMulti({ a: 5, b: -20, c: 1 }, { keyPrefix: 'c:' }), { a: 15, b: 0, c: undefined })
+      t.same(await cache.offsetMulti({ c: 1 }, { keyPrefix: 'c:', initialValue: 7 }), { c: 8 })
+    })
+
+    t.test('incr keeps the expiry of the counter', async (t) => {
+      const cache = await fresh(t)
+      await cache.set('ttl', 1, { ttl: 1 })
+      t.equal(await cache.incr('ttl'), 2)
+      await sleep(1100)
+      t.equal(await cache.get('ttl'), undefined)
+    })
+
+    t.test('gets and cas', async (t) => {
+      const cache = await fresh(t)
+      t.equal(await cache.gets('k'), undefined)
+      await cache.set('k', 'v1')
+      const first = await cache.gets<string>('k')
+      t.equal(first?.value, 'v1')
+      t.equal(await cache.cas('k', 'v2', first!.casToken), true)
+      t.equal(await cache.cas('k', 'v3', first!.casToken), false, 'a used token fails')
+      t.equal(await cache.get('k'), 'v2')
+
+      const second = await cache.gets<string>('k')
+      await cache.set('k', 'v2') // the same value, written again by someone else
+      t.equal(await cache.cas('k', 'v4', second!.casToken), false, 'any write in between makes cas fail')
+      const third = await cache.gets<number>('k')
+      await cache.delete('k')
+      t.equal(await cache.cas('k', 'v5', third!.casToken), false, 'cas does not bring back a deleted key')
+      await cache.set('n', 1)
+      const counter = await cache.gets('n')
+      await cache.incr('n')
+      t.equal(await cache.cas('n', 100, counter!.casToken), false, 'incr counts as a write')
+    })
+
+    t.test('cas between two clients: exactly one of many racing writers wins', async (t) => {
+      const store = await make(t)
+      const namespace = uniqueName('ns')
+      const a = createCache({ store, namespace })
+      const b = createCache({ store: await peer(t, store), namespace })
+      await a.set('shared', 0)
+      const { casToken } = (await b.gets<number>('shared'))!
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).cas('shared', i, casToken)))
+      t.equal(results.filter(Boolean).length, 1)
+      t.equal(await a.get('shared'), results.indexOf(true))
+    })
+
+    t.test('add between two clients: exactly one of many racing writers wins', async (t) => {
+      const store = await make(t)
+      const namespace = uniqueName('ns')
+      const a = createCache({ store, namespace })
+      const b = createCache({ store: await peer(t, store), namespace })
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).add('once', i)))
+      t.equal(results.filter(Boolean).length, 1)
+      const counts = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).incr('count', { initialValue: 0 })))
+      t.same([...counts].sort((x, y) => Number(x) - Number(y)), Array.from({ length: 20 }, (_, i) => i + 1), 'every incr is counted once')
+    })
+
+    t.test('relative and absolute TTLs', async (t) => {
+      const cache = await fresh(t)
       await cache.set('short', 'lived', { ttl: 1 })
       await cache.set('long', 'lived', { ttl: 60 })
+      const now = Math.floor(Date.now() / 1000)
+      await cache.set('absolute', 'z', { ttl: now + 60 })
+      t.equal(await cache.set('past', 'y', { ttl: now - 10 }), true)
+      t.equal(await cache.get('past'), undefined, 'an absolute time in the past expires it at once')
       t.equal(await cache.get('short'), 'lived')
       await sleep(1100)
       t.equal(await cache.get('short'), undefined, 'gone after its ttl')
-      t.equal(await cache.get('long'), 'lived', 'a longer ttl keeps it')
-    })
-
-    t.test('a ttl over 30 days is an absolute Unix time', async (t) => {
-      const cache = fresh()
-      const now = Math.floor(Date.now() / 1000)
-      await cache.set('past', 'x')
-      t.equal(await cache.set('past', 'y', { ttl: now - 10 }), true)
-      t.equal(await cache.get('past'), undefined, 'an absolute time in the past expires it at once')
-      await cache.set('future', 'z', { ttl: now + 60 })
-      t.equal(await cache.get('future'), 'z')
+      t.equal(await cache.get('long'), 'lived')
+      t.equal(await cache.get('absolute'), 'z')
       await t.rejects(cache.set('negative', 'v', { ttl: -1 }), RangeError)
     })
 
-    t.test('namespaces are isolated', async (t) => {
-      const a = fresh()
+    t.test('long keys are hashed, not refused', async (t) => {
+      const cache = await fresh(t)
+      const base = 'k'.repeat(250)
+      await cache.setMulti({ [`${base}1`]: 'one', [`${base}2`]: 'two', [base]: 'exact' })
+      t.same(await cache.getMulti([`${base}1`, `${base}2`, base]), { [`${base}1`]: 'one', [`${base}2`]: 'two', [base]: 'exact' },
+        'keys that share their first 250 bytes stay apart')
+      t.equal(await cache.delete(`${base}1`), 'deleted')
+    })
+
+    t.test('values over 1,000,000 bytes serialized are refused with a clear error', async (t) => {
+      const cache = await fresh(t)
+      await t.rejects(cache.set('huge', 'x'.repeat(1_000_000)), ValueTooLargeError)
+      await t.rejects(cache.setMulti({ ok: 1, huge: 'x'.repeat(1_000_000) }), { name: 'ValueTooLargeError', message: /huge.*1000002 bytes.*limit is 1000000/ })
+      t.equal(await cache.get('ok'), undefined, 'nothing of a refused batch is written')
+      t.equal(await cache.set('fits', 'x'.repeat(999_998)), true)
+      t.equal((await cache.get<string>('fits'))?.length, 999_998)
+      await t.rejects(cache.set('fn', () => 1), TypeError)
+    })
+
+    t.test('namespaces are isolated, per cache and per call', async (t) => {
+      const a = await fresh(t)
       const b = a.namespaced(uniqueName('other'))
       await a.set('same', 'from a')
       await b.set('same', 'from b')
       t.equal(await a.get('same'), 'from a')
       t.equal(await b.get('same'), 'from b')
-      await a.delete('same')
-      t.equal(await b.get('same'), 'from b', 'deleting in one namespace leaves the other')
+      t.equal(await a.get('same', { namespace: b.namespace }), 'from b', 'a call may name its namespace')
+      // "x:k:y" in namespace "n" must not be the key "y" in namespace "n:k:x"
+      const n = uniqueName('n')
+      await a.set('x:k:y', 'plain', { namespace: n })
+      t.equal(await a.get('y', { namespace: `${n}:k:x` }), undefined)
     })
 
-    t.test('what cannot be encoded is refused, what cannot be decoded is a miss', async (t) => {
-      const cache = fresh()
-      await t.rejects(cache.set('fn', () => 1), TypeError)
-      await store.set(`${cache.namespace}:garbage`, '{not json', 0)
+    t.test('flushAll empties its namespace and nothing else', async (t) => {
+      const a = await fresh(t)
+      const star = a.namespaced(`${a.namespace}*`)
+      const other = a.namespaced(`${a.namespace}b`)
+      await a.setMulti({ one: 1, two: 2, ['long'.repeat(100)]: 3 })
+      await star.set('one', 'star')
+      await other.set('one', 'other')
+      t.equal(await star.flushAll(), true)
+      t.equal(await star.get('one'), undefined)
+      t.equal(await a.get('one'), 1, 'a namespace with glob characters flushes only itself')
+      t.equal(await a.flushAll(), true)
+      t.same(await a.getMulti(['one', 'two', 'long'.repeat(100)]), {})
+      t.equal(await other.get('one'), 'other')
+    })
+
+    t.test('a value that cannot be decoded is a miss', async (t) => {
+      const store = await make(t)
+      const cache = createCache({ store, namespace: uniqueName('ns') })
+      await store.write('set', [{ key: `${cache.namespace}:k:garbage`, value: '{not json', casToken: 't', ttlMs: 0 }])
       t.same(await cache.lookup('garbage'), { status: 'miss' })
-      t.equal(cache.counters.errors, 1)
+      t.equal(cache.counters().errors, 1)
     })
   })
 }

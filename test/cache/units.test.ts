@@ -1,7 +1,7 @@
 import t from 'tap'
-import { CircuitBreaker, createCache, type Store } from '../../src/cache/index.js'
+import { CircuitBreaker, createCache, MemoryStore, type Store } from '../../src/cache/index.js'
 import { decode, encode } from '../../src/cache/codec.js'
-import { ttlSeconds } from '../../src/cache/ttl.js'
+import { ttlMs } from '../../src/cache/ttl.js'
 import { capturingLogger } from '../helper.js'
 
 t.test('codec: tags cannot be forged by caller data', async (t) => {
@@ -9,18 +9,22 @@ t.test('codec: tags cannot be forged by caller data', async (t) => {
   t.same(decode(encode(tricky)), tricky)
   t.same(decode(encode([new Date(0), { at: new Date(1) }])), [new Date(0), { at: new Date(1) }])
   t.throws(() => encode(undefined), TypeError)
+  t.equal(encode(5), '5', 'a number is bare decimal, so Redis can increment it')
+  t.equal(encode(2n ** 64n), '18446744073709551616')
+  t.equal(decode('18446744073709551616'), 2n ** 64n, 'a big integer comes back exact')
+  t.equal(decode('9007199254740991'), Number.MAX_SAFE_INTEGER)
 })
 
 t.test('ttl follows memcache: 0 forever, up to 30 days relative, beyond an absolute time', async (t) => {
   const now = 1_800_000_000_000
-  t.equal(ttlSeconds(0, now), 0)
-  t.equal(ttlSeconds(3600, now), 3600)
-  t.equal(ttlSeconds(1.2, now), 2, 'fractions round up')
-  t.equal(ttlSeconds(30 * 24 * 3600, now), 30 * 24 * 3600)
-  t.equal(ttlSeconds(now / 1000 + 60, now), 60)
-  t.equal(ttlSeconds(now / 1000 - 1, now), -1, 'a time in the past is already expired')
-  t.throws(() => ttlSeconds(-5, now), RangeError)
-  t.throws(() => ttlSeconds(Number.NaN, now), RangeError)
+  t.equal(ttlMs(0, now), 0)
+  t.equal(ttlMs(3600, now), 3_600_000)
+  t.equal(ttlMs(1.2, now), 1200)
+  t.equal(ttlMs(30 * 24 * 3600, now), 30 * 24 * 3600 * 1000)
+  t.equal(ttlMs(now / 1000 + 60, now), 60_000)
+  t.equal(ttlMs(now / 1000 - 1, now), -1, 'a time in the past: written and gone at once')
+  t.throws(() => ttlMs(-5, now), RangeError)
+  t.throws(() => ttlMs(Number.NaN, now), RangeError)
 })
 
 t.test('breaker: opens after the threshold, probes once after the reset time', async (t) => {
@@ -59,20 +63,32 @@ t.test('breaker: a probe that never reports back does not block the circuit fore
 
 t.test('the facade fails open and logs once per state change', async (t) => {
   let broken = true
+  const fail = () => { if (broken) throw new Error('ECONNRESET') }
   const store: Store = {
     kind: 'redis',
     connected: true,
-    get: async () => { if (broken) throw new Error('ECONNRESET'); return '"v"' },
-    set: async () => { if (broken) throw new Error('ECONNRESET') },
-    delete: async () => { if (broken) throw new Error('ECONNRESET'); return true }
+    get: async (keys) => { fail(); return keys.map(() => ({ value: '"v"', casToken: 't' })) },
+    write: async (_mode, entries) => { fail(); return entries.map(() => true) },
+    cas: async () => { fail(); return true },
+    delete: async (keys) => { fail(); return keys.map(() => true) },
+    incr: async () => { fail(); return '1' },
+    flush: async () => { fail() },
+    pttl: async () => { fail(); return -1 }
   }
   let now = 0
   const { logger, lines } = capturingLogger()
   const cache = createCache({ store, logger, breaker: new CircuitBreaker({ threshold: 3, resetMs: 1000, now: () => now }) })
-  for (let i = 0; i < 10; i++) t.same(await cache.lookup('k'), { status: 'unavailable' })
+  t.same(await cache.lookup('k'), { status: 'unavailable' })
   t.equal(await cache.set('k', 1), false)
+  t.equal(await cache.incr('k'), undefined)
+  for (let i = 0; i < 5; i++) t.same(await cache.lookup('k'), { status: 'unavailable' })
   t.equal(await cache.delete('k'), 'failed')
-  t.equal(cache.counters.errors, 3, 'only three calls reached the store; the open circuit stopped the rest')
+  t.same(await cache.setMulti({ a: 1, b: 2 }), ['a', 'b'], 'a failed batch stores nothing')
+  t.same(await cache.getMulti(['a']), {})
+  t.equal(await cache.deleteMulti(['a']), false)
+  t.equal(await cache.cas('k', 1, 't'), false)
+  t.equal(await cache.flushAll(), false)
+  t.equal(cache.counters().errors, 3, 'only three calls reached the store; the open circuit stopped the rest')
   t.equal(cache.available, false)
   broken = false
   now += 1000
@@ -83,16 +99,10 @@ t.test('the facade fails open and logs once per state change', async (t) => {
 })
 
 t.test('a disconnected store is not called at all', async (t) => {
-  let calls = 0
-  const store: Store = {
-    kind: 'redis',
-    connected: false,
-    get: async () => { calls++; return undefined },
-    set: async () => { calls++ },
-    delete: async () => { calls++; return false }
-  }
+  const store = new MemoryStore()
+  Object.defineProperty(store, 'connected', { value: false })
   const cache = createCache({ store })
   t.same(await cache.lookup('k'), { status: 'unavailable' })
   t.equal(await cache.set('k', 1), false)
-  t.equal(calls, 0)
+  t.equal(store.bytes, 0, 'nothing was written')
 })

@@ -1,7 +1,9 @@
-import type { Store } from './store.js'
+import { CounterOverflowError, MAX_COUNTER, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './store.js'
 
 interface Entry {
-  value: string
+  /** Absent while the key is only a delete lock. */
+  value?: string
+  casToken?: string
   /** Epoch milliseconds; 0 means no expiry. */
   expiresAt: number
   bytes: number
@@ -13,7 +15,9 @@ export interface MemoryStoreOptions {
   now?: () => number
 }
 
-/** An in-process store: the embedded default when no Redis is configured. */
+const INTEGER = /^-?\d+$/
+
+/** An in-process store: the embedded default when no Redis is configured, and a fast first tier. */
 export class MemoryStore implements Store {
   readonly kind = 'memory'
   readonly connected = true
@@ -31,46 +35,103 @@ export class MemoryStore implements Store {
     return this.#bytes
   }
 
-  async get (key: string): Promise<string | undefined> {
+  async get (keys: readonly string[]): Promise<Array<StoredEntry | undefined>> {
+    return keys.map((key) => {
+      const entry = this.#live(key)
+      if (entry?.value === undefined) return undefined
+      // Map keeps insertion order: re-inserting marks the entry most recently used.
+      this.#entries.delete(key)
+      this.#entries.set(key, entry)
+      return { value: entry.value, casToken: entry.casToken! }
+    })
+  }
+
+  async write (mode: WriteMode, entries: readonly StoreWrite[]): Promise<boolean[]> {
+    return entries.map((entry) => {
+      const current = this.#live(entry.key)
+      if (mode === 'add' && current !== undefined) return false
+      if (mode === 'replace' && current?.value === undefined) return false
+      return this.#put(entry.key, entry)
+    })
+  }
+
+  async cas (entry: StoreWrite, expectedToken: string): Promise<boolean> {
+    const current = this.#live(entry.key)
+    if (current?.value === undefined || current.casToken !== expectedToken) return false
+    return this.#put(entry.key, entry)
+  }
+
+  async delete (keys: readonly string[], lockMs: number): Promise<boolean[]> {
+    return keys.map((key) => {
+      const current = this.#live(key)
+      if (current?.value === undefined) return false
+      this.#remove(key, current)
+      if (lockMs > 0) this.#insert(key, { expiresAt: this.#now() + lockMs, bytes: Buffer.byteLength(key) })
+      return true
+    })
+  }
+
+  async incr (key: string, delta: bigint, initial: bigint | undefined, casToken: string): Promise<string | undefined> {
+    const current = this.#live(key)
+    let base: bigint
+    if (current?.value !== undefined) {
+      if (!INTEGER.test(current.value)) return undefined
+      base = BigInt(current.value)
+    } else if (initial !== undefined) {
+      base = initial
+    } else {
+      return undefined
+    }
+    let next = base + delta
+    if (next > MAX_COUNTER) throw new CounterOverflowError(`incrementing ${key} would pass 2^63 - 1`)
+    if (next < 0n) next = 0n
+    const value = next.toString()
+    // A counter keeps its expiry; one created from an initial value has none.
+    const ttlMs = current?.value !== undefined && current.expiresAt !== 0 ? Math.max(1, current.expiresAt - this.#now()) : 0
+    this.#put(key, { key, value, casToken, ttlMs })
+    return value
+  }
+
+  async flush (prefix: string): Promise<void> {
+    for (const [key, entry] of this.#entries) {
+      if (key.startsWith(prefix)) this.#remove(key, entry)
+    }
+  }
+
+  async pttl (key: string): Promise<number> {
+    const entry = this.#live(key)
+    if (entry === undefined) return -2
+    return entry.expiresAt === 0 ? -1 : entry.expiresAt - this.#now()
+  }
+
+  /** The entry if present and not expired; an expired one is dropped on sight. */
+  #live (key: string): Entry | undefined {
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
     if (entry.expiresAt !== 0 && entry.expiresAt <= this.#now()) {
       this.#remove(key, entry)
       return undefined
     }
-    // Map keeps insertion order: re-inserting marks the entry most recently used.
-    this.#entries.delete(key)
-    this.#entries.set(key, entry)
-    return entry.value
+    return entry
   }
 
-  /** Milliseconds the key has left, with Redis' PTTL answers: -1 for no expiry, -2 when missing. */
-  async pttl (key: string): Promise<number> {
-    const entry = this.#entries.get(key)
-    if (entry === undefined) return -2
-    if (entry.expiresAt === 0) return -1
-    const left = entry.expiresAt - this.#now()
-    return left > 0 ? left : -2
-  }
-
-  async set (key: string, value: string, ttlSeconds: number): Promise<void> {
+  /** False when the entry alone is larger than the whole store. */
+  #put (key: string, { value, casToken, ttlMs }: StoreWrite): boolean {
     const previous = this.#entries.get(key)
     if (previous !== undefined) this.#remove(key, previous)
-    const bytes = Buffer.byteLength(key) + Buffer.byteLength(value)
-    if (bytes > this.#maxBytes) return
-    this.#entries.set(key, { value, bytes, expiresAt: ttlSeconds > 0 ? this.#now() + ttlSeconds * 1000 : 0 })
-    this.#bytes += bytes
+    const bytes = Buffer.byteLength(key) + Buffer.byteLength(value) + casToken.length
+    if (bytes > this.#maxBytes) return false
+    this.#insert(key, { value, casToken, bytes, expiresAt: ttlMs === 0 ? 0 : this.#now() + ttlMs })
+    return true
+  }
+
+  #insert (key: string, entry: Entry): void {
+    this.#entries.set(key, entry)
+    this.#bytes += entry.bytes
     for (const [oldestKey, oldest] of this.#entries) {
       if (this.#bytes <= this.#maxBytes) break
       this.#remove(oldestKey, oldest)
     }
-  }
-
-  async delete (key: string): Promise<boolean> {
-    const entry = this.#entries.get(key)
-    if (entry === undefined) return false
-    this.#remove(key, entry)
-    return entry.expiresAt === 0 || entry.expiresAt > this.#now()
   }
 
   #remove (key: string, entry: Entry): void {

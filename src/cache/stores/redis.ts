@@ -1,26 +1,152 @@
-import type { Redis } from 'ioredis'
-import type { Store } from './store.js'
+import type { Redis, Result } from 'ioredis'
+import { CounterOverflowError, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './store.js'
+
+/*
+ * A TTL of 0 means none; PEXPIRE with a negative one deletes the key at once.
+ * Layout: every key is a small hash. `v` holds the serialized value, `c` a token that
+ * every write replaces (for gets/cas), and a key locked by delete(lockSeconds) holds
+ * only `l`. Each operation is one Lua script on one key, so it is atomic against
+ * every other process and stays valid on Redis Cluster.
+ */
+
+const WRITE = `
+local k = KEYS[1]
+if ARGV[1] == 'add' then
+  if redis.call('EXISTS', k) == 1 then return 0 end
+elseif ARGV[1] == 'replace' then
+  if redis.call('HEXISTS', k, 'v') == 0 then return 0 end
+end
+redis.call('DEL', k)
+redis.call('HSET', k, 'v', ARGV[2], 'c', ARGV[3])
+if ARGV[4] ~= '0' then redis.call('PEXPIRE', k, ARGV[4]) end
+return 1`
+
+const CAS = `
+local k = KEYS[1]
+if redis.call('HGET', k, 'c') ~= ARGV[1] then return 0 end
+redis.call('HSET', k, 'v', ARGV[2], 'c', ARGV[3])
+if ARGV[4] ~= '0' then redis.call('PEXPIRE', k, ARGV[4]) else redis.call('PERSIST', k) end
+return 1`
+
+const DELETE = `
+local k = KEYS[1]
+if redis.call('HEXISTS', k, 'v') == 0 then return 0 end
+redis.call('DEL', k)
+if ARGV[1] ~= '0' then
+  redis.call('HSET', k, 'l', '1')
+  redis.call('PEXPIRE', k, ARGV[1])
+end
+return 1`
+
+// The result goes back as a string: a Lua number is a double and would round big counters.
+const INCR = `
+local k = KEYS[1]
+if redis.call('HEXISTS', k, 'v') == 0 then
+  if ARGV[2] == '' then return false end
+  redis.call('DEL', k)
+  redis.call('HSET', k, 'v', ARGV[2])
+end
+redis.call('HINCRBY', k, 'v', ARGV[1])
+local value = redis.call('HGET', k, 'v')
+if string.sub(value, 1, 1) == '-' then
+  value = '0'
+  redis.call('HSET', k, 'v', value)
+end
+redis.call('HSET', k, 'c', ARGV[3])
+return value`
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    cacheWrite (key: string, mode: WriteMode, value: string, casToken: string, ttlMs: number): Result<number, Context>
+    cacheCas (key: string, expected: string, value: string, casToken: string, ttlMs: number): Result<number, Context>
+    cacheDelete (key: string, lockMs: number): Result<number, Context>
+    cacheIncr (key: string, delta: string, initial: string, casToken: string): Result<string | null, Context>
+  }
+}
+
+function escapeGlob (text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&')
+}
+
+/** Results of a pipeline, or the first error in it. */
+function unwrap<T> (results: Array<[Error | null, unknown]> | null): T[] {
+  if (results === null) throw new Error('pipeline discarded')
+  return results.map(([err, value]) => {
+    if (err !== null) throw err
+    return value as T
+  })
+}
 
 /** A store on an ioredis client; the client's own settings bound every command. */
 export class RedisStore implements Store {
   readonly kind = 'redis'
 
-  constructor (readonly client: Redis) {}
+  constructor (readonly client: Redis) {
+    // ioredis sends EVALSHA and falls back to EVAL once per script and connection.
+    if (typeof client.cacheWrite !== 'function') {
+      client.defineCommand('cacheWrite', { numberOfKeys: 1, lua: WRITE })
+      client.defineCommand('cacheCas', { numberOfKeys: 1, lua: CAS })
+      client.defineCommand('cacheDelete', { numberOfKeys: 1, lua: DELETE })
+      client.defineCommand('cacheIncr', { numberOfKeys: 1, lua: INCR })
+    }
+  }
 
   get connected (): boolean {
     return this.client.status === 'ready'
   }
 
-  async get (key: string): Promise<string | undefined> {
-    return (await this.client.get(key)) ?? undefined
+  async get (keys: readonly string[]): Promise<Array<StoredEntry | undefined>> {
+    const toEntry = ([value, casToken]: Array<string | null>) =>
+      value === null || value === undefined ? undefined : { value, casToken: casToken ?? '' }
+    if (keys.length === 1) return [toEntry(await this.client.hmget(keys[0]!, 'v', 'c'))]
+    const pipeline = this.client.pipeline()
+    for (const key of keys) pipeline.hmget(key, 'v', 'c')
+    return unwrap<Array<string | null>>(await pipeline.exec()).map(toEntry)
   }
 
-  async set (key: string, value: string, ttlSeconds: number): Promise<void> {
-    if (ttlSeconds > 0) await this.client.set(key, value, 'EX', ttlSeconds)
-    else await this.client.set(key, value)
+  async write (mode: WriteMode, entries: readonly StoreWrite[]): Promise<boolean[]> {
+    if (entries.length === 1) {
+      const { key, value, casToken, ttlMs } = entries[0]!
+      return [(await this.client.cacheWrite(key, mode, value, casToken, ttlMs)) === 1]
+    }
+    const pipeline = this.client.pipeline()
+    for (const { key, value, casToken, ttlMs } of entries) pipeline.cacheWrite(key, mode, value, casToken, ttlMs)
+    return unwrap<number>(await pipeline.exec()).map((stored) => stored === 1)
   }
 
-  async delete (key: string): Promise<boolean> {
-    return (await this.client.del(key)) > 0
+  async cas ({ key, value, casToken, ttlMs }: StoreWrite, expectedToken: string): Promise<boolean> {
+    return (await this.client.cacheCas(key, expectedToken, value, casToken, ttlMs)) === 1
+  }
+
+  async delete (keys: readonly string[], lockMs: number): Promise<boolean[]> {
+    if (keys.length === 1) return [(await this.client.cacheDelete(keys[0]!, lockMs)) === 1]
+    const pipeline = this.client.pipeline()
+    for (const key of keys) pipeline.cacheDelete(key, lockMs)
+    return unwrap<number>(await pipeline.exec()).map((existed) => existed === 1)
+  }
+
+  async incr (key: string, delta: bigint, initial: bigint | undefined, casToken: string): Promise<string | undefined> {
+    try {
+      return (await this.client.cacheIncr(key, delta.toString(), initial?.toString() ?? '', casToken)) ?? undefined
+    } catch (err) {
+      const message = (err as Error).message
+      if (message.includes('overflow')) throw new CounterOverflowError(`incrementing ${key} would pass 2^63 - 1`)
+      if (message.includes('not an integer')) return undefined
+      throw err
+    }
+  }
+
+  async flush (prefix: string): Promise<void> {
+    const match = `${escapeGlob(prefix)}*`
+    let cursor = '0'
+    do {
+      const [next, keys] = await this.client.scan(cursor, 'MATCH', match, 'COUNT', 1000)
+      if (keys.length > 0) await this.client.unlink(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  }
+
+  async pttl (key: string): Promise<number> {
+    return await this.client.pttl(key)
   }
 }

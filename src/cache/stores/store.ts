@@ -1,14 +1,52 @@
+/** What a store keeps per key: the serialized value and the token that changes with every write. */
+export interface StoredEntry {
+  value: string
+  casToken: string
+}
+
+export type WriteMode = 'set' | 'add' | 'replace'
+
+export interface StoreWrite {
+  key: string
+  value: string
+  casToken: string
+  /** 0 keeps the value until it is evicted or deleted; below 0 it is expired as soon as written. */
+  ttlMs: number
+}
+
+/** A counter would pass 2^63 - 1: memcache would wrap around; we refuse. */
+export class CounterOverflowError extends RangeError {
+  override name = 'CounterOverflowError'
+}
+
+/** The largest value a counter may hold: a signed 64-bit integer, as Redis keeps it. */
+export const MAX_COUNTER = 2n ** 63n - 1n
+
 /**
- * A backend for the cache: raw strings in, raw strings out. Serialization,
- * namespaces, TTL rules and failure handling live in the Cache facade, so a
- * store only has to talk to its backend.
+ * A backend for the cache. Keys arrive already namespaced and values already
+ * serialized; every method is atomic per key, also against other processes
+ * sharing the backend. Failures throw: the Cache facade turns them into misses.
  */
 export interface Store {
   readonly kind: 'redis' | 'memory'
   /** Whether a command can be sent now, known without a round trip. */
   readonly connected: boolean
-  get (key: string): Promise<string | undefined>
-  /** ttlSeconds 0 keeps the value until it is evicted or deleted. */
-  set (key: string, value: string, ttlSeconds: number): Promise<void>
-  delete (key: string): Promise<boolean>
+  /** One entry per key, in order; undefined where missing. */
+  get (keys: readonly string[]): Promise<Array<StoredEntry | undefined>>
+  /** Writes each entry if the mode allows (add: key absent and not locked; replace: key present); true where stored. */
+  write (mode: WriteMode, entries: readonly StoreWrite[]): Promise<boolean[]>
+  /** Stores the value only if the key's token is still the expected one. */
+  cas (entry: StoreWrite, expectedToken: string): Promise<boolean>
+  /** True where a value existed. With lockMs > 0 a deleted key refuses add for that long. */
+  delete (keys: readonly string[], lockMs: number): Promise<boolean[]>
+  /**
+   * Adds delta (negative to decrement) to an integer value, flooring at 0. A missing key
+   * is created from initial when one is given. Returns the new value in decimal, or
+   * undefined when the key is missing without an initial value or holds no integer.
+   */
+  incr (key: string, delta: bigint, initial: bigint | undefined, casToken: string): Promise<string | undefined>
+  /** Removes every value whose key starts with the prefix. */
+  flush (prefix: string): Promise<void>
+  /** Milliseconds the key has left, with Redis' PTTL answers: -1 for no expiry, -2 when missing. */
+  pttl (key: string): Promise<number>
 }
