@@ -35,6 +35,8 @@ export interface CacheOptions {
   namespace?: string
   logger?: CacheLogger
   breaker?: CircuitBreaker
+  /** How often this process adds its counts to the shared ones (default 2 s). */
+  statsFlushMs?: number
 }
 
 export interface NamespaceOption {
@@ -70,6 +72,17 @@ export interface CacheCounters {
   errors: number
 }
 
+/** memcache's get_stats(), plus errors. Counters add up every process sharing the store. */
+export interface CacheStats extends CacheCounters {
+  /** Values in the namespace; counted, or a lower bound when statsComplete is false. */
+  items: number
+  /** Estimated from a sample of the items' sizes. */
+  bytes: number
+  /** Seconds since the least recently used item (of a sample) was read or written. */
+  oldestItemAge: number
+  statsComplete: boolean
+}
+
 const silent: CacheLogger = { info () {}, warn () {}, debug () {} }
 const FAILED = Symbol('failed')
 
@@ -78,8 +91,16 @@ interface Shared {
   store: Store
   breaker: CircuitBreaker
   log: CacheLogger
+  /** This process's counts per namespace, and the part of them already added to the store's. */
   counters: Map<string, CacheCounters>
+  flushed: Map<string, CacheCounters>
+  statsFlushMs: number
+  flushTimer?: NodeJS.Timeout
 }
+
+const COUNTER_NAMES = ['hits', 'misses', 'byteHits', 'errors'] as const
+/** getStats() counts at most this many keys of a namespace. */
+const CENSUS_LIMIT = 100_000
 
 function toBigInt (value: Counter, what: string): bigint {
   if (typeof value === 'bigint') return value
@@ -103,9 +124,9 @@ export class Cache {
   readonly #shared: Shared
 
   /** `shared` is for namespaced(): views of one store share its breaker and counters. */
-  constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker() }: CacheOptions, shared?: Shared) {
+  constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000 }: CacheOptions, shared?: Shared) {
     this.namespace = namespace
-    this.#shared = shared ?? { store, breaker, log: logger, counters: new Map() }
+    this.#shared = shared ?? { store, breaker, log: logger, counters: new Map(), flushed: new Map(), statsFlushMs }
   }
 
   get store (): Store {
@@ -129,7 +150,58 @@ export class Cache {
       counters = { hits: 0, misses: 0, byteHits: 0, errors: 0 }
       this.#shared.counters.set(namespace, counters)
     }
+    // Counting schedules a flush; the request that counts never waits for it.
+    this.#shared.flushTimer ??= setTimeout(() => { this.flushStats().catch(() => {}) }, this.#shared.statsFlushMs).unref()
     return counters
+  }
+
+  /** Adds this process's new counts to the shared ones, in one round trip; kept for later when the store fails. */
+  async flushStats (): Promise<void> {
+    const shared = this.#shared
+    clearTimeout(shared.flushTimer)
+    shared.flushTimer = undefined
+    const batch = new Map<string, Record<string, number>>()
+    const snapshot = new Map<string, CacheCounters>()
+    for (const [namespace, counters] of shared.counters) {
+      const flushed = shared.flushed.get(namespace) ?? { hits: 0, misses: 0, byteHits: 0, errors: 0 }
+      const deltas = Object.fromEntries(COUNTER_NAMES.map((name) => [name, counters[name] - flushed[name]]))
+      if (Object.values(deltas).some((delta) => delta !== 0)) {
+        batch.set(this.#statsKey(namespace), deltas)
+        snapshot.set(namespace, { ...counters })
+      }
+    }
+    if (batch.size === 0) return
+    const done = await this.#run(undefined, async () => { await shared.store.addCounters(batch) })
+    if (done === FAILED) return
+    for (const [namespace, counters] of snapshot) shared.flushed.set(namespace, counters)
+    shared.log.debug({ stats: Object.fromEntries(batch) }, 'cache counters flushed')
+  }
+
+  /**
+   * memcache's stats for a namespace, across every process sharing the store. Hits and
+   * misses of other processes may lag by their flush interval. Items are counted (up to
+   * 100,000 keys); bytes and the oldest item's age come from a sample of 64 items.
+   */
+  async getStats ({ namespace = this.namespace }: NamespaceOption = {}): Promise<CacheStats> {
+    await this.flushStats()
+    const ns = encodeURIComponent(namespace)
+    const shared = await this.#run(namespace, () => this.#shared.store.readCounters(this.#statsKey(namespace)))
+    const census = await this.#run(namespace, () => this.#shared.store.census([`${ns}:k:`, `${ns}:h:`], CENSUS_LIMIT))
+    const counts: Partial<CacheCounters> = shared === FAILED ? this.counters(namespace) : shared
+    return {
+      hits: counts.hits ?? 0,
+      misses: counts.misses ?? 0,
+      byteHits: counts.byteHits ?? 0,
+      errors: counts.errors ?? 0,
+      ...(census === FAILED
+        ? { items: 0, bytes: 0, oldestItemAge: 0, statsComplete: false }
+        : { items: census.items, bytes: census.bytes, oldestItemAge: census.oldestItemAge, statsComplete: census.complete })
+    }
+  }
+
+  /** Flushes the counters; call before the store's client closes. */
+  async close (): Promise<void> {
+    await this.flushStats()
   }
 
   // Reads
@@ -236,6 +308,10 @@ export class Cache {
       return true
     })
     return flushed === true
+  }
+
+  #statsKey (namespace: string): string {
+    return `${encodeURIComponent(namespace)}:stats`
   }
 
   /**

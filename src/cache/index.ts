@@ -1,9 +1,9 @@
 export {
   Cache, createCache, MAX_KEY_BYTES, MAX_VALUE_BYTES, ValueTooLargeError,
-  type CacheCounters, type CacheLogger, type CacheOptions, type Counter, type DeleteOptions, type Lookup,
+  type CacheCounters, type CacheLogger, type CacheStats, type CacheOptions, type Counter, type DeleteOptions, type Lookup,
   type NamespaceOption, type OffsetOptions, type PrefixOption, type WriteOptions
 } from './cache.js'
 export { CircuitBreaker, type BreakerOptions, type BreakerState } from './breaker.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'
-export { CounterOverflowError, MAX_COUNTER, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './stores/store.js'
+export { CounterOverflowError, MAX_COUNTER, type Census, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './stores/store.js'

@@ -14,5 +14,8 @@ export interface CachePluginOptions {
 }
 
 export default fp<CachePluginOptions>(async function cachePlugin (app, { store, namespace }) {
-  app.decorate('cache', createCache({ store, namespace, logger: app.log.child({ component: 'cache' }) }))
+  const cache = createCache({ store, namespace, logger: app.log.child({ component: 'cache' }) })
+  app.decorate('cache', cache)
+  // Registered after the Redis plugin, so this runs before its client quits.
+  app.addHook('onClose', async () => { await cache.close() })
 }, { name: 'cache', fastify: '5.x' })

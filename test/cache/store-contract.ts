@@ -241,6 +241,40 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.equal(await other.get('one'), 'other')
     })
 
+    t.test('getStats adds up every client of the store; items, bytes and ages describe the namespace', async (t) => {
+      const store = await make(t)
+      const namespace = uniqueName('ns')
+      const a = createCache({ store, namespace })
+      const b = createCache({ store: await peer(t, store), namespace })
+      await a.setMulti({ one: 'x', two: 'yy', three: 'zzz' })
+      await a.get('one')
+      await a.get('none')
+      await b.getMulti(['two', 'three', 'nothing'])
+      await b.flushStats() // another instance's counts arrive with its next flush
+      const stats = await a.getStats()
+      t.match(stats, { hits: 3, misses: 2, errors: 0, items: 3, statsComplete: true })
+      t.equal(stats.byteHits, '"x"'.length + '"yy"'.length + '"zzz"'.length, 'byteHits counts the serialized values read')
+      t.ok(stats.bytes > 0, `bytes estimated: ${stats.bytes}`)
+      t.ok(stats.oldestItemAge >= 0)
+      t.match(await a.getStats({ namespace: uniqueName('empty') }), { hits: 0, misses: 0, items: 0, bytes: 0 })
+      await a.flushAll()
+      t.match(await a.getStats(), { items: 0, hits: 3 }, 'flushAll empties the namespace, not its counters')
+    })
+
+    t.test('counting costs the hot path no round trip: counters go out in batches', async (t) => {
+      const store = await make(t)
+      let batches = 0
+      const addCounters = store.addCounters.bind(store)
+      store.addCounters = async (batch) => { batches++; await addCounters(batch) }
+      const cache = createCache({ store, namespace: uniqueName('ns'), statsFlushMs: 50 })
+      await cache.set('k', 1)
+      for (let i = 0; i < 50; i++) await cache.get(i % 2 === 0 ? 'k' : 'missing')
+      t.equal(batches, 0, 'no flush while serving')
+      await sleep(100)
+      t.equal(batches, 1, 'one batch for all fifty reads')
+      t.match(await cache.getStats(), { hits: 25, misses: 25 })
+    })
+
     t.test('a value that cannot be decoded is a miss', async (t) => {
       const store = await make(t)
       const cache = createCache({ store, namespace: uniqueName('ns') })

@@ -73,7 +73,10 @@ t.test('the facade fails open and logs once per state change', async (t) => {
     delete: async (keys) => { fail(); return keys.map(() => true) },
     incr: async () => { fail(); return '1' },
     flush: async () => { fail() },
-    pttl: async () => { fail(); return -1 }
+    pttl: async () => { fail(); return -1 },
+    addCounters: async () => { fail() },
+    readCounters: async () => { fail(); return {} },
+    census: async () => { fail(); return { items: 0, bytes: 0, oldestItemAge: 0, complete: true } }
   }
   let now = 0
   const { logger, lines } = capturingLogger()

@@ -1,4 +1,4 @@
-import { CounterOverflowError, MAX_COUNTER, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './store.js'
+import { CounterOverflowError, MAX_COUNTER, type Census, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './store.js'
 
 interface Entry {
   /** Absent while the key is only a delete lock. */
@@ -6,6 +6,8 @@ interface Entry {
   casToken?: string
   /** Epoch milliseconds; 0 means no expiry. */
   expiresAt: number
+  /** Epoch milliseconds of the last read or write. */
+  usedAt: number
   bytes: number
 }
 
@@ -22,6 +24,7 @@ export class MemoryStore implements Store {
   readonly kind = 'memory'
   readonly connected = true
   readonly #entries = new Map<string, Entry>()
+  readonly #counters = new Map<string, Record<string, number>>()
   readonly #maxBytes: number
   readonly #now: () => number
   #bytes = 0
@@ -42,6 +45,7 @@ export class MemoryStore implements Store {
       // Map keeps insertion order: re-inserting marks the entry most recently used.
       this.#entries.delete(key)
       this.#entries.set(key, entry)
+      entry.usedAt = this.#now()
       return { value: entry.value, casToken: entry.casToken! }
     })
   }
@@ -66,7 +70,7 @@ export class MemoryStore implements Store {
       const current = this.#live(key)
       if (current?.value === undefined) return false
       this.#remove(key, current)
-      if (lockMs > 0) this.#insert(key, { expiresAt: this.#now() + lockMs, bytes: Buffer.byteLength(key) })
+      if (lockMs > 0) this.#insert(key, { expiresAt: this.#now() + lockMs, usedAt: this.#now(), bytes: Buffer.byteLength(key) })
       return true
     })
   }
@@ -104,6 +108,35 @@ export class MemoryStore implements Store {
     return entry.expiresAt === 0 ? -1 : entry.expiresAt - this.#now()
   }
 
+  async addCounters (batch: ReadonlyMap<string, Readonly<Record<string, number>>>): Promise<void> {
+    for (const [key, deltas] of batch) {
+      const counters = this.#counters.get(key) ?? {}
+      for (const [name, delta] of Object.entries(deltas)) counters[name] = (counters[name] ?? 0) + delta
+      this.#counters.set(key, counters)
+    }
+  }
+
+  async readCounters (key: string): Promise<Record<string, number>> {
+    return { ...this.#counters.get(key) }
+  }
+
+  async census (prefixes: readonly string[], limit: number): Promise<Census> {
+    const census: Census = { items: 0, bytes: 0, oldestItemAge: 0, complete: true }
+    const now = this.#now()
+    for (const [key, entry] of this.#entries) {
+      if (entry.value === undefined || !prefixes.some((prefix) => key.startsWith(prefix))) continue
+      if (entry.expiresAt !== 0 && entry.expiresAt <= now) continue
+      if (census.items === limit) {
+        census.complete = false
+        break
+      }
+      census.items++
+      census.bytes += entry.bytes
+      census.oldestItemAge = Math.max(census.oldestItemAge, Math.floor((now - entry.usedAt) / 1000))
+    }
+    return census
+  }
+
   /** The entry if present and not expired; an expired one is dropped on sight. */
   #live (key: string): Entry | undefined {
     const entry = this.#entries.get(key)
@@ -121,7 +154,7 @@ export class MemoryStore implements Store {
     if (previous !== undefined) this.#remove(key, previous)
     const bytes = Buffer.byteLength(key) + Buffer.byteLength(value) + casToken.length
     if (bytes > this.#maxBytes) return false
-    this.#insert(key, { value, casToken, bytes, expiresAt: ttlMs === 0 ? 0 : this.#now() + ttlMs })
+    this.#insert(key, { value, casToken, bytes, expiresAt: ttlMs === 0 ? 0 : this.#now() + ttlMs, usedAt: this.#now() })
     return true
   }
 

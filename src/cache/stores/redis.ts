@@ -1,5 +1,5 @@
 import type { Redis, Result } from 'ioredis'
-import { CounterOverflowError, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './store.js'
+import { CounterOverflowError, type Census, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './store.js'
 
 /*
  * A TTL of 0 means none; PEXPIRE with a negative one deletes the key at once.
@@ -149,4 +149,53 @@ export class RedisStore implements Store {
   async pttl (key: string): Promise<number> {
     return await this.client.pttl(key)
   }
+
+  async addCounters (batch: ReadonlyMap<string, Readonly<Record<string, number>>>): Promise<void> {
+    const pipeline = this.client.pipeline()
+    for (const [key, deltas] of batch) {
+      for (const [name, delta] of Object.entries(deltas)) if (delta !== 0) pipeline.hincrby(key, name, delta)
+    }
+    if (pipeline.length > 0) unwrap(await pipeline.exec())
+  }
+
+  async readCounters (key: string): Promise<Record<string, number>> {
+    const raw = await this.client.hgetall(key)
+    return Object.fromEntries(Object.entries(raw).map(([name, value]) => [name, Number(value)]))
+  }
+
+  /**
+   * Counts keys with SCAN (up to `limit`), and estimates bytes and the oldest item's
+   * age from MEMORY USAGE and OBJECT IDLETIME of a sample of them.
+   */
+  async census (prefixes: readonly string[], limit: number): Promise<Census> {
+    const keys: string[] = []
+    let complete = true
+    for (const prefix of prefixes) {
+      let cursor = '0'
+      do {
+        const [next, found] = await this.client.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
+        keys.push(...found)
+        cursor = next
+      } while (cursor !== '0' && keys.length < limit)
+      if (cursor !== '0' || keys.length > limit) complete = false
+      if (!complete) break
+    }
+    const items = Math.min(keys.length, limit)
+    const sample = keys.slice(0, SAMPLE_SIZE)
+    if (sample.length === 0) return { items: 0, bytes: 0, oldestItemAge: 0, complete }
+    const pipeline = this.client.pipeline()
+    for (const key of sample) pipeline.memory('USAGE', key).object('IDLETIME', key)
+    const results = (await pipeline.exec()) ?? []
+    let sampledBytes = 0
+    let oldestItemAge = 0
+    for (let i = 0; i < results.length; i += 2) {
+      sampledBytes += Number(results[i]?.[1] ?? 0)
+      // IDLETIME is refused under an LFU eviction policy: the age is then unknown, and 0.
+      oldestItemAge = Math.max(oldestItemAge, Number(results[i + 1]?.[1] ?? 0))
+    }
+    return { items, bytes: Math.round(sampledBytes / sample.length * items), oldestItemAge, complete }
+  }
 }
+
+/** Keys whose size and idle time are read for getStats(). */
+const SAMPLE_SIZE = 64

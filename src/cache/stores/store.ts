@@ -49,4 +49,18 @@ export interface Store {
   flush (prefix: string): Promise<void>
   /** Milliseconds the key has left, with Redis' PTTL answers: -1 for no expiry, -2 when missing. */
   pttl (key: string): Promise<number>
+  /** Adds to named counters kept under each key, in one round trip. */
+  addCounters (batch: ReadonlyMap<string, Readonly<Record<string, number>>>): Promise<void>
+  readCounters (key: string): Promise<Record<string, number>>
+  /** What lives under the prefixes: counted up to `limit` keys, sizes and ages from a sample. */
+  census (prefixes: readonly string[], limit: number): Promise<Census>
+}
+
+export interface Census {
+  items: number
+  bytes: number
+  /** Seconds since the least recently used item was last read or written. */
+  oldestItemAge: number
+  /** False when counting stopped at the limit: items and bytes are then lower bounds. */
+  complete: boolean
 }
