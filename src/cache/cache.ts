@@ -65,6 +65,32 @@ export interface OffsetOptions extends NamespaceOption {
   initialValue?: Counter
 }
 
+export interface MemoizeOptions<A extends unknown[]> extends NamespaceOption {
+  /** Seconds a result is fresh. */
+  ttl: number
+  /** The function's name in keys (default: its own name), or a key built from the arguments. */
+  key?: string | ((...args: A) => string)
+  /** Seconds after ttl during which the old result is still served while one caller refreshes it. */
+  grace?: number
+  /** Seconds one process may compute a result before others stop waiting for it (default 10). */
+  lockSeconds?: number
+}
+
+export type Memoized<A extends unknown[], R> = (...args: A) => Promise<R>
+
+/** What a memoized result is stored as: the value, the function's generation, and when it goes stale. */
+interface MemoEntry {
+  v?: unknown
+  g: number
+  f: number
+}
+
+interface MemoState {
+  name: string
+  keyOf: (args: unknown[]) => string
+  options: MemoizeOptions<unknown[]>
+}
+
 export interface CacheCounters {
   hits: number
   misses: number
@@ -96,6 +122,10 @@ interface Shared {
   flushed: Map<string, CacheCounters>
   statsFlushMs: number
   flushTimer?: NodeJS.Timeout
+  /** Memoized calls running in this process, by key: concurrent callers share them. */
+  inFlight: Map<string, Promise<unknown>>
+  /** Both the original and the memoized function lead to the memo's settings. */
+  memos: WeakMap<Function, MemoState>
 }
 
 const COUNTER_NAMES = ['hits', 'misses', 'byteHits', 'errors'] as const
@@ -126,7 +156,9 @@ export class Cache {
   /** `shared` is for namespaced(): views of one store share its breaker and counters. */
   constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000 }: CacheOptions, shared?: Shared) {
     this.namespace = namespace
-    this.#shared = shared ?? { store, breaker, log: logger, counters: new Map(), flushed: new Map(), statsFlushMs }
+    this.#shared = shared ?? {
+      store, breaker, log: logger, counters: new Map(), flushed: new Map(), statsFlushMs, inFlight: new Map(), memos: new WeakMap()
+    }
   }
 
   get store (): Store {
@@ -308,6 +340,104 @@ export class Cache {
       return true
     })
     return flushed === true
+  }
+
+  // Memoization
+
+  /**
+   * A function whose results are cached for `ttl` seconds per arguments. Concurrent calls
+   * for a key that is not cached run `fn` once in this process, and across processes
+   * sharing the store at most once at a time; with `grace`, a stale result is served while
+   * one caller refreshes it. When the cache is down, `fn` simply runs.
+   */
+  memoize<A extends unknown[], R> (fn: (...args: A) => R | Promise<R>, options: MemoizeOptions<A>): Memoized<A, R> {
+    const name = typeof options.key === 'string' ? options.key : fn.name
+    if (name === '') throw new TypeError('memoize needs a name for an anonymous function: pass options.key')
+    ttlMs(options.ttl)
+    const custom = typeof options.key === 'function' ? options.key : undefined
+    const state: MemoState = {
+      name,
+      keyOf: (args) => `memo:${name}:${custom === undefined ? createHash('sha256').update(encode(args)).digest('base64url') : custom(...(args as A))}`,
+      options: options as MemoizeOptions<unknown[]>
+    }
+    const memoized = async (...args: A): Promise<R> => await this.#memoCall(state, fn as (...args: unknown[]) => unknown, args) as R
+    this.#shared.memos.set(fn, state)
+    this.#shared.memos.set(memoized, state)
+    return memoized
+  }
+
+  /** Forgets the result for these arguments, or with none, every result of the function. */
+  async deleteMemoized (fn: Function, ...args: unknown[]): Promise<boolean> {
+    const state = this.#shared.memos.get(fn)
+    if (state === undefined) throw new TypeError(`${fn.name || 'this function'} was not memoized by this cache`)
+    const namespace = state.options.namespace
+    if (args.length > 0) return (await this.delete(state.keyOf(args), { namespace })) !== 'failed'
+    // Every stored result names the generation it was computed in: a new one retires them all.
+    return (await this.incr(`memo:${state.name}`, { initialValue: 0, namespace })) !== undefined
+  }
+
+  async #memoCall (state: MemoState, fn: (...args: unknown[]) => unknown, args: unknown[]): Promise<unknown> {
+    const { namespace } = state.options
+    const key = state.keyOf(args)
+    const flightKey = `${namespace ?? this.namespace}\u0000${key}`
+    const running = this.#shared.inFlight.get(flightKey)
+    if (running !== undefined) return await running
+
+    const [entry, generation] = await this.#read([key, `memo:${state.name}`], namespace)
+    if (entry === FAILED || generation === FAILED) return await fn(...args)
+    const current = Number(generation?.value ?? 0)
+    const memo = entry?.value as MemoEntry | undefined
+    if (memo !== undefined && memo.g === current) {
+      if (Date.now() < memo.f) return memo.v
+      if (Date.now() < memo.f + (state.options.grace ?? 0) * 1000) {
+        this.#flight(flightKey, () => this.#compute(state, fn, args, key, current)).catch((err: unknown) => {
+          this.#shared.log.warn({ err, memo: state.name }, 'refreshing a memoized result failed; the stale one is served')
+        })
+        return memo.v
+      }
+    }
+    return await this.#flight(flightKey, () => this.#compute(state, fn, args, key, current))
+  }
+
+  #flight (flightKey: string, run: () => Promise<unknown>): Promise<unknown> {
+    const running = this.#shared.inFlight.get(flightKey)
+    if (running !== undefined) return running
+    const flight = run().finally(() => this.#shared.inFlight.delete(flightKey))
+    this.#shared.inFlight.set(flightKey, flight)
+    return flight
+  }
+
+  /** Runs fn under a short lock, so that only one process computes the key at a time. */
+  async #compute (state: MemoState, fn: (...args: unknown[]) => unknown, args: unknown[], key: string, generation: number): Promise<unknown> {
+    const { namespace, ttl, grace = 0, lockSeconds = 10 } = state.options
+    const lockKey = `${key}:lock`
+    const lock = await this.#run(namespace, () => this.#shared.store.write('add', [{
+      key: this.#storeKey(lockKey, namespace), value: '1', casToken: randomUUID(), ttlMs: lockSeconds * 1000
+    }]))
+    if (lock !== FAILED && lock[0] === false) {
+      // Another process computes it: wait for its result rather than compute it again.
+      const deadline = Date.now() + lockSeconds * 1000
+      while (Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        const [entry] = await this.#read([key], namespace)
+        if (entry === FAILED) break
+        const memo = entry?.value as MemoEntry | undefined
+        if (memo !== undefined && memo.g === generation && Date.now() < memo.f) return memo.v
+      }
+    }
+    try {
+      const value = await fn(...args)
+      // ttl 0 is memcache's "no expiry": fresh for good.
+      const memo: MemoEntry = { v: value, g: generation, f: ttl === 0 ? Number.MAX_SAFE_INTEGER : Date.now() + ttlMs(ttl) }
+      try {
+        await this.set(key, memo, { ttl: ttl + grace, namespace })
+      } catch (err) {
+        this.#shared.log.warn({ err, memo: state.name }, 'a memoized result could not be cached; it is returned uncached')
+      }
+      return value
+    } finally {
+      if (lock !== FAILED && lock[0] === true) await this.delete(lockKey, { namespace })
+    }
   }
 
   #statsKey (namespace: string): string {

@@ -1,6 +1,6 @@
 export {
   Cache, createCache, MAX_KEY_BYTES, MAX_VALUE_BYTES, ValueTooLargeError,
-  type CacheCounters, type CacheLogger, type CacheStats, type CacheOptions, type Counter, type DeleteOptions, type Lookup,
+  type CacheCounters, type CacheLogger, type CacheStats, type Memoized, type MemoizeOptions, type CacheOptions, type Counter, type DeleteOptions, type Lookup,
   type NamespaceOption, type OffsetOptions, type PrefixOption, type WriteOptions
 } from './cache.js'
 export { CircuitBreaker, type BreakerOptions, type BreakerState } from './breaker.js'

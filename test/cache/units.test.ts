@@ -91,6 +91,11 @@ t.test('the facade fails open and logs once per state change', async (t) => {
   t.equal(await cache.deleteMulti(['a']), false)
   t.equal(await cache.cas('k', 1, 't'), false)
   t.equal(await cache.flushAll(), false)
+  let runs = 0
+  const memoized = cache.memoize(async function answer () { runs++; return 42 }, { ttl: 60 })
+  t.equal(await memoized(), 42, 'a memoized function still answers while the cache is down')
+  t.equal(await memoized(), 42)
+  t.equal(runs, 2, 'and runs every time')
   t.equal(cache.counters().errors, 3, 'only three calls reached the store; the open circuit stopped the rest')
   t.equal(cache.available, false)
   broken = false
