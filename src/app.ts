@@ -53,13 +53,13 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
 
   await app.register(accepts)
-  await app.register(viewPlugin)
 
   if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis })
   else if (config.redis !== undefined) await app.register(redisPlugin, config.redis)
   await app.register(cachePlugin, {
     store: app.hasDecorator('redis') ? new RedisStore(app.redis) : new MemoryStore()
   })
+  await app.register(viewPlugin)
 
   let repository = deps.repository
   if (repository === undefined && (config.firestore !== undefined || deps.firestore !== undefined)) {

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
 import view from '@fastify/view'
 import { Eta } from 'eta'
+import { fragmentRenderer } from '../cache/index.js'
 
 /** The same relative path from src/plugins and from dist/plugins. */
 const templatesDir = fileURLToPath(new URL('../../templates', import.meta.url))
@@ -9,5 +10,9 @@ const templatesDir = fileURLToPath(new URL('../../templates', import.meta.url))
 export default fp(async function viewPlugin (app) {
   // autoEscape is Eta's default; stated because every visitor string depends on it.
   const eta = new Eta({ views: templatesDir, autoEscape: true, cache: true })
-  await app.register(view, { engine: { eta }, root: templatesDir, production: true })
-}, { name: 'view', fastify: '5.x' })
+  const fragment = fragmentRenderer(app.cache.namespaced(`${app.cache.namespace}/fragments`), (err, key) => {
+    app.log.warn({ err, fragment: key }, 'template fragment not cached; it is rendered each time')
+  })
+  // Templates get `await it.fragment(key, { ttl }, render)` for blocks rendered once and served from the cache.
+  await app.register(view, { engine: { eta }, root: templatesDir, production: true, defaultContext: { fragment }, options: { async: true } })
+}, { name: 'view', fastify: '5.x', dependencies: ['cache'] })
