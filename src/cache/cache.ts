@@ -122,6 +122,8 @@ interface Shared {
   flushed: Map<string, CacheCounters>
   statsFlushMs: number
   flushTimer?: NodeJS.Timeout
+  /** When this process last logged its counters. */
+  loggedAt: number
   /** Memoized calls running in this process, by key: concurrent callers share them. */
   inFlight: Map<string, Promise<unknown>>
   /** Both the original and the memoized function lead to the memo's settings. */
@@ -157,7 +159,7 @@ export class Cache {
   constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000 }: CacheOptions, shared?: Shared) {
     this.namespace = namespace
     this.#shared = shared ?? {
-      store, breaker, log: logger, counters: new Map(), flushed: new Map(), statsFlushMs, inFlight: new Map(), memos: new WeakMap()
+      store, breaker, log: logger, counters: new Map(), flushed: new Map(), statsFlushMs, loggedAt: Date.now(), inFlight: new Map(), memos: new WeakMap()
     }
   }
 
@@ -206,7 +208,11 @@ export class Cache {
     const done = await this.#run(undefined, async () => { await shared.store.addCounters(batch) })
     if (done === FAILED) return
     for (const [namespace, counters] of snapshot) shared.flushed.set(namespace, counters)
-    shared.log.debug({ stats: Object.fromEntries(batch) }, 'cache counters flushed')
+    // This process's totals per namespace, once a minute at most, for log-based metrics.
+    if (Date.now() - shared.loggedAt >= 60_000) {
+      shared.loggedAt = Date.now()
+      shared.log.info({ cacheCounters: Object.fromEntries(shared.counters) }, 'cache counters')
+    }
   }
 
   /**
