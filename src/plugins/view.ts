@@ -2,7 +2,14 @@ import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
 import view from '@fastify/view'
 import { Eta } from 'eta'
-import { fragmentRenderer } from '../cache/index.js'
+import { fragmentRenderer, type Cache } from '../cache/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The cache of template fragments: delete a key here to render that block again. */
+    fragments: Cache
+  }
+}
 
 /** The same relative path from src/plugins and from dist/plugins. */
 const templatesDir = fileURLToPath(new URL('../../templates', import.meta.url))
@@ -10,7 +17,9 @@ const templatesDir = fileURLToPath(new URL('../../templates', import.meta.url))
 export default fp(async function viewPlugin (app) {
   // autoEscape is Eta's default; stated because every visitor string depends on it.
   const eta = new Eta({ views: templatesDir, autoEscape: true, cache: true })
-  const fragment = fragmentRenderer(app.cache.namespaced(`${app.cache.namespace}/fragments`), (err, key) => {
+  const fragments = app.cache.namespaced(`${app.cache.namespace}/fragments`)
+  app.decorate('fragments', fragments)
+  const fragment = fragmentRenderer(fragments, (err, key) => {
     app.log.warn({ err, fragment: key }, 'template fragment not cached; it is rendered each time')
   })
   // Templates get `await it.fragment(key, { ttl }, render)` for blocks rendered once and served from the cache.
