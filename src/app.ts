@@ -10,6 +10,7 @@ import firestorePlugin from './plugins/firestore.js'
 import redisPlugin from './plugins/redis.js'
 import viewPlugin from './plugins/view.js'
 import healthRoutes from './routes/health.js'
+import statsRoutes from './routes/stats.js'
 import visitsRoutes, { prefersJson } from './routes/visits.js'
 import { FirestoreVisitsRepository } from './visits/firestore-repository.js'
 import { MemoryVisitsRepository } from './visits/memory-repository.js'
@@ -95,6 +96,10 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   })
   await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode })
   await app.register(healthRoutes, { cache: app.cache, repository })
+  await app.register(statsRoutes, {
+    cache: app.cache,
+    namespaces: ['visits', `${app.cache.namespace}/routes`, `${app.cache.namespace}/fragments`]
+  })
 
   app.log.info({
     cache: app.cache.store.kind === 'redis'

@@ -177,6 +177,11 @@ export class Cache {
     return this.#shared.store.connected && this.#shared.breaker.state !== 'open'
   }
 
+  /** The namespaces this process has counted reads in. */
+  namespaces (): string[] {
+    return [...this.#shared.counters.keys()]
+  }
+
   /** This process's counters for a namespace (the default one unless named). */
   counters (namespace = this.namespace): CacheCounters {
     let counters = this.#shared.counters.get(namespace)

@@ -1,0 +1,31 @@
+import type { FastifyInstance } from 'fastify'
+import type { Cache } from '../cache/index.js'
+import { hitRatioChart, HitRatioHistory } from '../stats/hit-ratio.js'
+import { prefersJson } from './visits.js'
+
+export interface StatsRoutesOptions {
+  cache: Cache
+  /** Namespaces always listed; any other this instance has read from is listed too. */
+  namespaces: readonly string[]
+  /** How often this instance samples its hit ratio for the chart. */
+  sampleEveryMs?: number
+}
+
+export default async function statsRoutes (app: FastifyInstance, { cache, namespaces, sampleEveryMs = 10_000 }: StatsRoutesOptions): Promise<void> {
+  const history = new HitRatioHistory(cache, { intervalMs: sampleEveryMs })
+  history.start()
+  app.addHook('onClose', async () => { history.stop() })
+
+  app.get('/stats', async (request, reply) => {
+    const names = [...new Set([...namespaces, ...cache.namespaces()])].sort()
+    const rows = await Promise.all(names.map(async (namespace) => {
+      const stats = await cache.getStats({ namespace })
+      const reads = stats.hits + stats.misses
+      return { namespace, ...stats, hitRatio: reads === 0 ? null : stats.hits / reads }
+    }))
+    reply.header('cache-control', 'no-store').header('vary', 'Accept')
+    const samples = history.samples()
+    if (prefersJson(request)) return { namespaces: rows, history: samples }
+    return await reply.viewAsync('stats', { rows, chart: hitRatioChart(samples), minutes: Math.round(samples.length * sampleEveryMs / 60_000) })
+  })
+}
