@@ -58,7 +58,8 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis })
   else if (config.redis !== undefined) await app.register(redisPlugin, config.redis)
   await app.register(cachePlugin, {
-    store: app.hasDecorator('redis') ? new RedisStore(app.redis) : new MemoryStore()
+    store: app.hasDecorator('redis') ? new RedisStore(app.redis) : new MemoryStore(),
+    namespace: config.cacheNamespace
   })
   await app.register(viewPlugin)
 
@@ -87,7 +88,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
 
   const recentVisits = new RecentVisits({
     repository,
-    cache: app.cache.namespaced('visits'),
+    cache: app.cache.namespaced(`${config.cacheNamespace}/visits`),
     limit: config.visits.limit,
     ttlSeconds: config.visits.cacheTtlSeconds,
     // The version changes whenever the cached value's shape does.
@@ -98,7 +99,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(healthRoutes, { cache: app.cache, repository })
   await app.register(statsRoutes, {
     cache: app.cache,
-    namespaces: ['visits', `${app.cache.namespace}/routes`, `${app.cache.namespace}/fragments`]
+    namespaces: ['visits', 'routes', 'fragments'].map((part) => `${config.cacheNamespace}/${part}`)
   })
 
   app.log.info({

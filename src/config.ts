@@ -15,6 +15,7 @@ const EnvSchema = Type.Object({
   REDISPORT: Port(6379),
   REDIS_COMMAND_TIMEOUT_MS: Millis(500, 60_000),
   REDIS_CONNECT_TIMEOUT_MS: Millis(2000, 60_000),
+  CACHE_NAMESPACE: Type.String({ pattern: '^[A-Za-z0-9._\\-]{1,64}$', default: 'visitme', description: 'letters, digits, ., _ and - (at most 64)' }),
   FIRESTORE_EMULATOR_HOST: Type.Optional(Type.String({ pattern: '^[^\\s/]+:[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:8681' })),
   GOOGLE_CLOUD_PROJECT: Type.Optional(Type.String({ pattern: '^[a-z0-9.:\\-]+$', description: 'a Google Cloud project ID' })),
   FIRESTORE_DATABASE: Type.String({ minLength: 1, default: '(default)' }),
@@ -38,6 +39,8 @@ export interface Config {
   port: number
   host: string
   logLevel: string
+  /** Every cache entry of the app lives under it: deployments sharing one Redis stay apart. */
+  cacheNamespace: string
   redis?: { host: string, port: number, commandTimeoutMs: number, connectTimeoutMs: number }
   firestore?: { projectId?: string, databaseId: string, emulatorHost?: string, timeoutMs: number }
   visits: { collection: string, limit: number, cacheTtlSeconds: number, ipMode: 'truncated' | 'full' }
@@ -99,6 +102,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     port: parsed.PORT,
     host: parsed.HOST,
     logLevel: parsed.LOG_LEVEL,
+    cacheNamespace: parsed.CACHE_NAMESPACE,
     redis: parsed.REDISHOST === undefined
       ? undefined
       : {

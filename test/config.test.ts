@@ -5,6 +5,7 @@ t.test('defaults run the embedded service', async (t) => {
   const config = loadConfig({})
   t.equal(config.port, 8080)
   t.equal(config.host, '0.0.0.0')
+  t.equal(config.cacheNamespace, 'visitme')
   t.equal(config.redis, undefined, 'no REDISHOST: in-process cache')
   t.equal(config.firestore, undefined, 'no emulator, no project: in-memory visits')
   t.same(config.visits, { collection: 'visits', limit: 10, cacheTtlSeconds: 3600, ipMode: 'truncated' })
@@ -59,7 +60,8 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ VISITS_LIMIT: '0' }, /VISITS_LIMIT="0" is invalid: must be >= 1/],
     [{ VISITS_CACHE_TTL: '1.5' }, /VISITS_CACHE_TTL="1.5" is invalid: must be integer/],
     [{ SHUTDOWN_TIMEOUT_MS: '20000' }, /SHUTDOWN_TIMEOUT_MS="20000" is invalid: must be <= 9500/],
-    [{ REDISHOST: 'redis host' }, /REDISHOST="redis host" is invalid: must be a host name or IP address/]
+    [{ REDISHOST: 'redis host' }, /REDISHOST="redis host" is invalid: must be a host name or IP address/],
+    [{ CACHE_NAMESPACE: 'a:b' }, /CACHE_NAMESPACE="a:b" is invalid: must be letters, digits/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))

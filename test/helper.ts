@@ -44,6 +44,7 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     port: 0,
     host: '127.0.0.1',
     logLevel: 'silent',
+    cacheNamespace: uniqueName('app'),
     visits: { collection: uniqueName('visits'), limit: 10, cacheTtlSeconds: 3600, ipMode: 'truncated' },
     trustProxyHops: 0,
     shutdownTimeoutMs: 8000,

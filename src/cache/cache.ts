@@ -200,19 +200,26 @@ export class Cache {
     clearTimeout(shared.flushTimer)
     shared.flushTimer = undefined
     const batch = new Map<string, Record<string, number>>()
-    const snapshot = new Map<string, CacheCounters>()
+    const sent = new Map<CacheCounters, Record<string, number>>()
     for (const [namespace, counters] of shared.counters) {
-      const flushed = shared.flushed.get(namespace) ?? { hits: 0, misses: 0, byteHits: 0, errors: 0 }
-      const deltas = Object.fromEntries(COUNTER_NAMES.map((name) => [name, counters[name] - flushed[name]]))
-      if (Object.values(deltas).some((delta) => delta !== 0)) {
-        batch.set(this.#statsKey(namespace), deltas)
-        snapshot.set(namespace, { ...counters })
+      let flushed = shared.flushed.get(namespace)
+      if (flushed === undefined) {
+        flushed = { hits: 0, misses: 0, byteHits: 0, errors: 0 }
+        shared.flushed.set(namespace, flushed)
       }
+      const deltas = Object.fromEntries(COUNTER_NAMES.map((name) => [name, counters[name] - flushed[name]]))
+      if (Object.values(deltas).every((delta) => delta === 0)) continue
+      batch.set(this.#statsKey(namespace), deltas)
+      // Counted as flushed before the round trip, so a concurrent flush cannot send the same counts again.
+      for (const name of COUNTER_NAMES) flushed[name] += deltas[name]!
+      sent.set(flushed, deltas)
     }
     if (batch.size === 0) return
     const done = await this.#run(undefined, async () => { await shared.store.addCounters(batch) })
-    if (done === FAILED) return
-    for (const [namespace, counters] of snapshot) shared.flushed.set(namespace, counters)
+    if (done === FAILED) {
+      for (const [flushed, deltas] of sent) for (const name of COUNTER_NAMES) flushed[name] -= deltas[name]!
+      return
+    }
     // This process's totals per namespace, once a minute at most, for log-based metrics.
     if (Date.now() - shared.loggedAt >= 60_000) {
       shared.loggedAt = Date.now()

@@ -19,6 +19,8 @@ function visit (app: FastifyInstance, userAgent: string, headers: Record<string,
 }
 
 const listKey = (config: Config) => `recent:v1:${config.visits.collection}`
+/** The cache of the visits list, as the app names it. */
+export const visitsCache = (app: FastifyInstance, config: Config) => app.cache.namespaced(`${config.cacheNamespace}/visits`)
 
 function visitors (response: LightMyRequestResponse): string[] {
   return (response.json() as { visits: Array<{ visitor: string }> }).visits.map((v) => v.visitor)
@@ -77,7 +79,7 @@ export function visitsContract (t: Test, name: string, makeSetup: MakeSetup): vo
       const config = testConfig()
       const { app, repository } = await makeSetup(t, config)
       await visit(app, 'Browser A')
-      t.equal(await app.cache.namespaced('visits').delete(listKey(config)), 'deleted')
+      t.equal(await visitsCache(app, config).delete(listKey(config)), 'deleted')
       const refresh = await visit(app, 'Browser A', json)
       t.equal(refresh.headers['x-cache'], 'miss', 'the list is read again and cached')
       t.equal((await repository.latest(100)).length, 1, 'no second visit')
@@ -174,7 +176,7 @@ export function visitsContract (t: Test, name: string, makeSetup: MakeSetup): vo
       const { app, cachedListTtlMs } = await makeSetup(t, config)
       await visit(app, 'Browser A')
       await new Promise((resolve) => setTimeout(resolve, 1100))
-      await app.cache.namespaced('visits').delete(listKey(config))
+      await visitsCache(app, config).delete(listKey(config))
       t.equal((await visit(app, 'Browser A')).headers['x-cache'], 'miss')
       const ttl = await cachedListTtlMs(config)
       t.ok(ttl > 3_590_000 && ttl <= 3_599_000, `the list expires an hour after the visit, not after the refresh (${ttl} ms left)`)
@@ -183,7 +185,7 @@ export function visitsContract (t: Test, name: string, makeSetup: MakeSetup): vo
     t.test('a cached value of another shape is ignored and replaced', async (t) => {
       const config = testConfig()
       const { app } = await makeSetup(t, config)
-      await app.cache.namespaced('visits').set(listKey(config), [{ visitor: '127.0.0.0: Browser A', timestamp: 'not a date' }])
+      await visitsCache(app, config).set(listKey(config), [{ visitor: '127.0.0.0: Browser A', timestamp: 'not a date' }])
       const page = await visit(app, 'Browser A')
       t.equal(page.statusCode, 200)
       t.equal(page.headers['x-cache'], 'miss')

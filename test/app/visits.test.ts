@@ -3,7 +3,11 @@ import type { MemoryStore } from '../../src/cache/index.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
 import { buildTestApp, CountingRepository, redisReady, testFirestore, testRedis } from '../helper.js'
+import type { Config } from '../../src/config.js'
 import { visitsContract } from './visits-contract.js'
+
+/** Where the store keeps the visits list (see docs/cache.md, "In Redis"). */
+const listStoreKey = (config: Config) => `${encodeURIComponent(`${config.cacheNamespace}/visits`)}:k:recent:v1:${config.visits.collection}`
 
 visitsContract(t, 'embedded (memory cache, memory repository)', async (t, config) => {
   const repository = new CountingRepository(new MemoryVisitsRepository())
@@ -11,7 +15,7 @@ visitsContract(t, 'embedded (memory cache, memory repository)', async (t, config
   return {
     app,
     repository,
-    cachedListTtlMs: async () => await (app.cache.store as MemoryStore).pttl(`visits:k:recent:v1:${config.visits.collection}`)
+    cachedListTtlMs: async () => await (app.cache.store as MemoryStore).pttl(listStoreKey(config))
   }
 })
 
@@ -20,7 +24,7 @@ t.test('real services', async (t) => {
   const db = await testFirestore(t)
   visitsContract(t, 'Redis and the Firestore emulator', async (t, config) => {
     const repository = new CountingRepository(new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 }))
-    const key = `visits:k:recent:v1:${config.visits.collection}`
+    const key = listStoreKey(config)
     t.teardown(async () => { await redis.del(key) })
     const app = await buildTestApp(t, config, { redis, repository })
     return { app, repository, cachedListTtlMs: async () => await redis.pttl(key) }

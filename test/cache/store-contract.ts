@@ -261,6 +261,15 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.match(await a.getStats(), { items: 0, hits: 3 }, 'flushAll empties the namespace, not its counters')
     })
 
+    t.test('concurrent flushes never count the same reads twice', async (t) => {
+      const cache = await fresh(t)
+      await cache.set('k', 1)
+      for (let i = 0; i < 4; i++) await cache.get('k')
+      const [stats] = await Promise.all([cache.getStats(), cache.flushStats(), cache.getStats({ namespace: cache.namespace }), cache.flushStats()])
+      t.match(stats, { hits: 4, misses: 0 })
+      t.match(await cache.getStats(), { hits: 4, misses: 0 })
+    })
+
     t.test('counting costs the hot path no round trip: counters go out in batches', async (t) => {
       const store = await make(t)
       let batches = 0
