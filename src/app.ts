@@ -1,5 +1,9 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import accepts from '@fastify/accepts'
+import cookie from '@fastify/cookie'
+import csrf from '@fastify/csrf-protection'
+import formbody from '@fastify/formbody'
+import { randomBytes } from 'node:crypto'
 import type { Firestore } from '@google-cloud/firestore'
 import type { Redis } from 'ioredis'
 import { MemoryStore, RedisStore } from './cache/index.js'
@@ -12,10 +16,13 @@ import viewPlugin from './plugins/view.js'
 import healthRoutes from './routes/health.js'
 import statsRoutes from './routes/stats.js'
 import visitsRoutes, { prefersJson } from './routes/visits.js'
+import { FirestoreGreetingsRepository, MemoryGreetingsRepository, type GreetingsRepository } from './guestbook/greetings.js'
+import guestbookRoutes from './routes/guestbook.js'
 import { FirestoreVisitsRepository } from './visits/firestore-repository.js'
 import { MemoryVisitsRepository } from './visits/memory-repository.js'
 import { RecentVisits } from './visits/recent-visits.js'
-import { RepositoryUnavailableError, type VisitsRepository } from './visits/repository.js'
+import type { VisitsRepository } from './visits/repository.js'
+import { BoundedCalls, RepositoryUnavailableError } from './lib/bounded-calls.js'
 
 /** What a caller (a test, another app) may hand in instead of what the config describes. */
 export interface AppDependencies {
@@ -26,6 +33,7 @@ export interface AppDependencies {
   /** An existing client; the caller closes it. */
   firestore?: Firestore
   repository?: VisitsRepository
+  greetings?: GreetingsRepository
 }
 
 /**
@@ -54,6 +62,14 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
 
   await app.register(accepts)
+  await app.register(formbody)
+  if (config.sessionSecret === undefined) {
+    app.log.warn('SESSION_SECRET is not set: cookies are signed with a key of this process only, so a form ' +
+      'loaded from one instance fails its CSRF check on another; set it on Cloud Run')
+  }
+  await app.register(cookie, { secret: config.sessionSecret ?? randomBytes(32).toString('hex') })
+  // Double-submit tokens in a signed cookie: no server-side session is written to protect a form.
+  await app.register(csrf, { sessionPlugin: '@fastify/cookie', cookieOpts: { signed: true, httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/' } })
 
   if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis })
   else if (config.redis !== undefined) await app.register(redisPlugin, config.redis)
@@ -64,23 +80,26 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(viewPlugin)
 
   let repository = deps.repository
-  if (repository === undefined && (config.firestore !== undefined || deps.firestore !== undefined)) {
+  let greetings = deps.greetings
+  const firestoreWanted = config.firestore !== undefined || deps.firestore !== undefined
+  if (firestoreWanted && (repository === undefined || greetings === undefined)) {
     if (deps.firestore !== undefined) await app.register(firestorePlugin, { client: deps.firestore })
     else if (config.firestore !== undefined) await app.register(firestorePlugin, config.firestore)
-    const firestoreVisits = new FirestoreVisitsRepository(app.firestore, {
-      collection: config.visits.collection,
-      timeoutMs: config.firestore?.timeoutMs ?? 5000
-    })
+    const timeoutMs = config.firestore?.timeoutMs ?? 5000
+    // Every repository shares these: one Firestore outage, one breaker.
+    const calls = new BoundedCalls({ timeoutMs })
+    repository ??= new FirestoreVisitsRepository(app.firestore, { collection: config.visits.collection, timeoutMs, calls })
+    greetings ??= new FirestoreGreetingsRepository(app.firestore, { calls })
     // onClose hooks run last-registered first: this one runs before the client is terminated.
-    app.addHook('onClose', async () => { await firestoreVisits.drain(2000) })
-    repository = firestoreVisits
+    app.addHook('onClose', async () => { await calls.drain(2000) })
   }
   repository ??= new MemoryVisitsRepository()
+  greetings ??= new MemoryGreetingsRepository()
 
   app.setErrorHandler(async (err, request, reply) => {
     if (!(err instanceof RepositoryUnavailableError)) throw err
-    request.log.error({ err }, 'visits unavailable')
-    const message = 'The visits store is not answering right now.'
+    request.log.error({ err }, 'repository unavailable')
+    const message = 'The database is not answering right now.'
     reply.code(503).header('retry-after', '5').header('cache-control', 'no-store')
     if (prefersJson(request)) return { statusCode: 503, error: 'Service Unavailable', message }
     return await reply.viewAsync('unavailable', { message })
@@ -96,10 +115,11 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     budgetMs: config.firestore?.timeoutMs ?? 5000
   })
   await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode })
+  await app.register(guestbookRoutes, { greetings, cache: app.cache.namespaced(`${config.cacheNamespace}/guestbook`) })
   await app.register(healthRoutes, { cache: app.cache, repository })
   await app.register(statsRoutes, {
     cache: app.cache,
-    namespaces: ['visits', 'routes', 'fragments'].map((part) => `${config.cacheNamespace}/${part}`)
+    namespaces: ['visits', 'guestbook', 'routes', 'fragments'].map((part) => `${config.cacheNamespace}/${part}`)
   })
 
   app.log.info({

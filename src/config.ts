@@ -27,6 +27,7 @@ const EnvSchema = Type.Object({
   VISITOR_IP: OneOf(['truncated', 'full'], 'truncated'),
   TRUST_PROXY_HOPS: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
   SHUTDOWN_TIMEOUT_MS: Millis(8000, 9500),
+  SESSION_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters' })),
   K_SERVICE: Type.Optional(Type.String())
 })
 
@@ -46,6 +47,8 @@ export interface Config {
   visits: { collection: string, limit: number, cacheTtlSeconds: number, ipMode: 'truncated' | 'full' }
   trustProxyHops: number
   shutdownTimeoutMs: number
+  /** Signs cookies (CSRF, sessions); undefined: a random one per process. */
+  sessionSecret?: string
   projectId?: string
   onCloudRun: boolean
 }
@@ -54,7 +57,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
-function describe (error: { instancePath: string, message?: string, params: Record<string, unknown> }, raw: Record<string, string | undefined>): string {
+function describe (error: { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }, raw: Record<string, string | undefined>): string {
   const name = error.instancePath.replace(/^\//, '') || String(error.params.missingProperty ?? 'environment')
   const value = raw[name]
   const schema = (EnvSchema.properties as Record<string, { description?: string }>)[name]
@@ -62,8 +65,12 @@ function describe (error: { instancePath: string, message?: string, params: Reco
     ? `must be one of ${error.params.allowedValues.join(', ')}`
     : error.params.pattern !== undefined && schema?.description !== undefined
       ? `must be ${schema.description}`
-      : error.message ?? 'bad value'
-  return `${name}=${JSON.stringify(value)} is invalid: ${reason}`
+      : error.params.limit !== undefined && schema?.description !== undefined && error.keyword === 'minLength'
+        ? `must be ${schema.description}`
+        : error.message ?? 'bad value'
+  // A secret is never repeated into the logs, even a wrong one.
+  const shown = name.endsWith('_SECRET') ? ` (${value?.length ?? 0} characters)` : `=${JSON.stringify(value)}`
+  return `${name}${shown} is invalid: ${reason}`
 }
 
 /**
@@ -129,6 +136,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     // trust exactly that one hop there, and no forwarded header anywhere else.
     trustProxyHops: parsed.TRUST_PROXY_HOPS ?? (onCloudRun ? 1 : 0),
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
+    sessionSecret: parsed.SESSION_SECRET,
     projectId: parsed.GOOGLE_CLOUD_PROJECT,
     onCloudRun
   }

@@ -61,7 +61,8 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ VISITS_CACHE_TTL: '1.5' }, /VISITS_CACHE_TTL="1.5" is invalid: must be integer/],
     [{ SHUTDOWN_TIMEOUT_MS: '20000' }, /SHUTDOWN_TIMEOUT_MS="20000" is invalid: must be <= 9500/],
     [{ REDISHOST: 'redis host' }, /REDISHOST="redis host" is invalid: must be a host name or IP address/],
-    [{ CACHE_NAMESPACE: 'a:b' }, /CACHE_NAMESPACE="a:b" is invalid: must be letters, digits/]
+    [{ CACHE_NAMESPACE: 'a:b' }, /CACHE_NAMESPACE="a:b" is invalid: must be letters, digits/],
+    [{ SESSION_SECRET: 'hunter2' }, /^Invalid configuration: SESSION_SECRET \(7 characters\) is invalid: must be at least 32 characters$/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))

@@ -15,8 +15,3 @@ export interface VisitsRepository {
   /** Resolves when the backend answers; used by /health. */
   ping (): Promise<void>
 }
-
-/** The repository could not answer in time or at all: the request cannot be served honestly. */
-export class RepositoryUnavailableError extends Error {
-  override name = 'RepositoryUnavailableError'
-}

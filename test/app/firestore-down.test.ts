@@ -27,13 +27,13 @@ t.test('Firestore unreachable: a bounded 503, a clear page or JSON, the trace in
   t.equal(page.headers['retry-after'], '5')
   t.match(page.headers['content-type'], /^text\/html/)
   t.match(page.body, /<h1>Temporarily unavailable<\/h1>/)
-  t.match(page.body, /The visits store is not answering right now\./)
+  t.match(page.body, /The database is not answering right now\./)
 
   const { value: api } = await get({ accept: 'application/json', 'user-agent': 'other' })
   t.equal(api.statusCode, 503)
-  t.same(api.json(), { statusCode: 503, error: 'Service Unavailable', message: 'The visits store is not answering right now.' })
+  t.same(api.json(), { statusCode: 503, error: 'Service Unavailable', message: 'The database is not answering right now.' })
 
-  const logged = lines().find((l) => l.message === 'visits unavailable')
+  const logged = lines().find((l) => l.message === 'repository unavailable')
   t.ok(logged, 'the failure is logged')
   t.equal(logged?.['logging.googleapis.com/trace'], 'projects/my-project/traces/105445aa7843bc8bf206b12000100000')
   t.equal(logged?.['logging.googleapis.com/spanId'], '0000000000000007')

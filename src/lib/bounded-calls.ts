@@ -1,0 +1,64 @@
+import { CircuitBreaker } from '../cache/index.js'
+
+/** A repository could not answer in time or at all: the request cannot be served honestly. */
+export class RepositoryUnavailableError extends Error {
+  override name = 'RepositoryUnavailableError'
+}
+
+/**
+ * Calls to a backend whose client retries on its own for a minute (Firestore): each
+ * call is bounded by a timeout (or the request's deadline), a circuit breaker stops
+ * new calls while the backend keeps failing, and calls given up on are tracked so the
+ * client is not closed under them.
+ */
+export class BoundedCalls {
+  readonly #timeoutMs: number
+  readonly #breaker: CircuitBreaker
+  readonly #abandoned = new Set<Promise<void>>()
+
+  constructor ({ timeoutMs, breaker = new CircuitBreaker({ threshold: 3, resetMs: 2000 }) }: { timeoutMs: number, breaker?: CircuitBreaker }) {
+    this.#timeoutMs = timeoutMs
+    this.#breaker = breaker
+  }
+
+  async run<T> (what: string, deadline: number | undefined, call: () => Promise<T>): Promise<T> {
+    const timeoutMs = Math.min(this.#timeoutMs, (deadline ?? Infinity) - Date.now())
+    if (timeoutMs <= 0) throw new RepositoryUnavailableError(`Firestore could not ${what}: the request's time is used up`)
+    if (!this.#breaker.allow()) {
+      throw new RepositoryUnavailableError(`Firestore could not ${what}: it kept failing, so it is given a moment before the next try`)
+    }
+    let operation: Promise<T> | undefined
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+    })
+    try {
+      operation = call()
+      const result = await Promise.race([operation, timeout])
+      this.#breaker.success()
+      return result
+    } catch (cause) {
+      this.#breaker.failure()
+      if (operation !== undefined) {
+        const ended: Promise<void> = operation.then(() => {}, () => {}).then(() => { this.#abandoned.delete(ended) })
+        this.#abandoned.add(ended)
+      }
+      throw new RepositoryUnavailableError(`Firestore could not ${what}: ${(cause as Error).message}`, { cause })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /**
+   * Waits, at most timeoutMs, for abandoned calls to end. The client must not be
+   * terminated under them: its retries would then fail with unhandled rejections.
+   */
+  async drain (timeoutMs: number): Promise<boolean> {
+    if (this.#abandoned.size === 0) return true
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeoutMs, false) })
+    const settled = await Promise.race([Promise.all(this.#abandoned).then(() => true as const), late])
+    clearTimeout(timer)
+    return settled
+  }
+}
