@@ -1,12 +1,14 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type Session } from 'fastify'
 import accepts from '@fastify/accepts'
 import cookie from '@fastify/cookie'
 import csrf from '@fastify/csrf-protection'
 import formbody from '@fastify/formbody'
+import session from '@fastify/session'
 import { randomBytes } from 'node:crypto'
 import type { Firestore } from '@google-cloud/firestore'
 import type { Redis } from 'ioredis'
 import { MemoryStore, RedisStore } from './cache/index.js'
+import { CacheSessionStore } from './cache/session-store.js'
 import cachePlugin from './cache/plugin.js'
 import type { Config } from './config.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
@@ -18,6 +20,8 @@ import statsRoutes from './routes/stats.js'
 import visitsRoutes, { prefersJson } from './routes/visits.js'
 import { FirestoreGreetingsRepository, MemoryGreetingsRepository, type GreetingsRepository } from './guestbook/greetings.js'
 import guestbookRoutes from './routes/guestbook.js'
+import tasksRoutes from './routes/tasks.js'
+import { FirestoreTasksRepository, MemoryTasksRepository, type TasksRepository } from './tasks/tasks.js'
 import { FirestoreVisitsRepository } from './visits/firestore-repository.js'
 import { MemoryVisitsRepository } from './visits/memory-repository.js'
 import { RecentVisits } from './visits/recent-visits.js'
@@ -34,6 +38,7 @@ export interface AppDependencies {
   firestore?: Firestore
   repository?: VisitsRepository
   greetings?: GreetingsRepository
+  tasks?: TasksRepository
 }
 
 /**
@@ -67,7 +72,8 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     app.log.warn('SESSION_SECRET is not set: cookies are signed with a key of this process only, so a form ' +
       'loaded from one instance fails its CSRF check on another; set it on Cloud Run')
   }
-  await app.register(cookie, { secret: config.sessionSecret ?? randomBytes(32).toString('hex') })
+  const secret = config.sessionSecret ?? randomBytes(32).toString('hex')
+  await app.register(cookie, { secret })
   // Double-submit tokens in a signed cookie: no server-side session is written to protect a form.
   await app.register(csrf, { sessionPlugin: '@fastify/cookie', cookieOpts: { signed: true, httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/' } })
 
@@ -78,11 +84,20 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     namespace: config.cacheNamespace
   })
   await app.register(viewPlugin)
+  // Sessions only for visitors with something to keep (a flash message): no cookie, no write otherwise.
+  await app.register(session, {
+    secret,
+    cookieName: 'sid',
+    saveUninitialized: false,
+    cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', maxAge: 86_400_000 },
+    store: new CacheSessionStore<Session>(app.cache.namespaced(`${config.cacheNamespace}/sessions`))
+  })
 
   let repository = deps.repository
   let greetings = deps.greetings
+  let tasks = deps.tasks
   const firestoreWanted = config.firestore !== undefined || deps.firestore !== undefined
-  if (firestoreWanted && (repository === undefined || greetings === undefined)) {
+  if (firestoreWanted && (repository === undefined || greetings === undefined || tasks === undefined)) {
     if (deps.firestore !== undefined) await app.register(firestorePlugin, { client: deps.firestore })
     else if (config.firestore !== undefined) await app.register(firestorePlugin, config.firestore)
     const timeoutMs = config.firestore?.timeoutMs ?? 5000
@@ -90,11 +105,13 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     const calls = new BoundedCalls({ timeoutMs })
     repository ??= new FirestoreVisitsRepository(app.firestore, { collection: config.visits.collection, timeoutMs, calls })
     greetings ??= new FirestoreGreetingsRepository(app.firestore, { calls })
+    tasks ??= new FirestoreTasksRepository(app.firestore, { calls })
     // onClose hooks run last-registered first: this one runs before the client is terminated.
     app.addHook('onClose', async () => { await calls.drain(2000) })
   }
   repository ??= new MemoryVisitsRepository()
   greetings ??= new MemoryGreetingsRepository()
+  tasks ??= new MemoryTasksRepository()
 
   app.setErrorHandler(async (err, request, reply) => {
     if (!(err instanceof RepositoryUnavailableError)) throw err
@@ -116,10 +133,16 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   })
   await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode })
   await app.register(guestbookRoutes, { greetings, cache: app.cache.namespaced(`${config.cacheNamespace}/guestbook`) })
+  await app.register(tasksRoutes, {
+    tasks,
+    cache: app.cache.namespaced(`${config.cacheNamespace}/tasks`),
+    routeCache: app.routeCache,
+    fragments: app.fragments
+  })
   await app.register(healthRoutes, { cache: app.cache, repository })
   await app.register(statsRoutes, {
     cache: app.cache,
-    namespaces: ['visits', 'guestbook', 'routes', 'fragments'].map((part) => `${config.cacheNamespace}/${part}`)
+    namespaces: ['visits', 'guestbook', 'tasks', 'routes', 'fragments', 'sessions'].map((part) => `${config.cacheNamespace}/${part}`)
   })
 
   app.log.info({

@@ -90,7 +90,9 @@ export default fp<CachePluginOptions>(async function cachePlugin (app, { store, 
       return payload
     }
 
+    // The route's own onRequest hooks run before the lookup; its onSend hooks after the
+    // response is stored, so they may add what must not be shared (a per-user token).
     route.onRequest = [...[route.onRequest ?? []].flat(), lookup]
-    route.onSend = [...[route.onSend ?? []].flat(), save]
+    route.onSend = [save, ...[route.onSend ?? []].flat()]
   })
 }, { name: 'cache', fastify: '5.x' })

@@ -1,0 +1,102 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../../src/config.js'
+import { BoundedCalls } from '../../src/lib/bounded-calls.js'
+import { FirestoreTasksRepository, MemoryTasksRepository, type TasksRepository } from '../../src/tasks/tasks.js'
+import { buildTestApp, FormClient, redisReady, testConfig, testFirestore, testRedis, uniqueName } from '../helper.js'
+
+type Setup = (t: Test, config?: Config) => Promise<{ app: FastifyInstance, tasks: TasksRepository }>
+
+const names = (body: string) => [...body.matchAll(/<span class="name">([^<]*)<\/span>/g)].map((m) => m[1])
+
+function contract (t: Test, label: string, setup: Setup): void {
+  t.test(`task list (${label})`, async (t) => {
+    t.test('add and delete; the list is never stale after a change', async (t) => {
+      const { app } = await setup(t)
+      const browser = new FormClient(app)
+      const empty = await browser.get('/tasks')
+      t.equal(empty.statusCode, 200)
+      t.match(empty.body, /No tasks yet\./)
+      t.equal((await browser.get('/tasks')).headers['x-cache'], 'hit', 'the whole view is cached')
+
+      const added = await browser.post('/tasks', { name: 'Write <tests>' })
+      t.equal(added.statusCode, 303)
+      t.equal(added.headers.location, '/tasks')
+      const list = await browser.get('/tasks')
+      t.equal(list.headers['x-cache'], 'miss', 'invalidated by the change')
+      t.same(names(list.body), ['Write &lt;tests&gt;'])
+      await browser.post('/tasks', { name: 'Ship it' })
+      t.same(names((await browser.get('/tasks')).body), ['Write &lt;tests&gt;', 'Ship it'])
+
+      const id = /action="\/tasks\/([^/]+)\/delete"/.exec(list.body)?.[1]
+      t.ok(id)
+      t.equal((await browser.post(`/tasks/${id!}/delete`, {})).statusCode, 303)
+      t.same(names((await browser.get('/tasks')).body), ['Ship it'], 'gone at once')
+    })
+
+    t.test('an empty name: the message shows once, after the redirect', async (t) => {
+      const { app } = await setup(t)
+      const browser = new FormClient(app)
+      await browser.get('/tasks')
+      t.notOk(browser.cookieNames().includes('sid'), 'no session for a visitor with nothing to keep')
+      const refused = await browser.post('/tasks', { name: '   ' })
+      t.equal(refused.statusCode, 303)
+      t.ok(browser.cookieNames().includes('sid'), 'the message is kept in a session')
+      const shown = await browser.get('/tasks')
+      t.match(shown.body, /<p class="flash" role="alert">Task name is required\.<\/p>/)
+      t.not(shown.headers['x-cache'], 'hit', 'a page with a message is not served from the cache')
+      t.notMatch((await browser.get('/tasks')).body, /Task name is required/, 'and shows only once')
+      t.notMatch((await new FormClient(app).get('/tasks')).body, /Task name is required/, 'and never to anyone else')
+    })
+
+    t.test('no cached view or fragment holds a user\'s token', async (t) => {
+      const { app } = await setup(t)
+      const browser = new FormClient(app)
+      await browser.get('/tasks')
+      await browser.post('/tasks', { name: 'one' })
+      const page = await browser.get('/tasks')
+      const tokens = [...page.body.matchAll(/name="_csrf" value="([^"]+)"/g)].map((m) => m[1]!)
+      t.equal(tokens.length, 2, 'the add form and the row\'s delete form')
+      t.ok(tokens.every((token) => token !== '<csrf-token>' && token.length > 10), 'real tokens in the page')
+      const cached = await app.routeCache.lookup('/tasks ', ['tasks'])
+      t.ok(cached.hit, 'the view is cached')
+      t.match(String(cached.hit!.body), 'value="<csrf-token>"')
+      t.notMatch(String(cached.hit!.body), tokens[0]!)
+      const id = /action="\/tasks\/([^/]+)\/delete"/.exec(page.body)![1]!
+      const fragment = await app.fragments.get<string>(`task:${id}`)
+      t.match(fragment, 'value="<csrf-token>"', 'the row fragment is cached with the slot, not the token')
+      t.notMatch(fragment, tokens[1]!)
+    })
+
+    t.test('forms are protected: no token, no task', async (t) => {
+      const { app, tasks } = await setup(t)
+      const forged = await app.inject({ method: 'POST', url: '/tasks', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'name=forged' })
+      t.equal(forged.statusCode, 403)
+      t.same(await tasks.all(), [])
+    })
+  })
+}
+
+contract(t, 'embedded', async (t) => {
+  const tasks = new MemoryTasksRepository()
+  return { app: await buildTestApp(t, testConfig(), { tasks }), tasks }
+})
+
+contract(t, 'Redis and the Firestore emulator', async (t, config = testConfig()) => {
+  const tasks = new FirestoreTasksRepository(await testFirestore(t), { collection: uniqueName('tasks'), calls: new BoundedCalls({ timeoutMs: 5000 }) })
+  return { app: await buildTestApp(t, config, { tasks, redis: await redisReady(testRedis(t)) }), tasks }
+})
+
+t.test('two instances sharing Redis: a change on one is never stale on the other', async (t) => {
+  const tasks = new MemoryTasksRepository() // one database behind both instances
+  const config = testConfig()
+  const a = new FormClient(await buildTestApp(t, config, { tasks, redis: await redisReady(testRedis(t)) }))
+  const b = new FormClient(await buildTestApp(t, config, { tasks, redis: await redisReady(testRedis(t)) }))
+  await b.get('/tasks')
+  t.equal((await b.get('/tasks')).headers['x-cache'], 'hit', 'instance B has the list cached')
+  await a.get('/tasks')
+  await a.post('/tasks', { name: 'added on A' })
+  const seen = await b.get('/tasks')
+  t.same(names(seen.body), ['added on A'])
+})
