@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/config.js'
 import { BoundedCalls } from '../../src/lib/bounded-calls.js'
 import { FirestoreTasksRepository, MemoryTasksRepository, type TasksRepository } from '../../src/tasks/tasks.js'
-import { buildTestApp, FormClient, redisReady, testConfig, testFirestore, testRedis, uniqueName } from '../helper.js'
+import { buildTestApp, FormClient, freePort, redisReady, testConfig, testFirestore, testRedis, uniqueName } from '../helper.js'
 
 type Setup = (t: Test, config?: Config) => Promise<{ app: FastifyInstance, tasks: TasksRepository }>
 
@@ -99,4 +99,40 @@ t.test('two instances sharing Redis: a change on one is never stale on the other
   await a.post('/tasks', { name: 'added on A' })
   const seen = await b.get('/tasks')
   t.same(names(seen.body), ['added on A'])
+})
+
+t.test('cookies: HttpOnly, SameSite=Lax, and Secure behind Cloud Run\'s HTTPS', async (t) => {
+  const app = await buildTestApp(t, testConfig({ trustProxyHops: 1 }), { tasks: new MemoryTasksRepository() })
+  const cookiesOf = async (proto: string) => {
+    const browser = new FormClient(app)
+    await browser.get('/tasks', { 'x-forwarded-proto': proto })
+    const page = await app.inject({ url: '/tasks', headers: { 'x-forwarded-proto': proto } })
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/tasks',
+      headers: { 'x-forwarded-proto': proto, cookie: browser.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
+      payload: `name=&_csrf=${encodeURIComponent(/name="_csrf" value="([^"]+)"/.exec((await browser.get('/tasks', { 'x-forwarded-proto': proto })).body)![1]!)}`
+    })
+    return [...[page.headers['set-cookie'] ?? []].flat(), ...[refused.headers['set-cookie'] ?? []].flat()]
+  }
+  const https = await cookiesOf('https')
+  const session = https.find((c) => c.startsWith('sid='))
+  t.ok(session, 'the flash message opened a session')
+  t.match(session, /HttpOnly/)
+  t.match(session, /SameSite=Lax/)
+  t.match(session, /Secure/)
+  t.match(https.find((c) => c.startsWith('_csrf=')), /HttpOnly.*SameSite=Lax|SameSite=Lax.*HttpOnly/)
+  t.ok(https.filter((c) => /^(sid|_csrf)=/.test(c)).every((c) => /Secure/.test(c)), 'every cookie is Secure over HTTPS')
+  t.notOk((await cookiesOf('http')).some((c) => /Secure/.test(c)), 'and none over plain HTTP (local development)')
+})
+
+t.test('with Redis down the task list still works', async (t) => {
+  const tasks = new MemoryTasksRepository()
+  const app = await buildTestApp(t, testConfig({ redis: { host: '127.0.0.1', port: await freePort(), commandTimeoutMs: 200, connectTimeoutMs: 200 } }), { tasks })
+  const browser = new FormClient(app)
+  t.equal((await browser.get('/tasks')).statusCode, 200)
+  t.equal((await browser.post('/tasks', { name: 'offline' })).statusCode, 303)
+  t.same(names((await browser.get('/tasks')).body), ['offline'])
+  t.equal((await browser.post('/tasks', { name: '' })).statusCode, 303, 'the flash message is lost, the page is not')
+  t.equal((await browser.get('/tasks')).statusCode, 200)
 })
