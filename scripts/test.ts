@@ -123,7 +123,11 @@ async function runTap (env: NodeJS.ProcessEnv, args: string[]): Promise<{ code: 
 }
 
 async function main (): Promise<{ code: number, line: string }> {
-  process.once('SIGINT', () => { stopStarted().finally(() => process.exit(130)).catch(() => {}) })
+  // Whatever ends the run, what it started is stopped: a signal, or a reader that closed the pipe (`| head`).
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => { stopStarted().finally(() => process.exit(130)).catch(() => {}) })
+  }
+  process.stdout.on('error', () => {})
   const env: NodeJS.ProcessEnv = { ...process.env, METADATA_SERVER_DETECTION: process.env.METADATA_SERVER_DETECTION ?? 'none' }
   try {
     if (env.REDISHOST === undefined || env.REDISHOST === '') Object.assign(env, await startRedis())
