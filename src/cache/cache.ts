@@ -271,8 +271,9 @@ export class Cache {
   }
 
   /** The keys found, without the prefix; a failure finds nothing. */
-  async getMulti<T> (keys: readonly string[], { keyPrefix = '', namespace }: PrefixOption & NamespaceOption = {}): Promise<Record<string, T>> {
-    const found = await this.#read(keys.map((key) => keyPrefix + key), namespace)
+  async getMulti<T> (keys: readonly string[], { keyPrefix = '', namespace, statsKeys }: PrefixOption & NamespaceOption & { statsKeys?: number } = {}): Promise<Record<string, T>> {
+    // statsKeys: only the first keys count as hits or misses (the rest are counters read along).
+    const found = await this.#read(keys.map((key) => keyPrefix + key), namespace, statsKeys)
     const result: Record<string, T> = {}
     keys.forEach((key, i) => {
       const entry = found[i]
@@ -400,13 +401,12 @@ export class Cache {
   async #memoCall (state: MemoState, fn: (...args: unknown[]) => unknown, args: unknown[]): Promise<unknown> {
     const { namespace } = state.options
     const key = state.keyOf(args)
-    const flightKey = `${namespace ?? this.namespace}\u0000${key}`
-    const running = this.#shared.inFlight.get(flightKey)
-    if (running !== undefined) return await running
-
-    const [entry, generation] = await this.#read([key, `memo:${state.name}`], namespace)
+    // The generation is only a counter read along: it is not a hit or a miss of the memo.
+    const [entry, generation] = await this.#read([key, `memo:${state.name}`], namespace, 1)
     if (entry === FAILED || generation === FAILED) return await fn(...args)
     const current = Number(generation?.value ?? 0)
+    // A computation started before deleteMemoized() is never joined by a call made after it.
+    const flightKey = `${namespace ?? this.namespace}\u0000${key}\u0000${current}`
     const memo = entry?.value as MemoEntry | undefined
     if (memo !== undefined && memo.g === current) {
       if (Date.now() < memo.f) return memo.v
@@ -431,33 +431,37 @@ export class Cache {
   /** Runs fn under a short lock, so that only one process computes the key at a time. */
   async #compute (state: MemoState, fn: (...args: unknown[]) => unknown, args: unknown[], key: string, generation: number): Promise<unknown> {
     const { namespace, ttl, grace = 0, lockSeconds = 10 } = state.options
-    const lockKey = `${key}:lock`
+    const lockKey = `${key}:lock:${generation}`
+    const lockMs = lockSeconds * 1000
+    const acquiredAt = Date.now()
     const lock = await this.#run(namespace, () => this.#shared.store.write('add', [{
-      key: this.#storeKey(lockKey, namespace), value: '1', casToken: randomUUID(), ttlMs: lockSeconds * 1000
+      key: this.#storeKey(lockKey, namespace), value: '1', casToken: randomUUID(), ttlMs: lockMs
     }]))
     if (lock !== FAILED && lock[0] === false) {
-      // Another process computes it: wait for its result rather than compute it again.
-      const deadline = Date.now() + lockSeconds * 1000
+      // Another process computes it: wait for its result, until its lock goes (done, failed or expired).
+      const deadline = Date.now() + lockMs
       while (Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 50))
-        const [entry] = await this.#read([key], namespace)
-        if (entry === FAILED) break
+        const [entry, held] = await this.#read([key, lockKey], namespace, 0)
+        if (entry === FAILED || held === FAILED) break
         const memo = entry?.value as MemoEntry | undefined
         if (memo !== undefined && memo.g === generation && Date.now() < memo.f) return memo.v
+        if (held === undefined) break
       }
     }
     try {
       const value = await fn(...args)
-      // ttl 0 is memcache's "no expiry": fresh for good.
+      // ttl 0 is memcache's "no expiry": fresh for good, and kept for good.
       const memo: MemoEntry = { v: value, g: generation, f: ttl === 0 ? Number.MAX_SAFE_INTEGER : Date.now() + ttlMs(ttl) }
       try {
-        await this.set(key, memo, { ttl: ttl + grace, namespace })
+        await this.set(key, memo, { ttl: ttl === 0 ? 0 : ttl + grace, namespace })
       } catch (err) {
         this.#shared.log.warn({ err, memo: state.name }, 'a memoized result could not be cached; it is returned uncached')
       }
       return value
     } finally {
-      if (lock !== FAILED && lock[0] === true) await this.delete(lockKey, { namespace })
+      // A lock that has expired may be someone else's by now: leave it to its own expiry.
+      if (lock !== FAILED && lock[0] === true && Date.now() - acquiredAt < lockMs - 100) await this.delete(lockKey, { namespace })
     }
   }
 
@@ -484,23 +488,27 @@ export class Cache {
     return text
   }
 
-  async #read (keys: readonly string[], namespace: string | undefined): Promise<Array<{ value: unknown, casToken: string } | undefined | typeof FAILED>> {
+  /** Reads the keys; only the first `counted` of them are hits or misses in the stats, the rest are bookkeeping. */
+  async #read (keys: readonly string[], namespace: string | undefined, counted = keys.length): Promise<Array<{ value: unknown, casToken: string } | undefined | typeof FAILED>> {
     const entries = await this.#run(namespace, () => this.#shared.store.get(keys.map((key) => this.#storeKey(key, namespace))))
     if (entries === FAILED) return keys.map(() => FAILED)
     const counters = this.counters(namespace)
     return entries.map((entry: StoredEntry | undefined, i) => {
+      const counts = i < counted
       if (entry !== undefined) {
         try {
           const value = decode(entry.value)
-          counters.hits++
-          counters.byteHits += Buffer.byteLength(entry.value)
+          if (counts) {
+            counters.hits++
+            counters.byteHits += Buffer.byteLength(entry.value)
+          }
           return { value, casToken: entry.casToken }
         } catch (err) {
           counters.errors++
           this.#shared.log.warn({ err, namespace: namespace ?? this.namespace, key: keys[i] }, 'cache value could not be decoded; treated as a miss')
         }
       }
-      counters.misses++
+      if (counts) counters.misses++
       return undefined
     })
   }

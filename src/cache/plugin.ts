@@ -81,11 +81,16 @@ export default fp<CachePluginOptions>(async function cachePlugin (app, { store, 
       tickets.delete(request)
       reply.header('x-cache', 'miss')
       if (shareable(reply, payload, options.key !== undefined)) {
-        await routeCache.store(ticket, {
-          status: reply.statusCode,
-          headers: reply.getHeaders() as Record<string, string | string[]>,
-          body: payload
-        }, options.ttl)
+        try {
+          await routeCache.store(ticket, {
+            status: reply.statusCode,
+            headers: reply.getHeaders() as Record<string, string | string[]>,
+            body: payload
+          }, options.ttl)
+        } catch (err) {
+          // A page too large for the cache is served, just not stored.
+          request.log.warn({ err, url: request.url }, 'response not cached')
+        }
       }
       return payload
     }

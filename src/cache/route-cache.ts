@@ -31,7 +31,7 @@ export class RouteCache {
 
   /** The cached response, or a ticket to store the fresh one with. */
   async lookup (key: string, tags: readonly string[]): Promise<{ hit?: CachedResponse, ticket: RouteCacheTicket }> {
-    const found = await this.cache.getMulti<unknown>([`r:${key}`, ...tags.map((tag) => `t:${tag}`)])
+    const found = await this.cache.getMulti<unknown>([`r:${key}`, ...tags.map((tag) => `t:${tag}`)], { statsKeys: 1 })
     const generations = Object.fromEntries(tags.map((tag) => [tag, Number(found[`t:${tag}`] ?? 0)]))
     const stored = found[`r:${key}`] as Stored | undefined
     const fresh = stored !== undefined && tags.every((tag) => stored.tags[tag] === generations[tag])

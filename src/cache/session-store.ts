@@ -23,17 +23,25 @@ export class CacheSessionStore<S extends SessionData = SessionData> {
   }
 
   get (sessionId: string, callback: Callback<S | null>): void {
-    this.#cache.get<S>(sessionId).then((session) => callback(undefined, session ?? null), callback)
+    settle(this.#cache.get<S>(sessionId).then((session) => session ?? null), callback)
   }
 
   set (sessionId: string, session: S, callback: Callback): void {
     const maxAge = session.cookie?.maxAge
     const ttl = typeof maxAge === 'number' && maxAge > 0 ? Math.ceil(maxAge / 1000) : this.#defaultTtl
     // JSON keeps what a session is made of; the cookie object round-trips as plain data.
-    this.#cache.set(sessionId, JSON.parse(JSON.stringify(session)), { ttl }).then(() => callback(), callback)
+    settle(this.#cache.set(sessionId, JSON.parse(JSON.stringify(session)), { ttl }).then(() => undefined), callback)
   }
 
   destroy (sessionId: string, callback: Callback): void {
-    this.#cache.delete(sessionId).then(() => callback(), callback)
+    settle(this.#cache.delete(sessionId).then(() => undefined), callback)
   }
+}
+
+/** Calls back outside the promise chain, so a throwing callback is not swallowed as a rejection. */
+function settle<T> (promise: Promise<T>, callback: Callback<T>): void {
+  promise.then(
+    (value) => { process.nextTick(callback, undefined, value) },
+    (err: unknown) => { process.nextTick(callback, err) }
+  )
 }

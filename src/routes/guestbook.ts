@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { ValueTooLargeError, type Cache } from '../cache/index.js'
 import type { GreetingsRepository } from '../guestbook/greetings.js'
+import { Retry } from '../lib/retry.js'
 
 export interface GuestbookRoutesOptions {
   greetings: GreetingsRepository
@@ -30,6 +31,17 @@ const signature = {
 /** The App Engine guestbook: rendered greetings cached per book, dropped when someone signs. */
 export default async function guestbookRoutes (app: FastifyInstance, { greetings, cache }: GuestbookRoutesOptions): Promise<void> {
   const cacheKey = (book: string) => `${book}:greetings`
+  // Books whose cached greetings could not be dropped yet; retried until the cache takes it.
+  const toDrop = new Set<string>()
+  const drops = new Retry(async () => {
+    for (const book of toDrop) {
+      // The lock keeps a reader that fetched the old greetings before the sign from add()ing them back.
+      if ((await cache.delete(cacheKey(book), { lockSeconds: GREETINGS_TTL })) === 'failed') return false
+      toDrop.delete(book)
+    }
+    return true
+  })
+  app.addHook('onClose', async () => { drops.stop() })
 
   app.get<{ Querystring: { guestbook_name?: string } }>('/guestbook', { schema: { querystring: bookQuery } }, async (request, reply) => {
     const book = request.query.guestbook_name || DEFAULT_BOOK
@@ -64,7 +76,8 @@ export default async function guestbookRoutes (app: FastifyInstance, { greetings
     const author = request.body.author?.trim()
     await greetings.add(book, { content: request.body.content, date: new Date(), ...(author ? { author } : {}) })
     // The next view of this book shows the new greeting at once, on every instance.
-    await cache.delete(cacheKey(book))
+    if (toDrop.size < 1000) toDrop.add(book)
+    await drops.run()
     return await reply.redirect(`/guestbook?${new URLSearchParams({ guestbook_name: book }).toString()}`, 303)
   })
 }

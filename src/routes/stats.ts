@@ -16,13 +16,18 @@ export default async function statsRoutes (app: FastifyInstance, { cache, namesp
   history.start()
   app.addHook('onClose', async () => { history.stop() })
 
-  app.get('/stats', async (request, reply) => {
+  // Counting items scans the store: one scan per 10 s at most, however often the page is asked for.
+  const rowsOnce = cache.memoize(async function cacheStatsRows () {
     const names = [...new Set([...namespaces, ...cache.namespaces()])].sort()
-    const rows = await Promise.all(names.map(async (namespace) => {
+    return await Promise.all(names.map(async (namespace) => {
       const stats = await cache.getStats({ namespace })
       const reads = stats.hits + stats.misses
       return { namespace, ...stats, hitRatio: reads === 0 ? null : stats.hits / reads }
     }))
+  }, { ttl: 10, namespace: `${cache.namespace}/stats-page` })
+
+  app.get('/stats', async (request, reply) => {
+    const rows = await rowsOnce()
     reply.header('cache-control', 'no-store').header('vary', 'Accept')
     const samples = history.samples()
     if (prefersJson(request)) return { namespaces: rows, history: samples }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Cache, RouteCache } from '../cache/index.js'
+import { Retry } from '../lib/retry.js'
 import type { TasksRepository } from '../tasks/tasks.js'
 
 declare module 'fastify' {
@@ -33,16 +34,16 @@ const hasFlash = (request: FastifyRequest) => request.session.get('flash') !== u
 export default async function tasksRoutes (app: FastifyInstance, { tasks, cache, routeCache, fragments }: TasksRoutesOptions): Promise<void> {
   const allTasks = cache.memoize(async function allTasks () { return await tasks.all() }, { ttl: 300 })
 
-  // An invalidation that could not reach the cache is retried before the next view is served.
-  let staleViews = false
-  const invalidate = async (): Promise<void> => {
-    const done = await Promise.all([cache.deleteMemoized(allTasks), routeCache.invalidateTags('tasks')])
-    staleViews = done.includes(false)
-  }
+  // The query first, then the views: a view computed after the tag changes can only use the fresh query.
+  // Whatever the cache could not take is retried until it can, and before this instance serves a view.
+  const invalidation = new Retry(async () => await cache.deleteMemoized(allTasks) && await routeCache.invalidateTags('tasks'))
+  app.addHook('onClose', async () => { invalidation.stop() })
+  const invalidate = async (): Promise<void> => { await invalidation.run() }
 
   app.get('/tasks', {
-    config: { cache: { ttl: 300, tags: ['tasks'], unless: hasFlash } },
-    onRequest: async () => { if (staleViews) await invalidate() },
+    // One key for everyone: the page is the same for all, once its token slot is filled per user.
+    config: { cache: { ttl: 300, tags: ['tasks'], unless: hasFlash, key: () => 'tasks' } },
+    onRequest: async () => { if (invalidation.pending) await invalidate() },
     // Runs after the shared copy is stored: from here on the page is this user's alone.
     onSend: async (_request, reply, payload) => {
       reply.header('cache-control', 'private, no-store')

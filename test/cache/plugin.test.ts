@@ -39,6 +39,7 @@ async function appWith (t: Test, store: Store): Promise<{ app: FastifyInstance, 
     return { id: (request.params as { id: string }).id }
   })
   app.get('/plain', async () => { count('plain'); return 'not cached' })
+  app.get('/huge', { config: { cache: { ttl: 60 } } }, async () => { count('huge'); return 'x'.repeat(1_100_000) })
   t.teardown(async () => { await app.close() })
   await app.ready()
   return { app, runs }
@@ -86,6 +87,17 @@ for (const [name, make] of Object.entries(stores)) {
       t.same([a1.json(), b1.json(), a2.json()], [{ user: 'Bearer a' }, { user: 'Bearer b' }, { user: 'Bearer a' }], 'no user sees another\'s response')
       t.equal(a2.headers['x-cache'], 'hit')
       t.equal(runs.user, 2)
+    })
+
+    t.test('a page too large for the cache is served, not stored; bookkeeping reads are no hits or misses', async (t) => {
+      const { app, runs } = await appWith(t, await make(t))
+      const pages = [await app.inject('/huge'), await app.inject('/huge')]
+      t.same(pages.map((p) => [p.statusCode, p.body.length, p.headers['x-cache']]), [[200, 1_100_000, 'miss'], [200, 1_100_000, 'miss']])
+      t.equal(runs.huge, 2)
+      await app.inject('/page')
+      await app.inject('/page')
+      const routes = app.routeCache.cache
+      t.match(routes.counters(), { misses: 3, hits: 1 }, 'one read per request: the tag counter read along is not counted')
     })
 
     t.test('unless skips the cache', async (t) => {

@@ -324,6 +324,44 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.equal(new Set(results.map((r) => r.at)).size, 1, 'everyone got the same result')
     })
 
+    t.test('memoize: waiters do not hang on a holder that fails', async (t) => {
+      const store = await make(t)
+      const namespace = uniqueName('ns')
+      let calls = 0
+      async function flaky () {
+        calls++
+        await sleep(150)
+        if (calls === 1) throw new Error('the first holder fails')
+        return 'second try'
+      }
+      const a = createCache({ store, namespace }).memoize(flaky, { ttl: 60, lockSeconds: 10 })
+      const b = createCache({ store: await peer(t, store), namespace }).memoize(flaky, { ttl: 60, lockSeconds: 10 })
+      const first = a().catch((err: Error) => err.message)
+      await sleep(20)
+      const started = performance.now()
+      const second = await b()
+      t.equal(await first, 'the first holder fails')
+      t.equal(second, 'second try')
+      t.ok(performance.now() - started < 2000, 'the waiter saw the lock go and computed it, well before the 10 s lock ran out')
+    })
+
+    t.test('memoize: a call after deleteMemoized never joins a computation started before it', async (t) => {
+      const cache = await fresh(t)
+      let data = 'old'
+      const read = cache.memoize(async function readData () {
+        const seen = data
+        await sleep(200)
+        return seen
+      }, { ttl: 60 })
+      const before = read()
+      await sleep(50)
+      data = 'new'
+      await cache.deleteMemoized(read)
+      t.equal(await read(), 'new')
+      t.equal(await before, 'old')
+      t.equal(await read(), 'new', 'the old computation did not overwrite the new result')
+    })
+
     t.test('memoize: with grace, a stale result is served while one caller refreshes it', async (t) => {
       const cache = await fresh(t)
       let version = 0

@@ -71,13 +71,15 @@ t.test('in a real browser, against the running server on Redis and the Firestore
     await page.click('form.add button')
     await page.waitForURL(`${base}/tasks`)
     const row = page.locator('li.task', { hasText: name })
+    await row.waitFor()
     t.equal(await row.count(), 1, 'the task is listed')
     await row.locator('button').click()
-    await page.waitForURL(`${base}/tasks`)
+    // Waits for the page after the redirect: the row is gone from it, not just from the old one.
+    await row.waitFor({ state: 'detached' })
     t.equal(await page.locator('li.task', { hasText: name }).count(), 0, 'and gone after delete')
 
     await page.click('form.add button')
-    await page.waitForURL(`${base}/tasks`)
+    await page.locator('p.flash').waitFor()
     t.equal(await page.locator('p.flash').textContent(), 'Task name is required.')
     await page.reload()
     t.equal(await page.locator('p.flash').count(), 0, 'shown once')

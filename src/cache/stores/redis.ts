@@ -172,11 +172,13 @@ export class RedisStore implements Store {
     let complete = true
     for (const prefix of prefixes) {
       let cursor = '0'
+      // Bounded by keys examined, not only by keys found: a huge keyspace stops the count early.
+      let scans = 0
       do {
         const [next, found] = await this.client.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
         keys.push(...found)
         cursor = next
-      } while (cursor !== '0' && keys.length < limit)
+      } while (cursor !== '0' && keys.length < limit && ++scans < MAX_SCANS)
       if (cursor !== '0' || keys.length > limit) complete = false
       if (!complete) break
     }
@@ -199,3 +201,5 @@ export class RedisStore implements Store {
 
 /** Keys whose size and idle time are read for getStats(). */
 const SAMPLE_SIZE = 64
+/** SCAN calls of 1,000 keys each that one census may make per prefix. */
+const MAX_SCANS = 100
