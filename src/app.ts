@@ -84,14 +84,6 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     namespace: config.cacheNamespace
   })
   await app.register(viewPlugin)
-  // Sessions only for visitors with something to keep (a flash message): no cookie, no write otherwise.
-  await app.register(session, {
-    secret,
-    cookieName: 'sid',
-    saveUninitialized: false,
-    cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', maxAge: 86_400_000 },
-    store: new CacheSessionStore<Session>(app.cache.namespaced(`${config.cacheNamespace}/sessions`))
-  })
 
   let repository = deps.repository
   let greetings = deps.greetings
@@ -133,11 +125,22 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   })
   await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode })
   await app.register(guestbookRoutes, { greetings, cache: app.cache.namespaced(`${config.cacheNamespace}/guestbook`) })
-  await app.register(tasksRoutes, {
-    tasks,
-    cache: app.cache.namespaced(`${config.cacheNamespace}/tasks`),
-    routeCache: app.routeCache,
-    fragments: app.fragments
+  // Sessions exist for the task list's flash message only: the other pages do not pay for them.
+  await app.register(async function withSessions (scope) {
+    // Only for visitors with something to keep: no cookie, no write otherwise.
+    await scope.register(session, {
+      secret,
+      cookieName: 'sid',
+      saveUninitialized: false,
+      cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', maxAge: 86_400_000 },
+      store: new CacheSessionStore<Session>(scope.cache.namespaced(`${config.cacheNamespace}/sessions`))
+    })
+    await scope.register(tasksRoutes, {
+      tasks: tasks!,
+      cache: scope.cache.namespaced(`${config.cacheNamespace}/tasks`),
+      routeCache: scope.routeCache,
+      fragments: scope.fragments
+    })
   })
   await app.register(healthRoutes, { cache: app.cache, repository })
   await app.register(statsRoutes, {
