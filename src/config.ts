@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
 
@@ -15,6 +16,8 @@ const EnvSchema = Type.Object({
   REDISPORT: Port(6379),
   REDIS_COMMAND_TIMEOUT_MS: Millis(500, 60_000),
   REDIS_CONNECT_TIMEOUT_MS: Millis(2000, 60_000),
+  REDIS_AUTH: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_TLS_CA_FILE: Type.Optional(Type.String({ minLength: 1 })),
   CACHE_NAMESPACE: Type.String({ pattern: '^[A-Za-z0-9._\\-]{1,64}$', default: 'visitme', description: 'letters, digits, ., _ and - (at most 64)' }),
   FIRESTORE_EMULATOR_HOST: Type.Optional(Type.String({ pattern: '^[^\\s/]+:[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:8681' })),
   GOOGLE_CLOUD_PROJECT: Type.Optional(Type.String({ pattern: '^[a-z0-9.:\\-]+$', description: 'a Google Cloud project ID' })),
@@ -42,7 +45,16 @@ export interface Config {
   logLevel: string
   /** Every cache entry of the app lives under it: deployments sharing one Redis stay apart. */
   cacheNamespace: string
-  redis?: { host: string, port: number, commandTimeoutMs: number, connectTimeoutMs: number }
+  redis?: {
+    host: string
+    port: number
+    commandTimeoutMs: number
+    connectTimeoutMs: number
+    /** Memorystore's AUTH string. */
+    password?: string
+    /** The instance's CA certificate file: in-transit encryption, verified. */
+    tlsCaFile?: string
+  }
   firestore?: { projectId?: string, databaseId: string, emulatorHost?: string, timeoutMs: number }
   visits: { collection: string, limit: number, cacheTtlSeconds: number, ipMode: 'truncated' | 'full' }
   trustProxyHops: number
@@ -69,7 +81,7 @@ function describe (error: { instancePath: string, keyword: string, message?: str
         ? `must be ${schema.description}`
         : error.message ?? 'bad value'
   // A secret is never repeated into the logs, even a wrong one.
-  const shown = name.endsWith('_SECRET') ? ` (${value?.length ?? 0} characters)` : `=${JSON.stringify(value)}`
+  const shown = /_(SECRET|AUTH)$/.test(name) ? ` (${value?.length ?? 0} characters)` : `=${JSON.stringify(value)}`
   return `${name}${shown} is invalid: ${reason}`
 }
 
@@ -100,6 +112,10 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
       `must be below SHUTDOWN_TIMEOUT_MS (${parsed.SHUTDOWN_TIMEOUT_MS} ms), so requests in flight finish before shutdown`)
   }
 
+  if (parsed.REDIS_TLS_CA_FILE !== undefined && !existsSync(parsed.REDIS_TLS_CA_FILE)) {
+    throw new ConfigError(`Invalid configuration: REDIS_TLS_CA_FILE=${JSON.stringify(parsed.REDIS_TLS_CA_FILE)} is invalid: no such file`)
+  }
+
   const onCloudRun = parsed.K_SERVICE !== undefined
   const wantsFirestore = parsed.VISITS_STORE === 'firestore' ||
     (parsed.VISITS_STORE === 'auto' &&
@@ -116,7 +132,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
           host: parsed.REDISHOST,
           port: parsed.REDISPORT,
           commandTimeoutMs: parsed.REDIS_COMMAND_TIMEOUT_MS,
-          connectTimeoutMs: parsed.REDIS_CONNECT_TIMEOUT_MS
+          connectTimeoutMs: parsed.REDIS_CONNECT_TIMEOUT_MS,
+          password: parsed.REDIS_AUTH,
+          tlsCaFile: parsed.REDIS_TLS_CA_FILE
         },
     firestore: wantsFirestore
       ? {

@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
@@ -14,6 +15,9 @@ export interface RedisConnection {
   port: number
   commandTimeoutMs: number
   connectTimeoutMs: number
+  password?: string
+  /** Path of the CA certificate that signed the server's: TLS, with the certificate verified. */
+  tlsCaFile?: string
 }
 
 export type RedisPluginOptions =
@@ -26,10 +30,13 @@ export type RedisPluginOptions =
  * commands, a timeout on every command, and endless reconnects in the background.
  * ioredis' defaults would hold a request for over a minute while Redis is away.
  */
-export function createRedisClient ({ host, port, commandTimeoutMs, connectTimeoutMs }: RedisConnection): Redis {
+export function createRedisClient ({ host, port, commandTimeoutMs, connectTimeoutMs, password, tlsCaFile }: RedisConnection): Redis {
   return new Redis({
     host,
     port,
+    password,
+    // rejectUnauthorized stays on: a certificate the CA did not sign is refused.
+    tls: tlsCaFile === undefined ? undefined : { ca: readFileSync(tlsCaFile), rejectUnauthorized: true },
     // RESP2 works with every Memorystore version; RESP3 needs Redis 6 or later.
     protocol: 2,
     connectionName: 'visitme',
@@ -46,6 +53,34 @@ export function createRedisClient ({ host, port, commandTimeoutMs, connectTimeou
   })
 }
 
+const TLS_TRUST = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID'])
+
+/** What to check, for the mistakes Cloud Run + Memorystore set-ups make. */
+export function redisHint (err: (Error & { code?: string }) | undefined, where: string): string {
+  const message = err?.message ?? ''
+  if (/WRONGPASS|invalid password|invalid username-password/i.test(message)) {
+    return 'Redis refused the AUTH string: check REDIS_AUTH (Memorystore: gcloud redis instances get-auth-string)'
+  }
+  if (/NOAUTH/.test(message)) return 'Redis requires AUTH: set REDIS_AUTH to the instance\'s AUTH string'
+  if (err?.code !== undefined && TLS_TRUST.has(err.code)) {
+    return 'the Redis server certificate is not trusted: check REDIS_TLS_CA_FILE holds the instance\'s server CA ' +
+      '(gcloud redis instances describe INSTANCE --format="value(serverCaCerts[0].cert)")'
+  }
+  if (err?.code === 'ECONNREFUSED') {
+    return `nothing listens at ${where}: check REDISHOST and REDISPORT (Memorystore: 6379, or 6378 with in-transit encryption)`
+  }
+  if (err?.code === 'ETIMEDOUT' || /timed? ?out/i.test(message)) {
+    return `no answer from ${where}: check the VPC egress (a Serverless VPC Access connector in the service's region, ` +
+      'or Direct VPC egress), the instance\'s network and the firewall'
+  }
+  if (err?.code === 'ECONNRESET' || err?.code === 'EPIPE') {
+    return 'the connection was reset: with in-transit encryption set REDIS_TLS_CA_FILE and REDISPORT=6378; ' +
+      'idle connections are also reset while Cloud Run throttles the CPU, and the client reconnects by itself'
+  }
+  return 'the client retries in the background'
+}
+
 /** Logs the client's connection state once per change, never once per failed command. */
 function watch (client: Redis, log: FastifyBaseLogger, where: string): { closing: () => void } {
   let state: 'up' | 'down' | 'new' | 'closing' = 'new'
@@ -56,7 +91,7 @@ function watch (client: Redis, log: FastifyBaseLogger, where: string): { closing
   })
   const down = (err?: Error) => {
     if (state === 'down' || state === 'closing') return
-    log.warn({ redis: where, err }, 'redis unreachable; requests are served without the cache until it is back')
+    log.warn({ redis: where, err, hint: redisHint(err, where) }, 'redis unreachable; requests are served without the cache until it is back')
     state = 'down'
   }
   client.on('error', down)
