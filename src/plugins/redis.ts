@@ -48,6 +48,9 @@ export function createRedisClient ({ host, port, commandTimeoutMs, connectTimeou
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
+    // After a failover a connection may still reach the demoted primary, which answers READONLY:
+    // reconnect (to whatever the address serves now) instead of failing writes for good.
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
     retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
     keepAlive: 30_000
   })
