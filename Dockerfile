@@ -15,6 +15,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY templates ./templates
+COPY public ./public
 # The image's unprivileged user; the files stay root-owned and read-only to it.
 USER node
 EXPOSE 8080

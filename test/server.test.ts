@@ -52,6 +52,8 @@ t.test('with nothing configured it serves on embedded defaults', async (t) => {
   t.equal(page.status, 200)
   t.match(await page.text(), /127\.0\.0\.0: bare machine/)
   t.same(await (await fetch(`http://127.0.0.1:${server.port}/health`)).json(), { status: 'ok', redis: 'embedded', firestore: 'embedded' })
+  const oversized = await fetch(`http://127.0.0.1:${server.port}/`, { headers: { 'x-padding': 'x'.repeat(20_000) } })
+  t.equal(oversized.status, 431, 'oversized headers are refused before any handler runs')
   const startup = server.lines().find((l) => l.message === 'dependencies in use')
   t.same({ cache: startup?.cache, visits: startup?.visits }, {
     cache: 'in-process memory (no REDISHOST)',

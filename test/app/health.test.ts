@@ -10,10 +10,27 @@ t.test('embedded: both parts reported as embedded', async (t) => {
   t.same(response.json(), { status: 'ok', redis: 'embedded', firestore: 'embedded' })
 })
 
+t.test('security headers, and the stylesheet the CSP allows', async (t) => {
+  const app = await buildTestApp(t, testConfig())
+  const page = await app.inject('/')
+  t.match(page.headers['content-security-policy'], /default-src 'none'/)
+  t.match(page.headers['content-security-policy'], /style-src 'self'/)
+  t.match(page.headers['content-security-policy'], /form-action 'self'/)
+  t.match(page.headers['content-security-policy'], /frame-ancestors 'none'/)
+  t.equal(page.headers['x-content-type-options'], 'nosniff')
+  t.notMatch(page.body, /<style|style=/, 'no inline style for the CSP to allow')
+  const css = await app.inject('/site.css')
+  t.equal(css.statusCode, 200)
+  t.match(css.headers['content-type'], /^text\/css/)
+  t.match(css.body, /nav \{/)
+})
+
 t.test('real Redis and emulator: both up', async (t) => {
   const config = testConfig()
   const redis = await redisReady(testRedis(t))
   const repository = new FirestoreVisitsRepository(await testFirestore(t), { collection: config.visits.collection, timeoutMs: 5000 })
+  // A new client's first call sets up its channel, which can outlast the probe's 800 ms on a busy machine.
+  await repository.ping()
   const app = await buildTestApp(t, config, { redis, repository })
   t.same((await app.inject('/health')).json(), { status: 'ok', redis: 'up', firestore: 'up' })
 })

@@ -44,12 +44,17 @@ t.test('in a real browser, against the running server on Redis and the Firestore
   t.teardown(async () => { await browser.close() })
   const page: Page = await browser.newPage()
   page.setDefaultTimeout(10_000)
+  // Our own pages must pass our own Content Security Policy.
+  const violations: string[] = []
+  page.on('console', (message) => { if (/Content Security Policy/i.test(message.text())) violations.push(message.text()) })
 
   t.test('the visits page lists the visit', async (t) => {
     await page.goto(`${base}/`)
     t.equal(await page.title(), 'VisitMe example')
     t.equal(await page.locator('h1').textContent(), 'Last 10 visits')
     t.match(await page.locator('ul.visits li').first().textContent(), /127\.0\.0\.0: .*HeadlessChrome/)
+    // Runs in the page, where getComputedStyle exists.
+    t.equal(await page.evaluate('getComputedStyle(document.querySelector("nav")).display'), 'flex', 'the stylesheet is loaded under the CSP')
   })
 
   t.test('a guestbook greeting appears right after signing', async (t) => {
@@ -90,5 +95,9 @@ t.test('in a real browser, against the running server on Redis and the Firestore
     t.equal(await page.locator('h1').textContent(), 'Cache stats')
     t.equal(await page.locator('figure.chart svg[role=img]').count(), 1)
     t.ok(await page.locator('table.stats tbody tr').count() >= 4, 'a row per namespace')
+  })
+
+  t.test('no page broke the Content Security Policy', async (t) => {
+    t.same(violations, [])
   })
 })
