@@ -39,22 +39,24 @@ type Env = Static<typeof EnvSchema>
 /** Every variable the service reads. */
 export const variables = Object.keys(EnvSchema.properties)
 
+export interface RedisConnection {
+  host: string
+  port: number
+  commandTimeoutMs: number
+  connectTimeoutMs: number
+  /** Memorystore's AUTH string. */
+  password?: string
+  /** Path of the CA certificate that signed the server's: TLS, with the certificate verified. */
+  tlsCaFile?: string
+}
+
 export interface Config {
   port: number
   host: string
   logLevel: string
   /** Every cache entry of the app lives under it: deployments sharing one Redis stay apart. */
   cacheNamespace: string
-  redis?: {
-    host: string
-    port: number
-    commandTimeoutMs: number
-    connectTimeoutMs: number
-    /** Memorystore's AUTH string. */
-    password?: string
-    /** The instance's CA certificate file: in-transit encryption, verified. */
-    tlsCaFile?: string
-  }
+  redis?: RedisConnection
   firestore?: { projectId?: string, databaseId: string, emulatorHost?: string, timeoutMs: number }
   visits: { collection: string, limit: number, cacheTtlSeconds: number, ipMode: 'truncated' | 'full' }
   trustProxyHops: number

@@ -3,21 +3,12 @@ import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
+import type { RedisConnection } from '../config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     redis: Redis
   }
-}
-
-export interface RedisConnection {
-  host: string
-  port: number
-  commandTimeoutMs: number
-  connectTimeoutMs: number
-  password?: string
-  /** Path of the CA certificate that signed the server's: TLS, with the certificate verified. */
-  tlsCaFile?: string
 }
 
 export type RedisPluginOptions =
