@@ -51,7 +51,7 @@ const TLS_TRUST = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID'])
 
 /** What to check, for the mistakes Cloud Run + Memorystore set-ups make. */
-export function redisHint (err: (Error & { code?: string }) | undefined, where: string): string {
+function redisHint (err: (Error & { code?: string }) | undefined, where: string): string {
   const message = err?.message ?? ''
   if (/WRONGPASS|invalid password|invalid username-password/i.test(message)) {
     return 'Redis refused the AUTH string: check REDIS_AUTH (Memorystore: gcloud redis instances get-auth-string)'
