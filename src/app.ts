@@ -8,13 +8,13 @@ import session from '@fastify/session'
 import { randomBytes } from 'node:crypto'
 import type { Firestore } from '@google-cloud/firestore'
 import type { Redis } from 'ioredis'
-import { MemoryStore, RedisStore } from './cache/index.js'
+import { MemoryStore, RedisStore, type RedisClient } from './cache/index.js'
 import { CacheSessionStore } from './cache/session-store.js'
 import cachePlugin from './cache/plugin.js'
 import type { Config } from './config.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
 import firestorePlugin from './plugins/firestore.js'
-import redisPlugin from './plugins/redis.js'
+import redisPlugin, { describeClient } from './plugins/redis.js'
 import viewPlugin from './plugins/view.js'
 import assetRoutes from './routes/assets.js'
 import healthRoutes from './routes/health.js'
@@ -29,13 +29,16 @@ import { MemoryVisitsRepository } from './visits/memory-repository.js'
 import { RecentVisits } from './visits/recent-visits.js'
 import type { VisitsRepository } from './visits/repository.js'
 import { BoundedCalls, RepositoryUnavailableError } from './lib/bounded-calls.js'
+import { TooManyWritesError, writeLimit } from './lib/write-limit.js'
 
 /** What a caller (a test, another app) may hand in instead of what the config describes. */
 export interface AppDependencies {
   logger?: FastifyServerOptions['logger']
   loggerInstance?: FastifyServerOptions['loggerInstance']
   /** An existing client; the caller closes it. */
-  redis?: Redis
+  redis?: RedisClient
+  /** A client of a read replica of `redis`; the caller closes it. */
+  redisReader?: Redis
   /** An existing client; the caller closes it. */
   firestore?: Firestore
   repository?: VisitsRepository
@@ -95,10 +98,11 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   // Double-submit tokens in a signed cookie: no server-side session is written to protect a form.
   await app.register(csrf, { sessionPlugin: '@fastify/cookie', cookieOpts: { signed: true, httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/' } })
 
-  if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis })
+  if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis, reader: deps.redisReader })
   else if (config.redis !== undefined) await app.register(redisPlugin, config.redis)
   await app.register(cachePlugin, {
     store: app.hasDecorator('redis') ? new RedisStore(app.redis) : new MemoryStore(),
+    replica: app.redisReader === undefined ? undefined : new RedisStore(app.redisReader),
     namespace: config.cacheNamespace
   })
   await app.register(viewPlugin)
@@ -124,12 +128,26 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   tasks ??= new MemoryTasksRepository()
 
   app.setErrorHandler(async (err, request, reply) => {
-    if (!(err instanceof RepositoryUnavailableError)) throw err
-    request.log.error({ err }, 'repository unavailable')
-    const message = 'The database is not answering right now.'
-    reply.code(503).header('retry-after', '5').header('cache-control', 'no-store')
-    if (prefersJson(request)) return { statusCode: 503, error: 'Service Unavailable', message }
-    return await reply.viewAsync('unavailable', { message })
+    let answer: { statusCode: number, error: string, title: string, message: string, retryAfter: number }
+    if (err instanceof RepositoryUnavailableError) {
+      request.log.error({ err }, 'repository unavailable')
+      answer = { statusCode: 503, error: 'Service Unavailable', title: 'Temporarily unavailable', message: 'The database is not answering right now.', retryAfter: 5 }
+    } else if (err instanceof TooManyWritesError) {
+      answer = { statusCode: 429, error: 'Too Many Requests', title: 'Too many changes', message: err.message, retryAfter: err.retryAfterSeconds }
+    } else {
+      throw err
+    }
+    const { statusCode, error, title, message, retryAfter } = answer
+    reply.code(statusCode).header('retry-after', String(retryAfter)).header('cache-control', 'no-store')
+    if (prefersJson(request)) return { statusCode, error, message }
+    return await reply.viewAsync('unavailable', { title, message })
+  })
+
+  // Counted in Redis when there is one, so the budget holds across instances.
+  const limitWrites = await writeLimit(app, {
+    max: config.rateLimitWrites,
+    redis: app.hasDecorator('redis') ? app.redis : undefined,
+    namespace: config.cacheNamespace
   })
 
   const recentVisits = new RecentVisits({
@@ -141,8 +159,9 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     key: `recent:v1:${config.visits.collection}`,
     budgetMs: config.firestore?.timeoutMs ?? 5000
   })
-  await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode })
-  await app.register(guestbookRoutes, { greetings, cache: app.cache.namespaced(`${config.cacheNamespace}/guestbook`) })
+  await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode, limitWrites })
+  // Rendered greetings live 10 s anyway: replication lag is no news to them.
+  await app.register(guestbookRoutes, { greetings, cache: app.cache.namespaced(`${config.cacheNamespace}/guestbook`, { reads: 'replica' }), limitWrites })
   // Sessions exist for the task list's flash message only: the other pages do not pay for them.
   await app.register(async function withSessions (scope) {
     // Only for visitors with something to keep: no cookie, no write otherwise.
@@ -157,19 +176,21 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
       tasks: tasks!,
       cache: scope.cache.namespaced(`${config.cacheNamespace}/tasks`),
       routeCache: scope.routeCache,
-      fragments: scope.fragments
+      fragments: scope.fragments,
+      limitWrites
     })
   })
   await app.register(assetRoutes)
   await app.register(healthRoutes, { cache: app.cache, repository })
   await app.register(statsRoutes, {
-    cache: app.cache,
+    // Counting items scans the keyspace: a read replica takes that load off the primary.
+    cache: app.cache.namespaced(app.cache.namespace, { reads: 'replica' }),
     namespaces: ['visits', 'guestbook', 'tasks', 'routes', 'fragments', 'sessions'].map((part) => `${config.cacheNamespace}/${part}`)
   })
 
   app.log.info({
     cache: app.cache.store.kind === 'redis'
-      ? `redis at ${app.redis.options.host ?? '?'}:${app.redis.options.port ?? '?'}`
+      ? `redis at ${describeClient(app.redis)}${app.redisReader === undefined ? '' : `, reads that tolerate lag at ${describeClient(app.redisReader)}`}`
       : 'in-process memory (no REDISHOST)',
     visits: repository.kind === 'firestore'
       ? `firestore${config.firestore?.emulatorHost === undefined ? '' : ` emulator at ${config.firestore.emulatorHost}`}, collection ${config.visits.collection}`

@@ -18,6 +18,10 @@ const EnvSchema = Type.Object({
   REDIS_CONNECT_TIMEOUT_MS: Millis(2000, 60_000),
   REDIS_AUTH: Type.Optional(Type.String({ minLength: 1 })),
   REDIS_TLS_CA_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_CLUSTER: Type.Boolean({ default: false }),
+  REDIS_READ_HOST: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.:\\-]+$', description: 'a host name or IP address' })),
+  REDIS_READ_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  RATE_LIMIT_WRITES: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 60 }),
   CACHE_NAMESPACE: Type.String({ pattern: '^[A-Za-z0-9._\\-]{1,64}$', default: 'visitme', description: 'letters, digits, ., _ and - (at most 64)' }),
   FIRESTORE_EMULATOR_HOST: Type.Optional(Type.String({ pattern: '^[^\\s/]+:[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:8681' })),
   GOOGLE_CLOUD_PROJECT: Type.Optional(Type.String({ pattern: '^[a-z0-9.:\\-]+$', description: 'a Google Cloud project ID' })),
@@ -48,6 +52,10 @@ export interface RedisConnection {
   password?: string
   /** Path of the CA certificate that signed the server's: TLS, with the certificate verified. */
   tlsCaFile?: string
+  /** host:port is a cluster's discovery endpoint (Memorystore for Redis Cluster, Valkey cluster mode). */
+  cluster?: boolean
+  /** A read replica endpoint, for the reads that tolerate replication lag. */
+  read?: { host: string, port: number }
 }
 
 export interface Config {
@@ -60,6 +68,8 @@ export interface Config {
   firestore?: { projectId?: string, databaseId: string, emulatorHost?: string, timeoutMs: number }
   visits: { collection: string, limit: number, cacheTtlSeconds: number, ipMode: 'truncated' | 'full' }
   trustProxyHops: number
+  /** Writes (visits stored, forms posted) one client IP may make per minute; 0: unlimited. */
+  rateLimitWrites: number
   shutdownTimeoutMs: number
   /** Signs cookies (CSRF, sessions); undefined: a random one per process. */
   sessionSecret?: string
@@ -118,6 +128,14 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     throw new ConfigError(`Invalid configuration: REDIS_TLS_CA_FILE=${JSON.stringify(parsed.REDIS_TLS_CA_FILE)} is invalid: no such file`)
   }
 
+  if (parsed.REDIS_CLUSTER && parsed.REDIS_READ_HOST !== undefined) {
+    throw new ConfigError('Invalid configuration: REDIS_READ_HOST is for a standalone instance\'s read endpoint; ' +
+      'with REDIS_CLUSTER=true the discovery endpoint serves every node: unset REDIS_READ_HOST')
+  }
+  if (parsed.REDISHOST === undefined && (parsed.REDIS_READ_HOST !== undefined || parsed.REDIS_CLUSTER)) {
+    throw new ConfigError(`Invalid configuration: ${parsed.REDIS_CLUSTER ? 'REDIS_CLUSTER' : 'REDIS_READ_HOST'} needs REDISHOST`)
+  }
+
   const onCloudRun = parsed.K_SERVICE !== undefined
   const wantsFirestore = parsed.VISITS_STORE === 'firestore' ||
     (parsed.VISITS_STORE === 'auto' &&
@@ -136,7 +154,11 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
           commandTimeoutMs: parsed.REDIS_COMMAND_TIMEOUT_MS,
           connectTimeoutMs: parsed.REDIS_CONNECT_TIMEOUT_MS,
           password: parsed.REDIS_AUTH,
-          tlsCaFile: parsed.REDIS_TLS_CA_FILE
+          tlsCaFile: parsed.REDIS_TLS_CA_FILE,
+          cluster: parsed.REDIS_CLUSTER,
+          read: parsed.REDIS_READ_HOST === undefined
+            ? undefined
+            : { host: parsed.REDIS_READ_HOST, port: parsed.REDIS_READ_PORT ?? parsed.REDISPORT }
         },
     firestore: wantsFirestore
       ? {
@@ -155,6 +177,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     // Cloud Run's front end appends the real client address to X-Forwarded-For:
     // trust exactly that one hop there, and no forwarded header anywhere else.
     trustProxyHops: parsed.TRUST_PROXY_HOPS ?? (onCloudRun ? 1 : 0),
+    rateLimitWrites: parsed.RATE_LIMIT_WRITES,
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
     sessionSecret: parsed.SESSION_SECRET,
     projectId: parsed.GOOGLE_CLOUD_PROJECT,

@@ -25,10 +25,20 @@ t.test('Redis and Firestore come from the environment', async (t) => {
     VISITOR_IP: 'full',
     PORT: '9000'
   })
-  t.same(config.redis, { host: '10.0.0.3', port: 6378, commandTimeoutMs: 250, connectTimeoutMs: 2000 })
+  t.same(config.redis, { host: '10.0.0.3', port: 6378, commandTimeoutMs: 250, connectTimeoutMs: 2000, cluster: false })
   t.same(config.firestore, { projectId: undefined, databaseId: '(default)', emulatorHost: '127.0.0.1:8681', timeoutMs: 5000 })
   t.same(config.visits, { collection: 'visits-staging', limit: 20, cacheTtlSeconds: 60, ipMode: 'full' })
   t.equal(config.port, 9000)
+})
+
+t.test('a cluster, a read replica and the write budget are one variable away', async (t) => {
+  t.equal(loadConfig({ REDISHOST: '10.0.0.9', REDIS_CLUSTER: 'true' }).redis?.cluster, true)
+  t.same(loadConfig({ REDISHOST: '10.0.0.3', REDIS_READ_HOST: '10.0.0.4' }).redis?.read, { host: '10.0.0.4', port: 6379 },
+    'the read endpoint takes the primary\'s port unless told')
+  t.same(loadConfig({ REDISHOST: '10.0.0.3', REDISPORT: '6378', REDIS_READ_HOST: '10.0.0.4' }).redis?.read, { host: '10.0.0.4', port: 6378 })
+  t.same(loadConfig({ REDISHOST: '10.0.0.3', REDIS_READ_HOST: '10.0.0.4', REDIS_READ_PORT: '6390' }).redis?.read, { host: '10.0.0.4', port: 6390 })
+  t.equal(loadConfig({}).rateLimitWrites, 60, 'writes are limited by default')
+  t.equal(loadConfig({ RATE_LIMIT_WRITES: '0' }).rateLimitWrites, 0)
 })
 
 t.test('on Cloud Run Firestore is used and one proxy hop is trusted', async (t) => {
@@ -62,7 +72,12 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ SHUTDOWN_TIMEOUT_MS: '20000' }, /SHUTDOWN_TIMEOUT_MS="20000" is invalid: must be <= 9500/],
     [{ REDISHOST: 'redis host' }, /REDISHOST="redis host" is invalid: must be a host name or IP address/],
     [{ CACHE_NAMESPACE: 'a:b' }, /CACHE_NAMESPACE="a:b" is invalid: must be letters, digits/],
-    [{ SESSION_SECRET: 'hunter2' }, /^Invalid configuration: SESSION_SECRET \(7 characters\) is invalid: must be at least 32 characters$/]
+    [{ SESSION_SECRET: 'hunter2' }, /^Invalid configuration: SESSION_SECRET \(7 characters\) is invalid: must be at least 32 characters$/],
+    [{ REDISHOST: 'r', REDIS_CLUSTER: 'yes' }, /REDIS_CLUSTER="yes" is invalid: must be boolean/],
+    [{ REDISHOST: 'r', REDIS_CLUSTER: 'true', REDIS_READ_HOST: 'x' }, /REDIS_READ_HOST is for a standalone instance/],
+    [{ REDIS_CLUSTER: 'true' }, /REDIS_CLUSTER needs REDISHOST/],
+    [{ REDIS_READ_HOST: 'x' }, /REDIS_READ_HOST needs REDISHOST/],
+    [{ RATE_LIMIT_WRITES: '-1' }, /RATE_LIMIT_WRITES="-1" is invalid: must be >= 0/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))

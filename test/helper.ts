@@ -47,6 +47,8 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     cacheNamespace: uniqueName('app'),
     visits: { collection: uniqueName('visits'), limit: 10, cacheTtlSeconds: 3600, ipMode: 'truncated' },
     trustProxyHops: 0,
+    // Off unless a test is about it: tests send many writes from 127.0.0.1.
+    rateLimitWrites: 0,
     shutdownTimeoutMs: 8000,
     onCloudRun: false,
     ...overrides

@@ -37,6 +37,16 @@ export interface CacheOptions {
   breaker?: CircuitBreaker
   /** How often this process adds its counts to the shared ones (default 2 s). */
   statsFlushMs?: number
+  /** A read replica of the store, for views that read with `reads: 'replica'`. */
+  replica?: Store
+}
+
+export interface ViewOptions {
+  /**
+   * 'replica': get, getMulti, lookup and getStats read the replica (when there is one and it
+   * answers, else the primary), for data that tolerates replication lag. gets() always reads the primary.
+   */
+  reads?: 'primary' | 'replica'
 }
 
 export interface NamespaceOption {
@@ -112,10 +122,15 @@ export interface CacheStats extends CacheCounters {
 const silent: CacheLogger = { info () {}, warn () {}, debug () {} }
 const FAILED = Symbol('failed')
 
-/** What every namespace view of one store shares. */
-interface Shared {
+/** A store with the breaker that guards it. */
+interface Guarded {
   store: Store
   breaker: CircuitBreaker
+}
+
+/** What every namespace view of one store shares. */
+interface Shared extends Guarded {
+  replica?: Guarded
   log: CacheLogger
   /** This process's counts per namespace, and the part of them already added to the store's. */
   counters: Map<string, CacheCounters>
@@ -153,13 +168,25 @@ function toCounter (decimal: string): Counter {
  */
 export class Cache {
   readonly namespace: string
+  readonly reads: 'primary' | 'replica'
   readonly #shared: Shared
 
   /** `shared` is for namespaced(): views of one store share its breaker and counters. */
-  constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000 }: CacheOptions, shared?: Shared) {
+  constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000, replica }: CacheOptions,
+    shared?: Shared, { reads = 'primary' }: ViewOptions = {}) {
     this.namespace = namespace
+    this.reads = reads
     this.#shared = shared ?? {
-      store, breaker, log: logger, counters: new Map(), flushed: new Map(), statsFlushMs, loggedAt: Date.now(), inFlight: new Map(), memos: new WeakMap()
+      store,
+      breaker,
+      replica: replica === undefined ? undefined : { store: replica, breaker: new CircuitBreaker() },
+      log: logger,
+      counters: new Map(),
+      flushed: new Map(),
+      statsFlushMs,
+      loggedAt: Date.now(),
+      inFlight: new Map(),
+      memos: new WeakMap()
     }
   }
 
@@ -168,8 +195,8 @@ export class Cache {
   }
 
   /** The same store, breaker and counters with another default namespace. */
-  namespaced (namespace: string): Cache {
-    return new Cache({ store: this.#shared.store, namespace }, this.#shared)
+  namespaced (namespace: string, options: ViewOptions = { reads: this.reads }): Cache {
+    return new Cache({ store: this.#shared.store, namespace }, this.#shared, options)
   }
 
   /** Whether the store is expected to answer now. */
@@ -235,10 +262,10 @@ export class Cache {
   async getStats ({ namespace = this.namespace, census: count = true }: NamespaceOption & { census?: boolean } = {}): Promise<CacheStats> {
     await this.flushStats()
     const ns = encodeURIComponent(namespace)
-    const shared = await this.#run(namespace, () => this.#shared.store.readCounters(this.#statsKey(namespace)))
+    const shared = await this.#readOnce(namespace, (store) => store.readCounters(this.#statsKey(namespace)))
     // Counting items scans the keyspace: a page that shows only hits and misses skips it.
     const census = count
-      ? await this.#run(namespace, () => this.#shared.store.census([`${ns}:k:`, `${ns}:h:`], CENSUS_LIMIT))
+      ? await this.#readOnce(namespace, (store) => store.census([`${ns}:k:`, `${ns}:h:`], CENSUS_LIMIT))
       : { items: 0, bytes: 0, oldestItemAge: 0, complete: false }
     const counts: Partial<CacheCounters> = shared === FAILED ? this.counters(namespace) : shared
     return {
@@ -284,7 +311,8 @@ export class Cache {
 
   /** The value with a token for cas(). */
   async gets<T> (key: string, options: NamespaceOption = {}): Promise<{ value: T, casToken: string } | undefined> {
-    const [found] = await this.#read([key], options.namespace)
+    // A replica's token may be older than the primary's: cas() would fail on it.
+    const [found] = await this.#read([key], options.namespace, 1, 'primary')
     return found === undefined || found === FAILED ? undefined : { value: found.value as T, casToken: found.casToken }
   }
 
@@ -489,8 +517,9 @@ export class Cache {
   }
 
   /** Reads the keys; only the first `counted` of them are hits or misses in the stats, the rest are bookkeeping. */
-  async #read (keys: readonly string[], namespace: string | undefined, counted = keys.length): Promise<Array<{ value: unknown, casToken: string } | undefined | typeof FAILED>> {
-    const entries = await this.#run(namespace, () => this.#shared.store.get(keys.map((key) => this.#storeKey(key, namespace))))
+  async #read (keys: readonly string[], namespace: string | undefined, counted = keys.length, from = this.reads): Promise<Array<{ value: unknown, casToken: string } | undefined | typeof FAILED>> {
+    const storeKeys = keys.map((key) => this.#storeKey(key, namespace))
+    const entries = await this.#readOnce(namespace, (store) => store.get(storeKeys), from)
     if (entries === FAILED) return keys.map(() => FAILED)
     const counters = this.counters(namespace)
     return entries.map((entry: StoredEntry | undefined, i) => {
@@ -547,15 +576,26 @@ export class Cache {
     return value === FAILED || value === undefined ? undefined : toCounter(value)
   }
 
-  async #run<R> (namespace: string | undefined, operation: () => Promise<R>): Promise<R | typeof FAILED> {
-    const { store, breaker, log } = this.#shared
+  /** A read from the replica when this view reads there and it answers, else from the primary. */
+  async #readOnce<R> (namespace: string | undefined, read: (store: Store) => Promise<R>, from = this.reads): Promise<R | typeof FAILED> {
+    const replica = from === 'replica' ? this.#shared.replica : undefined
+    if (replica !== undefined) {
+      const result = await this.#run(namespace, async () => await read(replica.store), replica)
+      if (result !== FAILED) return result
+    }
+    return await this.#run(namespace, async () => await read(this.#shared.store))
+  }
+
+  async #run<R> (namespace: string | undefined, operation: () => Promise<R>, { store, breaker }: Guarded = this.#shared): Promise<R | typeof FAILED> {
+    const { log } = this.#shared
+    const where = { namespace: namespace ?? this.namespace, ...(store === this.#shared.store ? {} : { store: 'replica' }) }
     // A disconnected client fails at once; the client's own state change is logged by its owner.
     if (!store.connected || !breaker.allow()) return FAILED
     try {
       const result = await operation()
       const before = breaker.state
       breaker.success()
-      if (before !== 'closed') log.info({ namespace: namespace ?? this.namespace }, 'cache answering again; circuit closed')
+      if (before !== 'closed') log.info(where, 'cache answering again; circuit closed')
       return result
     } catch (err) {
       if (err instanceof CounterOverflowError) {
@@ -567,9 +607,9 @@ export class Cache {
       const before = breaker.state
       breaker.failure()
       if (before === 'closed' && breaker.state === 'open') {
-        log.warn({ err, namespace: namespace ?? this.namespace }, 'cache failing; circuit open, serving without it')
+        log.warn({ err, ...where }, 'cache failing; circuit open, serving without it')
       } else {
-        log.debug({ err, namespace: namespace ?? this.namespace }, 'cache command failed')
+        log.debug({ err, ...where }, 'cache command failed')
       }
       return FAILED
     }

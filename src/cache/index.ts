@@ -5,6 +5,6 @@ export {
 } from './cache.js'
 export { CircuitBreaker, type BreakerOptions, type BreakerState } from './breaker.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export { RedisStore } from './stores/redis.js'
+export { RedisStore, type RedisClient } from './stores/redis.js'
 export { CounterOverflowError, MAX_COUNTER, type Census, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './stores/store.js'
 export { fragmentRenderer, RouteCache, type CachedResponse, type RouteCacheTicket } from './route-cache.js'

@@ -33,6 +33,8 @@ declare module 'fastify' {
 export interface CachePluginOptions {
   store: Store
   namespace?: string
+  /** A read replica of the store, for views that tolerate lag. */
+  replica?: Store
 }
 
 const PERSONAL = /(^|,)\s*(cookie|authorization|\*)\s*(,|$)/i
@@ -46,8 +48,8 @@ function shareable (reply: FastifyReply, payload: unknown, ownKey: boolean): pay
   return ownKey || !PERSONAL.test(String(reply.getHeader('vary') ?? ''))
 }
 
-export default fp<CachePluginOptions>(async function cachePlugin (app, { store, namespace }) {
-  const cache = createCache({ store, namespace, logger: app.log.child({ component: 'cache' }) })
+export default fp<CachePluginOptions>(async function cachePlugin (app, { store, namespace, replica }) {
+  const cache = createCache({ store, namespace, replica, logger: app.log.child({ component: 'cache' }) })
   // Under the app's namespace: two apps sharing one Redis never serve each other's pages.
   const routeCache = new RouteCache(cache.namespaced(`${cache.namespace}/routes`))
   app.decorate('cache', cache)

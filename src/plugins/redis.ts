@@ -2,29 +2,28 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
-import { Redis } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConnection } from '../config.js'
+import type { RedisClient } from '../cache/stores/redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    redis: Redis
+    redis: RedisClient
+    /** A client of the read replica endpoint, when one is configured. */
+    redisReader?: Redis
   }
 }
 
 export type RedisPluginOptions =
   | ({ client?: undefined } & RedisConnection)
-  /** An existing client; closed with the app only when closeClient is true. */
-  | { client: Redis, closeClient?: boolean }
+  /** An existing client (and reader); closed with the app only when closeClient is true. */
+  | { client: RedisClient, reader?: Redis, closeClient?: boolean }
 
-/**
- * A client that fails fast instead of queueing: no offline queue, no retried
- * commands, a timeout on every command, and endless reconnects in the background.
- * ioredis' defaults would hold a request for over a minute while Redis is away.
- */
-export function createRedisClient ({ host, port, commandTimeoutMs, connectTimeoutMs, password, tlsCaFile }: RedisConnection): Redis {
-  return new Redis({
-    host,
-    port,
+const retryStrategy = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000)
+
+/** Settings of every connection, to an instance or to a cluster's nodes. */
+function connectionOptions ({ commandTimeoutMs, connectTimeoutMs, password, tlsCaFile }: RedisConnection) {
+  return {
     password,
     // rejectUnauthorized stays on: a certificate the CA did not sign is refused.
     tls: tlsCaFile === undefined ? undefined : { ca: readFileSync(tlsCaFile), rejectUnauthorized: true },
@@ -36,16 +35,72 @@ export function createRedisClient ({ host, port, commandTimeoutMs, connectTimeou
     // connection after a failover or a VPC blip): drop it and reconnect.
     socketTimeout: Math.max(4 * commandTimeoutMs, 2000),
     connectTimeout: connectTimeoutMs,
-    enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     // After a failover a connection may still reach the demoted primary, which answers READONLY:
     // reconnect (to whatever the address serves now) instead of failing writes for good.
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
-    retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
     keepAlive: 30_000
+  } satisfies RedisOptions
+}
+
+/**
+ * A client that fails fast instead of queueing: no offline queue, no retried
+ * commands, a timeout on every command, and endless reconnects in the background.
+ * ioredis' defaults would hold a request for over a minute while Redis is away.
+ * Commands issued in the same tick go out as one batch (auto-pipelining).
+ */
+export function createRedisClient (connection: RedisConnection & { cluster?: false }): Redis
+export function createRedisClient (connection: RedisConnection): RedisClient
+export function createRedisClient (connection: RedisConnection): RedisClient {
+  if (connection.cluster === true) return createClusterClient(connection)
+  return new Redis({
+    ...connectionOptions(connection),
+    host: connection.host,
+    port: connection.port,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    retryStrategy
   })
 }
+
+/** A client of the read replica endpoint: the same settings against another address. */
+export function createReadClient (connection: RedisConnection & { read: { host: string, port: number } }): Redis {
+  return new Redis({
+    ...connectionOptions(connection),
+    ...connection.read,
+    connectionName: 'visitme-reader',
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    retryStrategy
+  })
+}
+
+/**
+ * Memorystore for Redis Cluster or Valkey cluster mode: the discovery endpoint names the
+ * nodes, and each key goes to the primary of its slot. A failover shows up as MOVED or a
+ * closed connection; the client refreshes the slots and retries a few times, briefly.
+ */
+function createClusterClient (connection: RedisConnection): Cluster {
+  const cluster = new Cluster([{ host: connection.host, port: connection.port }], {
+    redisOptions: connectionOptions(connection),
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    clusterRetryStrategy: retryStrategy,
+    // Nodes that drop and come back without a slot change (a restart) are reconnected.
+    clusterNodeRetryStrategy: retryStrategy,
+    slotsRefreshTimeout: connection.connectTimeoutMs,
+    // Redirections after a failover: enough to follow a new primary, few enough to stay within a page's budget.
+    maxRedirections: 3,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100
+  })
+  discoveryEndpoints.set(cluster, `${connection.host}:${connection.port}`)
+  return cluster
+}
+
+const discoveryEndpoints = new WeakMap<Cluster, string>()
 
 const TLS_TRUST = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID'])
@@ -76,7 +131,7 @@ function redisHint (err: (Error & { code?: string }) | undefined, where: string)
 }
 
 /** Logs the client's connection state once per change, never once per failed command. */
-function watch (client: Redis, log: FastifyBaseLogger, where: string): { closing: () => void } {
+function watch (client: RedisClient, log: FastifyBaseLogger, where: string): { closing: () => void } {
   let state: 'up' | 'down' | 'new' | 'closing' = 'new'
   client.on('ready', () => {
     if (state === 'closing') return
@@ -94,7 +149,7 @@ function watch (client: Redis, log: FastifyBaseLogger, where: string): { closing
   return { closing: () => { state = 'closing' } }
 }
 
-async function quit (client: Redis): Promise<void> {
+async function quit (client: RedisClient): Promise<void> {
   if (client.status === 'end') return
   try {
     await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
@@ -104,17 +159,28 @@ async function quit (client: Redis): Promise<void> {
   client.disconnect()
 }
 
+/** host:port of a client, for logs: a cluster by its discovery endpoint. */
+export function describeClient (client: RedisClient): string {
+  if (client instanceof Cluster) return `cluster at ${discoveryEndpoints.get(client) ?? '?'}`
+  return `${client.options.host ?? '?'}:${client.options.port ?? '?'}`
+}
+
 export default fp<RedisPluginOptions>(async function redisPlugin (app, options) {
   const client = options.client ?? createRedisClient(options)
-  const where = `${client.options.host ?? '?'}:${client.options.port ?? '?'}`
-  const watcher = watch(client, app.log, where)
-  app.decorate('redis', client)
+  const reader = options.client === undefined
+    ? options.read === undefined ? undefined : createReadClient({ ...options, read: options.read })
+    : options.reader
+  app.decorate<RedisClient>('redis', client)
+  app.decorate<Redis | undefined>('redisReader', reader)
   const owned = options.client === undefined || options.closeClient === true
-  if (owned) {
-    app.addHook('onClose', async () => {
-      watcher.closing()
-      await quit(client)
-    })
+  for (const one of reader === undefined ? [client] : [client, reader]) {
+    const watcher = watch(one, app.log, describeClient(one))
+    if (owned) {
+      app.addHook('onClose', async () => {
+        watcher.closing()
+        await quit(one)
+      })
+    }
   }
 
   // Give the first requests a warm connection, but never hold start-up hostage to the cache.

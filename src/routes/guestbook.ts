@@ -2,11 +2,14 @@ import type { FastifyInstance } from 'fastify'
 import { ValueTooLargeError, type Cache } from '../cache/index.js'
 import type { GreetingsRepository } from '../guestbook/greetings.js'
 import { Retry } from '../lib/retry.js'
+import type { WriteLimit } from '../lib/write-limit.js'
 
 export interface GuestbookRoutesOptions {
   greetings: GreetingsRepository
   /** The guestbook's own namespace. */
   cache: Cache
+  /** Counts the greetings a client posts. */
+  limitWrites: WriteLimit
 }
 
 const DEFAULT_BOOK = 'default_guestbook'
@@ -29,7 +32,7 @@ const signature = {
 } as const
 
 /** The App Engine guestbook: rendered greetings cached per book, dropped when someone signs. */
-export default async function guestbookRoutes (app: FastifyInstance, { greetings, cache }: GuestbookRoutesOptions): Promise<void> {
+export default async function guestbookRoutes (app: FastifyInstance, { greetings, cache, limitWrites }: GuestbookRoutesOptions): Promise<void> {
   const cacheKey = (book: string) => `${book}:greetings`
   // Books whose cached greetings could not be dropped yet; retried until the cache takes it.
   const toDrop = new Set<string>()
@@ -70,6 +73,8 @@ export default async function guestbookRoutes (app: FastifyInstance, { greetings
   app.post<{ Querystring: { guestbook_name?: string }, Body: { content: string, author?: string } }>('/sign', {
     // After the form is parsed (the token is in it), before it is validated.
     preValidation: app.csrfProtection,
+    // Only a valid, well-formed post counts against the client's budget.
+    preHandler: limitWrites,
     schema: { querystring: bookQuery, body: signature }
   }, async (request, reply) => {
     const book = request.query.guestbook_name || DEFAULT_BOOK

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Cache, RouteCache } from '../cache/index.js'
 import { Retry } from '../lib/retry.js'
+import type { WriteLimit } from '../lib/write-limit.js'
 import type { TasksRepository } from '../tasks/tasks.js'
 
 declare module 'fastify' {
@@ -17,6 +18,8 @@ export interface TasksRoutesOptions {
   routeCache: RouteCache
   /** Where each task's rendered row is kept. */
   fragments: Cache
+  /** Counts the changes a client makes. */
+  limitWrites: WriteLimit
 }
 
 /**
@@ -31,7 +34,7 @@ const hasFlash = (request: FastifyRequest) => request.session.get('flash') !== u
  * The Flask task list: the query memoized, each row a cached fragment, the whole view
  * cached for GETs; every change invalidates all three, for every instance sharing Redis.
  */
-export default async function tasksRoutes (app: FastifyInstance, { tasks, cache, routeCache, fragments }: TasksRoutesOptions): Promise<void> {
+export default async function tasksRoutes (app: FastifyInstance, { tasks, cache, routeCache, fragments, limitWrites }: TasksRoutesOptions): Promise<void> {
   const allTasks = cache.memoize(async function allTasks () { return await tasks.all() }, { ttl: 300 })
 
   // The query first, then the views: a view computed after the tag changes can only use the fresh query.
@@ -57,7 +60,9 @@ export default async function tasksRoutes (app: FastifyInstance, { tasks, cache,
 
   const form = {
     // After the form is parsed (the token is in it), before it is validated.
-    preValidation: app.csrfProtection
+    preValidation: app.csrfProtection,
+    // Only a valid, well-formed change counts against the client's budget.
+    preHandler: limitWrites
   }
 
   app.post<{ Body: { name?: string } }>('/tasks', {

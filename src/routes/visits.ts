@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { WriteLimit } from '../lib/write-limit.js'
 import type { RecentVisits } from '../visits/recent-visits.js'
 import { visitorOf, type IpMode } from '../visits/visitor.js'
 
@@ -6,6 +7,8 @@ export interface VisitsRoutesOptions {
   recentVisits: RecentVisits
   limit: number
   ipMode: IpMode
+  /** Counts the visits this client stores. */
+  limitWrites: WriteLimit
 }
 
 const visitsBody = {
@@ -27,12 +30,12 @@ export function prefersJson (request: FastifyRequest): boolean {
   return request.accepts().type(['html', 'json']) === 'json'
 }
 
-export default async function visitsRoutes (app: FastifyInstance, { recentVisits, limit, ipMode }: VisitsRoutesOptions): Promise<void> {
+export default async function visitsRoutes (app: FastifyInstance, { recentVisits, limit, ipMode, limitWrites }: VisitsRoutesOptions): Promise<void> {
   // A HEAD would record a visit too (uptime checks, link previews): refuse it.
   app.head('/', async (_request, reply) => await reply.code(405).header('allow', 'GET').send())
   app.get('/', { exposeHeadRoute: false, schema: { response: { 200: visitsBody } } }, async (request, reply) => {
     const visitor = visitorOf(request.ip, request.headers['user-agent'], ipMode)
-    const { visits, cache } = await recentVisits.visit(visitor)
+    const { visits, cache } = await recentVisits.visit(visitor, { beforeWrite: async () => { await limitWrites(request) } })
     // The page records visits: no shared cache may answer for us.
     reply.header('x-cache', cache).header('cache-control', 'no-store').header('vary', 'Accept')
     if (prefersJson(request)) return { visits }

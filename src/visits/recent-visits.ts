@@ -71,7 +71,11 @@ export class RecentVisits {
     this.#budgetMs = budgetMs
   }
 
-  async visit (visitor: string, now: Date = new Date()): Promise<RecentVisitsResult> {
+  /**
+   * `beforeWrite` runs before a visit is stored (never for a hit or a refresh) and may
+   * throw to refuse it, as a rate limit does.
+   */
+  async visit (visitor: string, { now = new Date(), beforeWrite }: { now?: Date, beforeWrite?: () => Promise<void> } = {}): Promise<RecentVisitsResult> {
     let cached = await this.#cache.lookup<unknown>(this.#key)
     if (this.#cachedListStale && cached.status !== 'unavailable') {
       const dropped = await this.#cache.delete(this.#key)
@@ -84,13 +88,13 @@ export class RecentVisits {
     }
     const pending = this.#inFlight.get(visitor)
     if (pending !== undefined) return await pending
-    const refresh = this.#refresh(visitor, now, cached.status !== 'unavailable')
+    const refresh = this.#refresh(visitor, now, cached.status !== 'unavailable', beforeWrite)
       .finally(() => this.#inFlight.delete(visitor))
     this.#inFlight.set(visitor, refresh)
     return await refresh
   }
 
-  async #refresh (visitor: string, now: Date, cacheAnswers: boolean): Promise<RecentVisitsResult> {
+  async #refresh (visitor: string, now: Date, cacheAnswers: boolean, beforeWrite?: () => Promise<void>): Promise<RecentVisitsResult> {
     const deadline = Date.now() + this.#budgetMs
     const latest = await this.#repository.latest(this.#limit, { deadline })
     const newest = latest[0]
@@ -101,6 +105,7 @@ export class RecentVisits {
       // A refresh: the list lives only as long as the visit it repeats is fresh.
       ttl = Math.max(1, ttl - Math.floor((now.getTime() - newest.timestamp.getTime()) / 1000))
     } else {
+      await beforeWrite?.()
       const visit = { visitor, timestamp: now }
       await this.#repository.add(visitId(visitor, newest), visit, { deadline })
       visits = [visit, ...latest].slice(0, this.#limit)

@@ -1,4 +1,4 @@
-import type { Redis, Result } from 'ioredis'
+import { Cluster, type Redis, type Result } from 'ioredis'
 import { CounterOverflowError, type Census, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './store.js'
 
 /*
@@ -68,6 +68,24 @@ function escapeGlob (text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&')
 }
 
+/**
+ * Adds a node's keys under the prefix to `keys`; false when it stopped early. Bounded by
+ * keys examined, not only by keys found: a huge keyspace stops the count early.
+ */
+async function scanInto (keys: string[], node: Redis, prefix: string, limit: number): Promise<boolean> {
+  let cursor = '0'
+  let scans = 0
+  do {
+    const [next, found] = await node.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
+    keys.push(...found)
+    cursor = next
+  } while (cursor !== '0' && keys.length < limit && ++scans < MAX_SCANS)
+  return cursor === '0' && keys.length <= limit
+}
+
+/** A standalone instance (or its read replica), or a cluster from its discovery endpoint. */
+export type RedisClient = Redis | Cluster
+
 /** Results of a pipeline, or the first error in it. */
 function unwrap<T> (results: Array<[Error | null, unknown]> | null): T[] {
   if (results === null) throw new Error('pipeline discarded')
@@ -77,11 +95,16 @@ function unwrap<T> (results: Array<[Error | null, unknown]> | null): T[] {
   })
 }
 
-/** A store on an ioredis client; the client's own settings bound every command. */
+/**
+ * A store on an ioredis client; the client's own settings bound every command.
+ * Calls on several keys go out as one command per key in the same tick: the client's
+ * auto-pipelining sends them as one batch per node, which a Cluster needs (a pipeline
+ * there must stay within one slot) and which costs a standalone Redis nothing.
+ */
 export class RedisStore implements Store {
   readonly kind = 'redis'
 
-  constructor (readonly client: Redis) {
+  constructor (readonly client: RedisClient) {
     // ioredis sends EVALSHA and falls back to EVAL once per script and connection.
     if (typeof client.cacheWrite !== 'function') {
       client.defineCommand('cacheWrite', { numberOfKeys: 1, lua: WRITE })
@@ -98,20 +121,13 @@ export class RedisStore implements Store {
   async get (keys: readonly string[]): Promise<Array<StoredEntry | undefined>> {
     const toEntry = ([value, casToken]: Array<string | null>) =>
       value === null || value === undefined ? undefined : { value, casToken: casToken ?? '' }
-    if (keys.length === 1) return [toEntry(await this.client.hmget(keys[0]!, 'v', 'c'))]
-    const pipeline = this.client.pipeline()
-    for (const key of keys) pipeline.hmget(key, 'v', 'c')
-    return unwrap<Array<string | null>>(await pipeline.exec()).map(toEntry)
+    return (await Promise.all(keys.map((key) => this.client.hmget(key, 'v', 'c')))).map(toEntry)
   }
 
   async write (mode: WriteMode, entries: readonly StoreWrite[]): Promise<boolean[]> {
-    if (entries.length === 1) {
-      const { key, value, casToken, ttlMs } = entries[0]!
-      return [(await this.client.cacheWrite(key, mode, value, casToken, ttlMs)) === 1]
-    }
-    const pipeline = this.client.pipeline()
-    for (const { key, value, casToken, ttlMs } of entries) pipeline.cacheWrite(key, mode, value, casToken, ttlMs)
-    return unwrap<number>(await pipeline.exec()).map((stored) => stored === 1)
+    const stored = await Promise.all(entries.map(({ key, value, casToken, ttlMs }) =>
+      this.client.cacheWrite(key, mode, value, casToken, ttlMs)))
+    return stored.map((done) => done === 1)
   }
 
   async cas ({ key, value, casToken, ttlMs }: StoreWrite, expectedToken: string): Promise<boolean> {
@@ -119,10 +135,8 @@ export class RedisStore implements Store {
   }
 
   async delete (keys: readonly string[], lockMs: number): Promise<boolean[]> {
-    if (keys.length === 1) return [(await this.client.cacheDelete(keys[0]!, lockMs)) === 1]
-    const pipeline = this.client.pipeline()
-    for (const key of keys) pipeline.cacheDelete(key, lockMs)
-    return unwrap<number>(await pipeline.exec()).map((existed) => existed === 1)
+    const existed = await Promise.all(keys.map((key) => this.client.cacheDelete(key, lockMs)))
+    return existed.map((found) => found === 1)
   }
 
   async incr (key: string, delta: bigint, initial: bigint | undefined, casToken: string): Promise<string | undefined> {
@@ -136,14 +150,26 @@ export class RedisStore implements Store {
     }
   }
 
+  /** The servers holding keys: every primary of a cluster, or the one instance. */
+  #primaries (): Redis[] {
+    return this.client instanceof Cluster ? this.client.nodes('master') : [this.client]
+  }
+
   async flush (prefix: string): Promise<void> {
     const match = `${escapeGlob(prefix)}*`
-    let cursor = '0'
-    do {
-      const [next, keys] = await this.client.scan(cursor, 'MATCH', match, 'COUNT', 1000)
-      if (keys.length > 0) await this.client.unlink(...keys)
-      cursor = next
-    } while (cursor !== '0')
+    await Promise.all(this.#primaries().map(async (node) => {
+      let cursor = '0'
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000)
+        // One key per UNLINK: a cluster node refuses a multi-key command across slots.
+        if (keys.length > 0) {
+          const pipeline = node.pipeline()
+          for (const key of keys) pipeline.unlink(key)
+          unwrap(await pipeline.exec())
+        }
+        cursor = next
+      } while (cursor !== '0')
+    }))
   }
 
   async pttl (key: string): Promise<number> {
@@ -151,11 +177,11 @@ export class RedisStore implements Store {
   }
 
   async addCounters (batch: ReadonlyMap<string, Readonly<Record<string, number>>>): Promise<void> {
-    const pipeline = this.client.pipeline()
+    const increments: Array<Promise<number>> = []
     for (const [key, deltas] of batch) {
-      for (const [name, delta] of Object.entries(deltas)) if (delta !== 0) pipeline.hincrby(key, name, delta)
+      for (const [name, delta] of Object.entries(deltas)) if (delta !== 0) increments.push(this.client.hincrby(key, name, delta))
     }
-    if (pipeline.length > 0) unwrap(await pipeline.exec())
+    await Promise.all(increments)
   }
 
   async readCounters (key: string): Promise<Record<string, number>> {
@@ -170,30 +196,24 @@ export class RedisStore implements Store {
   async census (prefixes: readonly string[], limit: number): Promise<Census> {
     const keys: string[] = []
     let complete = true
-    for (const prefix of prefixes) {
-      let cursor = '0'
-      // Bounded by keys examined, not only by keys found: a huge keyspace stops the count early.
-      let scans = 0
-      do {
-        const [next, found] = await this.client.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
-        keys.push(...found)
-        cursor = next
-      } while (cursor !== '0' && keys.length < limit && ++scans < MAX_SCANS)
-      if (cursor !== '0' || keys.length > limit) complete = false
-      if (!complete) break
+    for (const node of this.#primaries()) {
+      for (const prefix of prefixes) {
+        if (complete) complete = await scanInto(keys, node, prefix, limit)
+      }
     }
     const items = Math.min(keys.length, limit)
     const sample = keys.slice(0, SAMPLE_SIZE)
     if (sample.length === 0) return { items: 0, bytes: 0, oldestItemAge: 0, complete }
-    const pipeline = this.client.pipeline()
-    for (const key of sample) pipeline.memory('USAGE', key).object('IDLETIME', key)
-    const results = (await pipeline.exec()) ?? []
+    // Either may be refused (IDLETIME under an LFU eviction policy): the figure is then unknown, and 0.
+    const figures = await Promise.all(sample.map(async (key) => await Promise.all([
+      this.client.memory('USAGE', key).catch(() => 0),
+      this.client.object('IDLETIME', key).catch(() => 0)
+    ])))
     let sampledBytes = 0
     let oldestItemAge = 0
-    for (let i = 0; i < results.length; i += 2) {
-      sampledBytes += Number(results[i]?.[1] ?? 0)
-      // IDLETIME is refused under an LFU eviction policy: the age is then unknown, and 0.
-      oldestItemAge = Math.max(oldestItemAge, Number(results[i + 1]?.[1] ?? 0))
+    for (const [bytes, idle] of figures) {
+      sampledBytes += Number(bytes ?? 0)
+      oldestItemAge = Math.max(oldestItemAge, Number(idle ?? 0))
     }
     return { items, bytes: Math.round(sampledBytes / sample.length * items), oldestItemAge, complete }
   }
