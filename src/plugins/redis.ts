@@ -106,8 +106,13 @@ const TLS_TRUST = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID'])
 
 /** What to check, for the mistakes Cloud Run + Memorystore set-ups make. */
-function redisHint (err: (Error & { code?: string }) | undefined, where: string): string {
-  const message = err?.message ?? ''
+function redisHint (failure: (Error & { code?: string, lastNodeError?: Error }) | undefined, where: string): string {
+  // A cluster client reports the last node's error inside its own.
+  const err: (Error & { code?: string }) | undefined = failure?.lastNodeError ?? failure
+  const message = `${failure?.message ?? ''} ${err === failure ? '' : err?.message ?? ''}`
+  if (/cluster support disabled/i.test(message)) {
+    return 'REDIS_CLUSTER=true but the instance is not a cluster: unset REDIS_CLUSTER, or point REDISHOST at the cluster\'s discovery endpoint'
+  }
   if (/WRONGPASS|invalid password|invalid username-password/i.test(message)) {
     return 'Redis refused the AUTH string: check REDIS_AUTH (Memorystore: gcloud redis instances get-auth-string)'
   }
@@ -130,12 +135,23 @@ function redisHint (err: (Error & { code?: string }) | undefined, where: string)
   return 'the client retries in the background'
 }
 
+/** A standalone client on a cluster node gets MOVED for most keys: say so once, at start-up. */
+function warnIfCluster (client: Redis, log: FastifyBaseLogger, where: string): void {
+  client.info('cluster').then((info) => {
+    if (/cluster_enabled:1/.test(info)) {
+      log.warn({ redis: where, hint: 'set REDIS_CLUSTER=true: REDISHOST is a node of a cluster (its discovery endpoint)' },
+        'redis is a cluster but REDIS_CLUSTER is not set; most cache calls will fail')
+    }
+  }, () => {})
+}
+
 /** Logs the client's connection state once per change, never once per failed command. */
 function watch (client: RedisClient, log: FastifyBaseLogger, where: string): { closing: () => void } {
   let state: 'up' | 'down' | 'new' | 'closing' = 'new'
   client.on('ready', () => {
     if (state === 'closing') return
     log.info({ redis: where }, state === 'new' ? 'redis connected' : 'redis reconnected')
+    if (state === 'new' && !(client instanceof Cluster)) warnIfCluster(client, log, where)
     state = 'up'
   })
   const down = (err?: Error) => {

@@ -5,7 +5,7 @@ import { RedisStore, type RedisClient } from '../../src/cache/index.js'
 import type { RedisConnection } from '../../src/config.js'
 import { createRedisClient } from '../../src/plugins/redis.js'
 import { storeContract } from '../cache/store-contract.js'
-import { buildTestApp, capturingLogger, testConfig, TestRedisCluster, timed, waitFor } from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig, TestRedisCluster, TestRedisServer, timed, waitFor } from '../helper.js'
 
 const cluster = await TestRedisCluster.start(t)
 const connection = (commandTimeoutMs = 1000): RedisConnection =>
@@ -105,4 +105,19 @@ t.test('a primary down: pages are served within the bound, and the cache comes b
   const back = Date.now()
   await waitFor('hits after the node rejoined', async () => (await visit()).value.headers['x-cache'] === 'hit', 15_000)
   t.comment(`hits again ${Date.now() - back} ms after the cluster reported ok`)
+})
+
+t.test('REDIS_CLUSTER set wrong either way: one warning that says which way', async (t) => {
+  const standalone = await TestRedisServer.start(t)
+  const wrong = [
+    { redis: { ...connection(), host: '127.0.0.1', port: standalone.port }, hint: /REDIS_CLUSTER=true but the instance is not a cluster/ },
+    { redis: { ...connection(), cluster: false }, hint: /set REDIS_CLUSTER=true/ }
+  ]
+  for (const { redis, hint } of wrong) {
+    const { logger, lines } = capturingLogger()
+    const app = await buildTestApp(t, testConfig({ redis }), { loggerInstance: logger })
+    await waitFor('the warning', () => lines().some((l) => hint.test(String(l.hint))))
+    t.equal((await app.inject({ url: '/', headers: { 'user-agent': 'x' } })).statusCode, 200, 'pages are served all the same')
+    t.equal(lines().filter((l) => hint.test(String(l.hint))).length, 1, `one line: ${String(lines().find((l) => hint.test(String(l.hint)))?.hint)}`)
+  }
 })
