@@ -133,13 +133,18 @@ export class TestRedisServer {
   /** `args` are further redis-server options, kept for restarts. */
   static async start (t: Test, args: readonly string[] = [], port?: number): Promise<TestRedisServer> {
     const server = new TestRedisServer(port ?? await freePort(), args)
-    t.teardown(async () => { await server.stop() })
+    t.teardown(async () => {
+      await server.stop()
+      await rm(join(tmpdir(), `visitme-test-${server.port}.rdb`), { force: true })
+    })
     await server.restart()
     return server
   }
 
   async restart (): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.args], { stdio: 'ignore' })
+    // A replica writes the snapshot it syncs from: into the temporary directory, never the working one.
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--dir', tmpdir(), '--dbfilename', `visitme-test-${this.port}.rdb`, ...this.args], { stdio: 'ignore' })
     this.#child = child
     await waitFor(`redis-server on ${this.port}`, async () => {
       if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)

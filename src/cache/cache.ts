@@ -146,6 +146,7 @@ interface Shared extends Guarded {
 }
 
 const COUNTER_NAMES = ['hits', 'misses', 'byteHits', 'errors'] as const
+const LONE_SURROGATE = /\p{Surrogate}/u
 /** getStats() counts at most this many keys of a namespace. */
 const CENSUS_LIMIT = 100_000
 
@@ -502,6 +503,8 @@ export class Cache {
    * another, then `k:` and the key, or `h:` and its SHA-256 when it is longer than memcache allows.
    */
   #storeKey (key: string, namespace = this.namespace): string {
+    // UTF-8 (Redis' bytes, and the hash's) writes every lone surrogate as U+FFFD: such keys would collide.
+    if (LONE_SURROGATE.test(key)) throw new TypeError(`cache key "${key.slice(0, 100)}" is not well-formed Unicode (a lone surrogate)`)
     const ns = encodeURIComponent(namespace)
     if (Buffer.byteLength(key) <= MAX_KEY_BYTES) return `${ns}:k:${key}`
     return `${ns}:h:${createHash('sha256').update(key).digest('base64url')}`

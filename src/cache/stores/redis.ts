@@ -201,8 +201,10 @@ export class RedisStore implements Store {
         if (complete) complete = await scanInto(keys, node, prefix, limit)
       }
     }
-    const items = Math.min(keys.length, limit)
-    const sample = keys.slice(0, SAMPLE_SIZE)
+    // SCAN may return a key twice (while the table is resized).
+    const unique = [...new Set(keys)]
+    const items = Math.min(unique.length, limit)
+    const sample = unique.slice(0, SAMPLE_SIZE)
     if (sample.length === 0) return { items: 0, bytes: 0, oldestItemAge: 0, complete }
     // Either may be refused (IDLETIME under an LFU eviction policy): the figure is then unknown, and 0.
     const figures = await Promise.all(sample.map(async (key) => await Promise.all([
