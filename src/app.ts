@@ -185,6 +185,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(statsRoutes, {
     // Counting items scans the keyspace: a read replica takes that load off the primary.
     cache: app.cache.namespaced(app.cache.namespace, { reads: 'replica' }),
+    visitsUsage: repository.usage,
     namespaces: ['visits', 'guestbook', 'tasks', 'routes', 'fragments', 'sessions'].map((part) => `${config.cacheNamespace}/${part}`)
   })
 

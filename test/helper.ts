@@ -308,6 +308,10 @@ export class CountingRepository implements VisitsRepository {
     return this.inner.kind
   }
 
+  get usage (): VisitsRepository['usage'] {
+    return this.inner.usage
+  }
+
   async add (id: string, visit: Visit, options?: CallOptions): Promise<void> {
     this.calls.add++
     await this.inner.add(id, visit, options)

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Cache } from '../cache/index.js'
+import type { RepositoryUsage } from '../visits/repository.js'
 import { hitRatioChart, HitRatioHistory } from '../stats/hit-ratio.js'
 import { prefersJson } from './visits.js'
 
@@ -9,9 +10,11 @@ export interface StatsRoutesOptions {
   namespaces: readonly string[]
   /** How often this instance samples its hit ratio for the chart. */
   sampleEveryMs?: number
+  /** What this instance has asked of the visits' database. */
+  visitsUsage: Readonly<RepositoryUsage>
 }
 
-export default async function statsRoutes (app: FastifyInstance, { cache, namespaces, sampleEveryMs = 10_000 }: StatsRoutesOptions): Promise<void> {
+export default async function statsRoutes (app: FastifyInstance, { cache, namespaces, sampleEveryMs = 10_000, visitsUsage }: StatsRoutesOptions): Promise<void> {
   const history = new HitRatioHistory(cache, { intervalMs: sampleEveryMs })
   history.start()
   app.addHook('onClose', async () => { history.stop() })
@@ -30,7 +33,7 @@ export default async function statsRoutes (app: FastifyInstance, { cache, namesp
     const rows = await rowsOnce()
     reply.header('cache-control', 'no-store').header('vary', 'Accept')
     const samples = history.samples()
-    if (prefersJson(request)) return { namespaces: rows, history: samples }
+    if (prefersJson(request)) return { namespaces: rows, history: samples, instance: { visits: visitsUsage } }
     return await reply.viewAsync('stats', { rows, chart: hitRatioChart(samples), minutes: Math.round(samples.length * sampleEveryMs / 60_000) })
   })
 }

@@ -1,6 +1,6 @@
 import type { CollectionReference, Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from '../lib/bounded-calls.js'
-import type { CallOptions, VisitsRepository } from './repository.js'
+import type { CallOptions, RepositoryUsage, VisitsRepository } from './repository.js'
 import type { Visit } from './visit.js'
 
 /** gRPC status code of a create() whose document exists. */
@@ -16,6 +16,7 @@ export interface FirestoreVisitsOptions {
 
 export class FirestoreVisitsRepository implements VisitsRepository {
   readonly kind = 'firestore'
+  readonly usage: RepositoryUsage = { queries: 0, documentsRead: 0, writes: 0 }
   readonly #collection: CollectionReference
   readonly #calls: BoundedCalls
 
@@ -26,6 +27,7 @@ export class FirestoreVisitsRepository implements VisitsRepository {
 
   async add (id: string, { visitor, timestamp }: Visit, { deadline }: CallOptions = {}): Promise<void> {
     await this.#calls.run('store a visit', deadline, async () => {
+      this.usage.writes++
       try {
         await this.#collection.doc(id).create({ visitor, timestamp })
       } catch (err) {
@@ -36,8 +38,11 @@ export class FirestoreVisitsRepository implements VisitsRepository {
   }
 
   async latest (limit: number, { deadline }: CallOptions = {}): Promise<Visit[]> {
+    this.usage.queries++
     const snapshot = await this.#calls.run('read the latest visits', deadline,
       () => this.#collection.orderBy('timestamp', 'desc').limit(limit).get())
+    // Firestore bills a query by the documents it returns (at least one).
+    this.usage.documentsRead += Math.max(1, snapshot.size)
     return snapshot.docs.map((doc) => ({
       visitor: String(doc.get('visitor') ?? ''),
       timestamp: doc.get('timestamp')?.toDate?.() ?? new Date(0)
@@ -45,7 +50,9 @@ export class FirestoreVisitsRepository implements VisitsRepository {
   }
 
   async ping (): Promise<void> {
-    await this.#calls.run('reach Firestore', undefined, () => this.#collection.select().limit(1).get())
+    this.usage.queries++
+    const snapshot = await this.#calls.run('reach Firestore', undefined, () => this.#collection.select().limit(1).get())
+    this.usage.documentsRead += Math.max(1, snapshot.size)
   }
 
   /** Waits for calls given up on; see BoundedCalls.drain. */

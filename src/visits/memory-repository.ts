@@ -1,9 +1,10 @@
-import type { VisitsRepository } from './repository.js'
+import type { RepositoryUsage, VisitsRepository } from './repository.js'
 import type { Visit } from './visit.js'
 
 /** Visits held in the process: the embedded default, lost on restart, bounded in size. */
 export class MemoryVisitsRepository implements VisitsRepository {
   readonly kind = 'memory'
+  readonly usage: RepositoryUsage = { queries: 0, documentsRead: 0, writes: 0 }
   readonly #visits: Array<Visit & { id: string }> = []
   readonly #capacity: number
 
@@ -12,6 +13,7 @@ export class MemoryVisitsRepository implements VisitsRepository {
   }
 
   async add (id: string, visit: Visit): Promise<void> {
+    this.usage.writes++
     if (this.#visits.some((stored) => stored.id === id)) return
     // Newest first; visits almost always arrive in order, so this rarely walks far.
     let at = 0
@@ -21,6 +23,8 @@ export class MemoryVisitsRepository implements VisitsRepository {
   }
 
   async latest (limit: number): Promise<Visit[]> {
+    this.usage.queries++
+    this.usage.documentsRead += Math.max(1, Math.min(limit, this.#visits.length))
     return this.#visits.slice(0, limit).map(({ visitor, timestamp }) => ({ visitor, timestamp }))
   }
 

@@ -5,9 +5,17 @@ export interface CallOptions {
   deadline?: number
 }
 
+/** What this process has asked of the backend since it started (billing units of Firestore). */
+export interface RepositoryUsage {
+  queries: number
+  documentsRead: number
+  writes: number
+}
+
 /** Where visits are kept for good. Implementations: Firestore, and memory for the embedded mode. */
 export interface VisitsRepository {
   readonly kind: 'firestore' | 'memory'
+  readonly usage: Readonly<RepositoryUsage>
   /** Stores the visit under the id once; adding an id that exists already is a success that changes nothing. */
   add (id: string, visit: Visit, options?: CallOptions): Promise<void>
   /** The most recent visits, newest first. */

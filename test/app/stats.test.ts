@@ -28,6 +28,8 @@ for (const backend of ['embedded', 'redis'] as const) {
     t.equal(visits.errors, 0)
     t.ok(body.namespaces.some((row) => row.namespace === `${config.cacheNamespace}/routes`))
     t.ok(Array.isArray(body.history))
+    // One visit stored; the two hits asked nothing of the database.
+    t.same((json.json() as { instance: unknown }).instance, { visits: { queries: 1, documentsRead: 1, writes: 1 } }, 'this instance\'s database usage')
 
     const page = await app.inject('/stats')
     t.match(page.headers['content-type'], /^text\/html/)

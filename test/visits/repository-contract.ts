@@ -24,6 +24,20 @@ export function repositoryContract (t: Test, name: string, makeRepository: (t: T
       t.same((await repository.latest(2)).map((v) => v.visitor), ['visitor 5', 'visitor 4'])
     })
 
+    t.test('usage counts the writes, the queries and the documents they read', async (t) => {
+      const repository = await makeRepository(t)
+      const start = { ...repository.usage }
+      await repository.add('u-1', { visitor: 'a', timestamp: new Date('2026-11-21T12:00:00.000Z') })
+      await repository.add('u-2', { visitor: 'b', timestamp: new Date('2026-11-21T12:00:01.000Z') })
+      await repository.latest(10)
+      await repository.latest(1)
+      t.same({
+        writes: repository.usage.writes - start.writes,
+        queries: repository.usage.queries - start.queries,
+        documentsRead: repository.usage.documentsRead - start.documentsRead
+      }, { writes: 2, queries: 2, documentsRead: 3 })
+    })
+
     t.test('visitor strings are stored as they are', async (t) => {
       const repository = await makeRepository(t)
       const visitor = '2001:db8:: <script>alert("é")</script> 🚀'
