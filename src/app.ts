@@ -159,6 +159,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     key: `recent:v1:${config.visits.collection}`,
     budgetMs: config.firestore?.timeoutMs ?? 5000
   })
+  app.addHook('onClose', async () => { await recentVisits.close() })
   await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode, limitWrites })
   // Rendered greetings live 10 s anyway: replication lag is no news to them.
   await app.register(guestbookRoutes, { greetings, cache: app.cache.namespaced(`${config.cacheNamespace}/guestbook`, { reads: 'replica' }), limitWrites })

@@ -18,7 +18,7 @@ import type { Config } from '../src/config.js'
 import { createFirestore } from '../src/plugins/firestore.js'
 import { createRedisClient } from '../src/plugins/redis.js'
 import type { CallOptions, VisitsRepository } from '../src/visits/repository.js'
-import type { Visit } from '../src/visits/visit.js'
+import type { StoredVisit, Visit } from '../src/visits/visit.js'
 
 /** A unique, readable name: tests share one Redis and one emulator, never a key or a collection. */
 export function uniqueName (prefix: string): string {
@@ -317,7 +317,7 @@ export class CountingRepository implements VisitsRepository {
     await this.inner.add(id, visit, options)
   }
 
-  async latest (limit: number, options?: CallOptions): Promise<Visit[]> {
+  async latest (limit: number, options?: CallOptions): Promise<StoredVisit[]> {
     this.calls.latest++
     return await this.inner.latest(limit, options)
   }

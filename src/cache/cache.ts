@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { CircuitBreaker } from './breaker.js'
 import { decode, encode } from './codec.js'
-import { CounterOverflowError, MAX_COUNTER, type Store, type StoredEntry, type WriteMode } from './stores/store.js'
+import {
+  CounterOverflowError, MAX_COUNTER, type Store, type StoredEntry, type StoredList, type SubscribeHandlers, type Subscription, type WriteMode
+} from './stores/store.js'
 import { ttlMs } from './ttl.js'
 
 /** Keys longer than memcache's limit are hashed, not refused. */
@@ -24,6 +26,28 @@ export type Lookup<T> =
   | { status: 'hit', value: T }
   | { status: 'miss' }
   /** The store could not answer (down, timed out, circuit open): a miss the caller may treat differently. */
+  | { status: 'unavailable' }
+
+export interface ListEntry<T> {
+  id: string
+  order: number
+  value: T
+}
+
+export interface ListState<T> {
+  items: Array<ListEntry<T>>
+  /** Grows with every change, also across a delete. */
+  version: number
+  /** Milliseconds left; -1 for no expiry. */
+  ttlMs: number
+}
+
+/** A bounded list read, started or changed: see listGet(), listBegin() and listAdd(). */
+export type ListLookup<T> =
+  | ({ status: 'ready' } & ListState<T>)
+  /** Started by listBegin() and not complete yet. */
+  | ({ status: 'building' } & ListState<T>)
+  | { status: 'miss' }
   | { status: 'unavailable' }
 
 /** A counter's value: a number while it is a safe integer, a bigint beyond. */
@@ -383,6 +407,71 @@ export class Cache {
   }
 
   /** Removes every value of the namespace (the default one unless named), and nothing else. */
+  // Bounded lists (not in memcache): kept newest first by order, one item per id, changed
+  // atomically by any number of processes, each change announced on the key's channel.
+
+  /** The list at key: ready, still being built (listBegin), missing, or the store unavailable. */
+  async listGet<T> (key: string, { namespace }: NamespaceOption = {}): Promise<ListLookup<T>> {
+    const list = await this.#run(namespace, () => this.#shared.store.listGet(this.#storeKey(key, namespace)))
+    return this.#listLookup<T>(key, namespace, list, true)
+  }
+
+  /**
+   * Claims the building of a missing list: an empty list marked building is created, alive for
+   * lockSeconds, and `began` is true; items added meanwhile are kept. Else the list as it is.
+   */
+  async listBegin<T> (key: string, { lockSeconds, namespace }: NamespaceOption & { lockSeconds: number }): Promise<ListLookup<T> & { began?: boolean }> {
+    const list = await this.#run(namespace, () => this.#shared.store.listBegin(this.#storeKey(key, namespace), ttlMs(lockSeconds)))
+    const lookup = this.#listLookup<T>(key, namespace, list, false)
+    return list === FAILED ? lookup : { ...lookup, began: list.began }
+  }
+
+  /**
+   * Adds the entries to the list (ids already there are kept), keeps the newest `limit`, and
+   * announces the change. With `complete`, the list is marked built and lives `complete.ttl`
+   * seconds. A missing list stays missing: it would lack the older entries.
+   */
+  async listAdd<T> (key: string, entries: ReadonlyArray<ListEntry<T>>, { limit, complete, namespace }: NamespaceOption & { limit: number, complete?: { ttl: number } }): Promise<ListLookup<T>> {
+    const storeKey = this.#storeKey(key, namespace)
+    const items = entries.map(({ id, order, value }) => ({ id, order, value: this.#encode(key, value) }))
+    const completeTtlMs = complete === undefined ? undefined : ttlMs(complete.ttl)
+    const list = await this.#run(namespace, () => this.#shared.store.listAdd(storeKey, items, limit, { completeTtlMs, channel: storeKey }))
+    return this.#listLookup<T>(key, namespace, list, false)
+  }
+
+  /** Announces a change of the key (one made without listAdd, such as a delete). */
+  async announce (key: string, { namespace }: NamespaceOption = {}): Promise<boolean> {
+    const storeKey = this.#storeKey(key, namespace)
+    return (await this.#run(namespace, () => this.#shared.store.publish(storeKey, 'changed'))) !== FAILED
+  }
+
+  /** The key's announcements, from every process sharing the store. */
+  subscribe (key: string, handlers: SubscribeHandlers, { namespace }: NamespaceOption = {}): Subscription {
+    return this.#shared.store.subscribe(this.#storeKey(key, namespace), handlers)
+  }
+
+  #listLookup<T> (key: string, namespace: string | undefined, list: StoredList | undefined | typeof FAILED, counted: boolean): ListLookup<T> {
+    if (list === FAILED) return { status: 'unavailable' }
+    const counters = counted ? this.counters(namespace) : undefined
+    if (list === undefined || list.building) {
+      if (counters !== undefined) counters.misses++
+      if (list === undefined) return { status: 'miss' }
+    }
+    try {
+      const items = list.items.map(({ id, order, value }) => ({ id, order, value: decode(value) as T }))
+      if (counters !== undefined && !list.building) {
+        counters.hits++
+        counters.byteHits += list.items.reduce((sum, item) => sum + item.value.length, 0)
+      }
+      const state = { items, version: list.version, ttlMs: list.ttlMs }
+      return list.building ? { status: 'building', ...state } : { status: 'ready', ...state }
+    } catch (err) {
+      this.counters(namespace).errors++
+      this.#shared.log.warn({ err, namespace: namespace ?? this.namespace, key }, 'cached list could not be decoded; treated as a miss')
+      return { status: 'miss' }
+    }
+  }
+
   async flushAll ({ namespace }: NamespaceOption = {}): Promise<boolean> {
     const ns = encodeURIComponent(namespace ?? this.namespace)
     const flushed = await this.#run(namespace, async () => {

@@ -1,7 +1,7 @@
 import type { CollectionReference, Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from '../lib/bounded-calls.js'
 import type { CallOptions, RepositoryUsage, VisitsRepository } from './repository.js'
-import type { Visit } from './visit.js'
+import type { StoredVisit, Visit } from './visit.js'
 
 /** gRPC status code of a create() whose document exists. */
 const ALREADY_EXISTS = 6
@@ -37,13 +37,14 @@ export class FirestoreVisitsRepository implements VisitsRepository {
     })
   }
 
-  async latest (limit: number, { deadline }: CallOptions = {}): Promise<Visit[]> {
+  async latest (limit: number, { deadline }: CallOptions = {}): Promise<StoredVisit[]> {
     this.usage.queries++
     const snapshot = await this.#calls.run('read the latest visits', deadline,
       () => this.#collection.orderBy('timestamp', 'desc').limit(limit).get())
     // Firestore bills a query by the documents it returns (at least one).
     this.usage.documentsRead += Math.max(1, snapshot.size)
     return snapshot.docs.map((doc) => ({
+      id: doc.id,
       visitor: String(doc.get('visitor') ?? ''),
       timestamp: doc.get('timestamp')?.toDate?.() ?? new Date(0)
     }))

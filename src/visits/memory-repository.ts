@@ -1,5 +1,5 @@
 import type { RepositoryUsage, VisitsRepository } from './repository.js'
-import type { Visit } from './visit.js'
+import type { StoredVisit, Visit } from './visit.js'
 
 /** Visits held in the process: the embedded default, lost on restart, bounded in size. */
 export class MemoryVisitsRepository implements VisitsRepository {
@@ -17,15 +17,17 @@ export class MemoryVisitsRepository implements VisitsRepository {
     if (this.#visits.some((stored) => stored.id === id)) return
     // Newest first; visits almost always arrive in order, so this rarely walks far.
     let at = 0
-    while (at < this.#visits.length && this.#visits[at]!.timestamp > visit.timestamp) at++
+    // Ties: the greater id first, as Firestore orders a descending query.
+    while (at < this.#visits.length && (this.#visits[at]!.timestamp > visit.timestamp ||
+      (this.#visits[at]!.timestamp.getTime() === visit.timestamp.getTime() && this.#visits[at]!.id > id))) at++
     this.#visits.splice(at, 0, { id, visitor: visit.visitor, timestamp: new Date(visit.timestamp) })
     if (this.#visits.length > this.#capacity) this.#visits.length = this.#capacity
   }
 
-  async latest (limit: number): Promise<Visit[]> {
+  async latest (limit: number): Promise<StoredVisit[]> {
     this.usage.queries++
     this.usage.documentsRead += Math.max(1, Math.min(limit, this.#visits.length))
-    return this.#visits.slice(0, limit).map(({ visitor, timestamp }) => ({ visitor, timestamp }))
+    return this.#visits.slice(0, limit).map(({ id, visitor, timestamp }) => ({ id, visitor, timestamp }))
   }
 
   async ping (): Promise<void> {}

@@ -1,4 +1,4 @@
-import type { Visit } from './visit.js'
+import type { StoredVisit, Visit } from './visit.js'
 
 export interface CallOptions {
   /** Epoch milliseconds by which the call must have answered. */
@@ -18,8 +18,8 @@ export interface VisitsRepository {
   readonly usage: Readonly<RepositoryUsage>
   /** Stores the visit under the id once; adding an id that exists already is a success that changes nothing. */
   add (id: string, visit: Visit, options?: CallOptions): Promise<void>
-  /** The most recent visits, newest first. */
-  latest (limit: number, options?: CallOptions): Promise<Visit[]>
+  /** The most recent visits, newest first (ties: the greater id first). */
+  latest (limit: number, options?: CallOptions): Promise<StoredVisit[]>
   /** Resolves when the backend answers; used by /health. */
   ping (): Promise<void>
 }

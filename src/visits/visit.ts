@@ -3,3 +3,8 @@ export interface Visit {
   visitor: string
   timestamp: Date
 }
+
+/** A visit as stored, under its document id. */
+export interface StoredVisit extends Visit {
+  id: string
+}

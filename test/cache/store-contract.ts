@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { CounterOverflowError, createCache, MAX_COUNTER, ValueTooLargeError, type Cache, type Store } from '../../src/cache/index.js'
+import { CounterOverflowError, createCache, MAX_COUNTER, ValueTooLargeError, type Cache, type ListLookup, type Store } from '../../src/cache/index.js'
 import { uniqueName } from '../helper.js'
 
 export interface StoreFactory {
@@ -402,5 +402,92 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.same(await cache.lookup('garbage'), { status: 'miss' })
       t.equal(cache.counters().errors, 1)
     })
+
+    const entry = (id: string, order: number) => ({ id, order, value: { who: id } })
+    const ids = (lookup: ListLookup<unknown>) => 'items' in lookup ? lookup.items.map((item) => item.id) : lookup.status
+
+    t.test('lists: built once, merged newest first by order then id, one item per id, bounded', async (t) => {
+      const cache = await fresh(t)
+      t.same(await cache.listGet('l'), { status: 'miss' })
+      t.same(await cache.listAdd('l', [entry('a', 1)], { limit: 3 }), { status: 'miss' }, 'adding to a missing list creates nothing')
+      t.same(await cache.listGet('l'), { status: 'miss' })
+
+      const begun = await cache.listBegin('l', { lockSeconds: 5 })
+      t.match(begun, { status: 'building', items: [], began: true })
+      t.match(await cache.listBegin('l', { lockSeconds: 5 }), { status: 'building', began: false }, 'only one builder')
+      t.equal((await cache.listGet('l')).status, 'building', 'a list being built is not ready')
+      t.same(ids(await cache.listAdd('l', [entry('late', 50)], { limit: 3 })), ['late'], 'entries added while it is built are kept')
+
+      const built = await cache.listAdd('l', [entry('b', 20), entry('a', 10), entry('c', 30)], { limit: 3, complete: { ttl: 60 } })
+      t.equal(built.status, 'ready')
+      t.same(ids(built), ['late', 'c', 'b'], 'newest first, bounded to the limit')
+      t.ok('ttlMs' in built && built.ttlMs > 59_000 && built.ttlMs <= 60_000, 'completing gives the TTL')
+
+      t.same(ids(await cache.listAdd('l', [entry('c', 99)], { limit: 3 })), ['late', 'c', 'b'], 'an id already there is kept as it is')
+      t.same(ids(await cache.listAdd('l', [entry('y', 20), entry('z', 20)], { limit: 5 })), ['late', 'c', 'z', 'y', 'b'],
+        'equal orders: the greater id first, as a descending Firestore query')
+      t.same(ids(await cache.listAdd('l', [entry('old', 1)], { limit: 5 })), ['late', 'c', 'z', 'y', 'b'], 'older than the whole list: dropped')
+      const read = await cache.listGet<{ who: string }>('l')
+      t.equal(read.status, 'ready')
+      t.same('items' in read && read.items[0], { id: 'late', order: 50, value: { who: 'late' } }, 'values come back decoded')
+    })
+
+    t.test('lists: a key holding a plain value holds no list, and is replaced by one', async (t) => {
+      const cache = await fresh(t)
+      await cache.set('l', ['not', 'a', 'list'])
+      t.same(await cache.listGet('l'), { status: 'miss' })
+      t.same(await cache.listAdd('l', [entry('a', 1)], { limit: 3 }), { status: 'miss' })
+      t.equal((await cache.listBegin('l', { lockSeconds: 5 })).began, true)
+    })
+
+    t.test('lists: versions only grow, also across a delete', async (t) => {
+      const cache = await fresh(t)
+      const versions: number[] = []
+      const version = (lookup: ListLookup<unknown>) => 'version' in lookup ? lookup.version : NaN
+      versions.push(version(await cache.listBegin('l', { lockSeconds: 5 })))
+      versions.push(version(await cache.listAdd('l', [entry('a', 1)], { limit: 3 })))
+      versions.push(version(await cache.listAdd('l', [entry('a', 1)], { limit: 3, complete: { ttl: 0 } })))
+      await cache.delete('l')
+      versions.push(version(await cache.listBegin('l', { lockSeconds: 5 })))
+      t.ok(versions.every((v, i) => Number.isSafeInteger(v) && (i === 0 || v > versions[i - 1]!)), `versions ${versions.join(' < ')}`)
+    })
+
+    t.test('lists: writers racing from two clients lose nothing: the list is the newest of all they added', async (t) => {
+      const store = await make(t)
+      const a = createCache({ store, namespace: uniqueName('ns') })
+      const b = createCache({ store: await peer(t, store), namespace: a.namespace })
+      await a.listBegin('l', { lockSeconds: 30 })
+      const orders = Array.from({ length: 60 }, (_, i) => (i * 7919) % 60)
+      await Promise.all(orders.map((order, i) => (i % 2 === 0 ? a : b).listAdd('l', [entry(`v${order}`, order)], { limit: 10 })))
+      await a.listAdd('l', [], { limit: 10, complete: { ttl: 60 } })
+      t.same(ids(await b.listGet('l')), Array.from({ length: 10 }, (_, i) => `v${59 - i}`))
+    })
+
+    t.test('lists: every change is announced to subscribers in every process', async (t) => {
+      const store = await make(t)
+      const a = createCache({ store, namespace: uniqueName('ns') })
+      const b = createCache({ store: await peer(t, store), namespace: a.namespace })
+      const heard: string[] = []
+      let resets = 0
+      const subscription = a.subscribe('l', { message: (m) => heard.push(m), reset: () => { resets++ } })
+      t.teardown(async () => { await subscription.close() })
+      await waitUntil(() => subscription.live)
+      await b.listBegin('l', { lockSeconds: 5 })
+      const added = await b.listAdd('l', [entry('x', 1)], { limit: 3 })
+      await waitUntil(() => heard.length > 0)
+      t.same(heard, ['version' in added ? String(added.version) : 'none'], 'the new version, once')
+      t.equal(await b.announce('l'), true)
+      await waitUntil(() => heard.length > 1)
+      t.equal(heard[1], 'changed')
+      t.ok(resets <= 1, 'no reset while the connection holds')
+    })
   })
+}
+
+async function waitUntil (check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await sleep(5)
+  }
 }

@@ -76,7 +76,12 @@ t.test('the facade fails open and logs once per state change', async (t) => {
     pttl: async () => { fail(); return -1 },
     addCounters: async () => { fail() },
     readCounters: async () => { fail(); return {} },
-    census: async () => { fail(); return { items: 0, bytes: 0, oldestItemAge: 0, complete: true } }
+    census: async () => { fail(); return { items: 0, bytes: 0, oldestItemAge: 0, complete: true } },
+    listGet: async () => { fail(); return undefined },
+    listBegin: async () => { fail(); return { items: [], building: true, version: 1, ttlMs: 1, began: true } },
+    listAdd: async () => { fail(); return undefined },
+    publish: async () => { fail() },
+    subscribe: () => ({ live: false, close: async () => {} })
   }
   let now = 0
   const { logger, lines } = capturingLogger()

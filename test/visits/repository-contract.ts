@@ -52,7 +52,14 @@ export function repositoryContract (t: Test, name: string, makeRepository: (t: T
       await repository.add('same-id', { visitor: 'A', timestamp: new Date('2026-11-21T12:00:05.000Z') })
       await Promise.all([repository.add('raced', { visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') }),
         repository.add('raced', { visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') })])
-      t.same(await repository.latest(10), [{ visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') }, first])
+      t.same(await repository.latest(10), [{ id: 'raced', visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') }, { id: 'same-id', ...first }])
+    })
+
+    t.test('visits at the same millisecond: the greater id first, as Firestore orders a descending query', async (t) => {
+      const repository = await makeRepository(t)
+      const at = new Date('2026-11-21T12:00:00.000Z')
+      for (const id of ['b', 'c', 'a']) await repository.add(id, { visitor: id, timestamp: at })
+      t.same((await repository.latest(10)).map((v) => v.id), ['c', 'b', 'a'])
     })
   })
 }

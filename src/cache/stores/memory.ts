@@ -1,4 +1,8 @@
-import { CounterOverflowError, MAX_COUNTER, type Census, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './store.js'
+import { EventEmitter } from 'node:events'
+import {
+  CounterOverflowError, MAX_COUNTER, type Census, type ListItem, type Store, type StoredEntry, type StoredList,
+  type StoreWrite, type SubscribeHandlers, type Subscription, type WriteMode
+} from './store.js'
 
 interface Entry {
   /** Absent while the key is only a delete lock. */
@@ -9,6 +13,13 @@ interface Entry {
   /** Epoch milliseconds of the last read or write. */
   usedAt: number
   bytes: number
+  /** Present when the key holds a list. */
+  list?: { items: ListItem[], building: boolean, version: number }
+}
+
+/** Newest first: by order, then by id descending (UTF-16 order, the same as bytes for ASCII ids). */
+function newer (a: ListItem, b: ListItem): boolean {
+  return a.order !== b.order ? a.order > b.order : a.id > b.id
 }
 
 export interface MemoryStoreOptions {
@@ -28,6 +39,8 @@ export class MemoryStore implements Store {
   readonly #maxBytes: number
   readonly #now: () => number
   #bytes = 0
+  #version = 0
+  readonly #channels = new EventEmitter().setMaxListeners(0)
 
   constructor ({ maxBytes = 64 * 1024 * 1024, now = Date.now }: MemoryStoreOptions = {}) {
     this.#maxBytes = maxBytes
@@ -135,6 +148,65 @@ export class MemoryStore implements Store {
       census.oldestItemAge = Math.max(census.oldestItemAge, Math.floor((now - entry.usedAt) / 1000))
     }
     return census
+  }
+
+  async listGet (key: string): Promise<StoredList | undefined> {
+    const entry = this.#live(key)
+    return entry?.list === undefined ? undefined : this.#listOf(entry)
+  }
+
+  async listBegin (key: string, lockMs: number): Promise<StoredList & { began: boolean }> {
+    const entry = this.#live(key)
+    if (entry?.list !== undefined) return { ...this.#listOf(entry), began: false }
+    const created = this.#putList(key, [], { building: true, expiresAt: this.#now() + lockMs })
+    return { ...this.#listOf(created), began: true }
+  }
+
+  async listAdd (key: string, items: readonly ListItem[], limit: number, { completeTtlMs, channel }: { completeTtlMs?: number, channel?: string }): Promise<StoredList | undefined> {
+    const entry = this.#live(key)
+    if (entry?.list === undefined) return undefined
+    const list = [...entry.list.items]
+    for (const item of items) {
+      if (list.some((have) => have.id === item.id)) continue
+      const at = list.findIndex((have) => newer(item, have))
+      list.splice(at === -1 ? list.length : at, 0, { ...item })
+    }
+    list.length = Math.min(list.length, limit)
+    const complete = completeTtlMs !== undefined
+    const updated = this.#putList(key, list, {
+      building: complete ? false : entry.list.building,
+      expiresAt: complete ? (completeTtlMs === 0 ? 0 : this.#now() + completeTtlMs) : entry.expiresAt
+    })
+    if (channel !== undefined) this.#channels.emit(channel, String(updated.list!.version))
+    return this.#listOf(updated)
+  }
+
+  async publish (channel: string, message: string): Promise<void> {
+    this.#channels.emit(channel, message)
+  }
+
+  /** One process: every message arrives, always. */
+  subscribe (channel: string, handlers: SubscribeHandlers): Subscription {
+    const listener = (message: string) => handlers.message(message)
+    this.#channels.on(channel, listener)
+    return { live: true, close: async () => { this.#channels.off(channel, listener) } }
+  }
+
+  #listOf (entry: Entry): StoredList {
+    const { items, building, version } = entry.list!
+    return { items: items.map((item) => ({ ...item })), building, version, ttlMs: entry.expiresAt === 0 ? -1 : entry.expiresAt - this.#now() }
+  }
+
+  #putList (key: string, items: ListItem[], { building, expiresAt }: { building: boolean, expiresAt: number }): Entry {
+    const previous = this.#entries.get(key)
+    if (previous !== undefined) this.#remove(key, previous)
+    this.#version = Math.max(this.#version + 1, this.#now() * 1000)
+    const value = JSON.stringify(items)
+    const entry: Entry = {
+      value, casToken: '', expiresAt, usedAt: this.#now(), bytes: Buffer.byteLength(key) + Buffer.byteLength(value), list: { items, building, version: this.#version }
+    }
+    this.#insert(key, entry)
+    return entry
   }
 
   /** The entry if present and not expired; an expired one is dropped on sight. */

@@ -1,5 +1,8 @@
 import { Cluster, type Redis, type Result } from 'ioredis'
-import { CounterOverflowError, type Census, type Store, type StoredEntry, type StoreWrite, type WriteMode } from './store.js'
+import {
+  CounterOverflowError, type Census, type ListItem, type Store, type StoredEntry, type StoredList, type StoreWrite,
+  type SubscribeHandlers, type Subscription, type WriteMode
+} from './store.js'
 
 /*
  * A TTL of 0 means none; PEXPIRE with a negative one deletes the key at once.
@@ -55,12 +58,92 @@ end
 redis.call('HSET', k, 'c', ARGV[3])
 return value`
 
+// Lists: `v` holds the items as JSON ({i: id, t: order, v: value}), `n` the version (Redis
+// TIME in microseconds, never lower than the last one), `b` marks a list being built.
+// A key without `n` holds no list.
+const LIST_GET = `
+local f = redis.call('HMGET', KEYS[1], 'v', 'b', 'n')
+if not f[3] then return false end
+return {f[1], f[2] or '', f[3], redis.call('PTTL', KEYS[1])}`
+
+const LIST_BEGIN = `
+local k = KEYS[1]
+local f = redis.call('HMGET', k, 'v', 'b', 'n')
+if f[3] then return {f[1], f[2] or '', f[3], redis.call('PTTL', k), ''} end
+local t = redis.call('TIME')
+local n = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+redis.call('DEL', k)
+redis.call('HSET', k, 'v', '[]', 'b', '1', 'n', n)
+redis.call('PEXPIRE', k, ARGV[1])
+return {'[]', '1', n, tonumber(ARGV[1]), '1'}`
+
+// Byte order, not strcoll(): Redis compares Lua strings in the server's locale.
+const LIST_ADD = `
+local function bytesAfter (a, b)
+  for j = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, j), string.byte(b, j)
+    if x ~= y then return x > y end
+  end
+  return #a > #b
+end
+local function newer (a, b)
+  if a.t ~= b.t then return a.t > b.t end
+  return bytesAfter(a.i, b.i)
+end
+local k = KEYS[1]
+local f = redis.call('HMGET', k, 'v', 'b', 'n')
+if not f[3] then return false end
+local list = cjson.decode(f[1])
+for _, item in ipairs(cjson.decode(ARGV[1])) do
+  local found = false
+  for _, have in ipairs(list) do
+    if have.i == item.i then found = true break end
+  end
+  if not found then
+    local at = #list + 1
+    for j, have in ipairs(list) do
+      if newer(item, have) then at = j break end
+    end
+    table.insert(list, at, item)
+  end
+end
+local limit = tonumber(ARGV[2])
+while #list > limit do table.remove(list) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if now <= tonumber(f[3]) then now = tonumber(f[3]) + 1 end
+local n = string.format('%.0f', now)
+local encoded = '[]'
+if #list > 0 then encoded = cjson.encode(list) end
+redis.call('HSET', k, 'v', encoded, 'n', n)
+local building = f[2] or ''
+if ARGV[3] ~= '' then
+  redis.call('HDEL', k, 'b')
+  building = ''
+  if ARGV[3] == '0' then redis.call('PERSIST', k) else redis.call('PEXPIRE', k, ARGV[3]) end
+end
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], n) end
+return {encoded, building, n, redis.call('PTTL', k)}`
+
+type RawList = [string, string, string, number, string?]
+
+function toList ([encoded, building, version, ttlMs]: RawList): StoredList {
+  const parsed: unknown = JSON.parse(encoded)
+  const items = Array.isArray(parsed)
+    ? parsed.map((item: { i: string, t: number, v: string }) => ({ id: item.i, order: item.t, value: item.v }))
+    : []
+  return { items, building: building === '1', version: Number(version), ttlMs: Number(ttlMs) }
+}
+
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     cacheWrite (key: string, mode: WriteMode, value: string, casToken: string, ttlMs: number): Result<number, Context>
     cacheCas (key: string, expected: string, value: string, casToken: string, ttlMs: number): Result<number, Context>
     cacheDelete (key: string, lockMs: number): Result<number, Context>
     cacheIncr (key: string, delta: string, initial: string, casToken: string): Result<string | null, Context>
+    cacheListGet (key: string): Result<RawList | null, Context>
+    cacheListBegin (key: string, lockMs: number): Result<RawList, Context>
+    cacheListAdd (key: string, items: string, limit: number, completeTtlMs: string, channel: string): Result<RawList | null, Context>
   }
 }
 
@@ -111,6 +194,9 @@ export class RedisStore implements Store {
       client.defineCommand('cacheCas', { numberOfKeys: 1, lua: CAS })
       client.defineCommand('cacheDelete', { numberOfKeys: 1, lua: DELETE })
       client.defineCommand('cacheIncr', { numberOfKeys: 1, lua: INCR })
+      client.defineCommand('cacheListGet', { numberOfKeys: 1, lua: LIST_GET })
+      client.defineCommand('cacheListBegin', { numberOfKeys: 1, lua: LIST_BEGIN })
+      client.defineCommand('cacheListAdd', { numberOfKeys: 1, lua: LIST_ADD })
     }
   }
 
@@ -148,6 +234,90 @@ export class RedisStore implements Store {
       if (message.includes('not an integer')) return undefined
       throw err
     }
+  }
+
+  async listGet (key: string): Promise<StoredList | undefined> {
+    const raw = await this.client.cacheListGet(key)
+    return raw === null ? undefined : toList(raw)
+  }
+
+  async listBegin (key: string, lockMs: number): Promise<StoredList & { began: boolean }> {
+    const raw = await this.client.cacheListBegin(key, lockMs)
+    return { ...toList(raw), began: raw[4] === '1' }
+  }
+
+  async listAdd (key: string, items: readonly ListItem[], limit: number, { completeTtlMs, channel = '' }: { completeTtlMs?: number, channel?: string }): Promise<StoredList | undefined> {
+    const wire = JSON.stringify(items.map(({ id, order, value }) => ({ i: id, t: order, v: value })))
+    const raw = await this.client.cacheListAdd(key, wire, limit, completeTtlMs === undefined ? '' : String(completeTtlMs), channel)
+    return raw === null ? undefined : toList(raw)
+  }
+
+  async publish (channel: string, message: string): Promise<void> {
+    await this.client.publish(channel, message)
+  }
+
+  /**
+   * Subscriptions share one connection of their own, made on first use. It subscribes again
+   * after every reconnect, and tells every handler to reset, since messages may have been lost.
+   */
+  subscribe (channel: string, handlers: SubscribeHandlers): Subscription {
+    const subscriber = this.#subscriber ??= this.#connectSubscriber()
+    let channelHandlers = this.#handlers.get(channel)
+    if (channelHandlers === undefined) {
+      channelHandlers = new Set()
+      this.#handlers.set(channel, channelHandlers)
+      if (subscriber.status === 'ready') this.#listen(subscriber, [channel])
+    }
+    channelHandlers.add(handlers)
+    const live = this.#live
+    return {
+      get live () { return live.has(channel) },
+      close: async () => {
+        channelHandlers.delete(handlers)
+        if (channelHandlers.size > 0) return
+        this.#handlers.delete(channel)
+        live.delete(channel)
+        if (this.#handlers.size === 0 && this.#subscriber !== undefined) {
+          this.#subscriber = undefined
+          await subscriber.quit().catch(() => {})
+          subscriber.disconnect()
+        }
+      }
+    }
+  }
+
+  #subscriber: RedisClient | undefined
+  readonly #handlers = new Map<string, Set<SubscribeHandlers>>()
+  /** Channels whose messages arrive now. */
+  readonly #live = new Set<string>()
+
+  #connectSubscriber (): RedisClient {
+    // Subscribed again by us after a reconnect, so that we know when messages flow again.
+    const subscriber = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate({ autoResubscribe: false })
+    // Its errors are the main client's to report: they share the address and the fate.
+    subscriber.on('error', () => {})
+    subscriber.on('ready', () => { this.#listen(subscriber, [...this.#handlers.keys()]) })
+    subscriber.on('close', () => {
+      const lost = [...this.#live]
+      this.#live.clear()
+      for (const channel of lost) for (const handlers of this.#handlers.get(channel) ?? []) handlers.reset()
+    })
+    subscriber.on('message', (channel: string, message: string) => {
+      for (const handlers of this.#handlers.get(channel) ?? []) handlers.message(message)
+    })
+    return subscriber
+  }
+
+  #listen (subscriber: RedisClient, channels: string[]): void {
+    if (channels.length === 0) return
+    subscriber.subscribe(...channels).then(() => {
+      for (const channel of channels) {
+        if (!this.#handlers.has(channel)) continue
+        this.#live.add(channel)
+        // What arrived before the subscription took effect was missed.
+        for (const handlers of this.#handlers.get(channel) ?? []) handlers.reset()
+      }
+    }, () => { /* the next 'ready' subscribes again */ })
   }
 
   /** The servers holding keys: every primary of a cluster, or the one instance. */

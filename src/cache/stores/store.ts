@@ -54,6 +54,59 @@ export interface Store {
   readCounters (key: string): Promise<Record<string, number>>
   /** What lives under the prefixes: counted up to `limit` keys, sizes and ages from a sample. */
   census (prefixes: readonly string[], limit: number): Promise<Census>
+
+  /** The list at key; undefined when the key holds none. */
+  listGet (key: string): Promise<StoredList | undefined>
+  /**
+   * Starts building the list at key: when the key holds no list, an empty one marked
+   * building is created that lives lockMs, and `began` is true. Otherwise the list as it is.
+   */
+  listBegin (key: string, lockMs: number): Promise<StoredList & { began: boolean }>
+  /**
+   * Merges items into the list at key (an id already there is kept), keeps the newest `limit`,
+   * and publishes the new version on `channel`. With `completeTtlMs` the list is marked complete
+   * and given that TTL (0: none). Undefined, and nothing written, when the key holds no list.
+   */
+  listAdd (key: string, items: readonly ListItem[], limit: number, options: { completeTtlMs?: number, channel?: string }): Promise<StoredList | undefined>
+  /** Publishes a message on the channel. */
+  publish (channel: string, message: string): Promise<void>
+  subscribe (channel: string, handlers: SubscribeHandlers): Subscription
+}
+
+/**
+ * An item of a bounded list: one per id, newest first by `order`, then by id (compared byte by
+ * byte, descending), as Firestore orders a descending query's ties by document id.
+ */
+export interface ListItem {
+  id: string
+  /** An integer, such as epoch milliseconds. */
+  order: number
+  /** Serialized. */
+  value: string
+}
+
+/** A bounded list as stored: its items, whether it is still being built, and its version. */
+export interface StoredList {
+  items: ListItem[]
+  /** Started by listBegin() and not yet completed: the items may lack older ones. */
+  building: boolean
+  /** Grows with every change of the list, also across its deletion and re-creation. */
+  version: number
+  /** Milliseconds it has left; -1 for no expiry. */
+  ttlMs: number
+}
+
+/** Messages on a channel, from every process sharing the store. */
+export interface Subscription {
+  /** Whether messages arrive now; while false some may be lost. */
+  readonly live: boolean
+  close (): Promise<void>
+}
+
+export interface SubscribeHandlers {
+  message: (message: string) => void
+  /** Messages may have been missed (a reconnect): whatever they would have changed is suspect. */
+  reset: () => void
 }
 
 export interface Census {
