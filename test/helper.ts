@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
@@ -362,4 +363,37 @@ export class FormClient {
   #keep (response: { cookies: Array<{ name: string, value: string }> }): void {
     for (const { name, value } of response.cookies) this.#cookies.set(name, value)
   }
+}
+
+// The built server, as the Docker image runs it; `npm test` builds it first.
+export const serverJs = fileURLToPath(new URL('../dist/server.js', import.meta.url))
+
+export interface Running {
+  child: ChildProcess
+  port: number
+  lines: () => Array<Record<string, unknown>>
+  exited: Promise<number | null>
+}
+
+/** Runs the built server (dist/server.js) with the environment given; killed when the test ends. */
+export async function startServer (t: Test, env: Record<string, string>, fixedPort?: number): Promise<Running> {
+  const port = fixedPort ?? await freePort()
+  const child = spawn(process.execPath, [serverJs], {
+    env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', HOST: '127.0.0.1', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr!.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  const lines = () => out.split('\n').filter((l) => l !== '').map((l) => {
+    try { return JSON.parse(l) as Record<string, unknown> } catch { return { unparsed: l } }
+  })
+  await waitFor('the server to listen or exit', () => {
+    if (child.exitCode !== null) return true
+    return lines().some((l) => typeof l.message === 'string' && l.message.startsWith('Server listening'))
+  }, 10_000)
+  if (child.exitCode !== null) t.comment(`the server exited at start-up: ${JSON.stringify(lines())}`)
+  return { child, port, lines, exited }
 }

@@ -1,41 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import type { Test } from 'tap'
-import { freePort, TestRedisServer, waitFor } from './helper.js'
-
-// The built server, as the Docker image runs it; `npm test` builds it first.
-const serverJs = fileURLToPath(new URL('../dist/server.js', import.meta.url))
-
-interface Running {
-  child: ChildProcess
-  port: number
-  lines: () => Array<Record<string, unknown>>
-  exited: Promise<number | null>
-}
-
-async function startServer (t: Test, env: Record<string, string>, fixedPort?: number): Promise<Running> {
-  const port = fixedPort ?? await freePort()
-  const child = spawn(process.execPath, [serverJs], {
-    env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', HOST: '127.0.0.1', PORT: String(port), ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const exited = once(child, 'exit').then(([code]) => code as number | null)
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let out = ''
-  child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString() })
-  child.stderr!.on('data', (chunk: Buffer) => { out += chunk.toString() })
-  const lines = () => out.split('\n').filter((l) => l !== '').map((l) => {
-    try { return JSON.parse(l) as Record<string, unknown> } catch { return { unparsed: l } }
-  })
-  await waitFor('the server to listen or exit', () => {
-    if (child.exitCode !== null) return true
-    return lines().some((l) => typeof l.message === 'string' && l.message.startsWith('Server listening'))
-  }, 10_000)
-  if (child.exitCode !== null) t.comment(`the server exited at start-up: ${JSON.stringify(lines())}`)
-  return { child, port, lines, exited }
-}
+import { startServer, TestRedisServer } from './helper.js'
 
 t.test('a bad variable stops start-up with one message naming it', async (t) => {
   const server = await startServer(t, { REDISHOST: '10.0.0.3', REDISPORT: 'abc' })
