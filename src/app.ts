@@ -3,7 +3,6 @@ import accepts from '@fastify/accepts'
 import cookie from '@fastify/cookie'
 import csrf from '@fastify/csrf-protection'
 import formbody from '@fastify/formbody'
-import helmet from '@fastify/helmet'
 import session from '@fastify/session'
 import { randomBytes } from 'node:crypto'
 import type { Firestore } from '@google-cloud/firestore'
@@ -15,6 +14,7 @@ import type { Config } from './config.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
 import firestorePlugin from './plugins/firestore.js'
 import redisPlugin, { describeClient } from './plugins/redis.js'
+import securityHeaders from './plugins/security-headers.js'
 import viewPlugin from './plugins/view.js'
 import assetRoutes from './routes/assets.js'
 import healthRoutes from './routes/health.js'
@@ -73,7 +73,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
 
   await app.register(accepts)
   // Our pages load nothing but our own stylesheet and post forms to ourselves: the CSP says exactly that.
-  await app.register(helmet, {
+  await app.register(securityHeaders, {
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {

@@ -113,7 +113,7 @@ export class RecentVisits {
     await this.#subscription.close()
   }
 
-  async visit (visitor: string, { now = this.#clock(), beforeWrite }: VisitOptions = {}): Promise<RecentVisitsResult> {
+  async visit (visitor: string, { now, beforeWrite }: VisitOptions = {}): Promise<RecentVisitsResult> {
     const local = this.#current()
     if (local !== undefined && local.visits[0]?.visitor === visitor) {
       // Served by the first tier: still a hit of the namespace in the stats.
@@ -124,7 +124,7 @@ export class RecentVisits {
     if (known !== undefined && known !== 'unavailable' && known.visits[0]?.visitor === visitor) return { visits: known.visits, cache: 'hit' }
     const pending = this.#inFlight.get(visitor)
     if (pending !== undefined) return await pending
-    const round = this.#decide(visitor, now, beforeWrite, known).finally(() => this.#inFlight.delete(visitor))
+    const round = this.#decide(visitor, now ?? this.#clock(), beforeWrite, known).finally(() => this.#inFlight.delete(visitor))
     this.#inFlight.set(visitor, round)
     return await round
   }

@@ -22,9 +22,25 @@ function displayIp (address: string | undefined, mode: IpMode): string {
   return ipaddr.fromByteArray(bytes).toString()
 }
 
+/** Addresses seen lately, as shown: a client sends many requests from one address. */
+const shown = new Map<string, string>()
+const SHOWN_MAX = 1000
+
+function cachedDisplayIp (address: string | undefined, mode: IpMode): string {
+  if (address === undefined) return 'unknown'
+  const key = mode === 'full' ? `f ${address}` : address
+  let display = shown.get(key)
+  if (display === undefined) {
+    display = displayIp(address, mode)
+    if (shown.size >= SHOWN_MAX) shown.clear()
+    shown.set(key, display)
+  }
+  return display
+}
+
 export function visitorOf (address: string | undefined, userAgent: string | undefined, mode: IpMode): string {
   let agent = userAgent ?? ''
   // Cut by code points so a surrogate pair is never split.
   if (agent.length > MAX_USER_AGENT_LENGTH) agent = Array.from(agent).slice(0, MAX_USER_AGENT_LENGTH).join('')
-  return `${displayIp(address, mode)}: ${agent}`
+  return `${cachedDisplayIp(address, mode)}: ${agent}`
 }
