@@ -48,7 +48,8 @@ function connectionOptions ({ commandTimeoutMs, connectTimeoutMs, password, tlsC
  * A client that fails fast instead of queueing: no offline queue, no retried
  * commands, a timeout on every command, and endless reconnects in the background.
  * ioredis' defaults would hold a request for over a minute while Redis is away.
- * Commands issued in the same tick go out as one batch (auto-pipelining).
+ * No auto-pipelining: it sends one batch at a time, so behind a slow batch a command
+ * would wait out that batch's timeout before its own starts, doubling the bound.
  */
 export function createRedisClient (connection: RedisConnection & { cluster?: false }): Redis
 export function createRedisClient (connection: RedisConnection): RedisClient
@@ -59,7 +60,6 @@ export function createRedisClient (connection: RedisConnection): RedisClient {
     host: connection.host,
     port: connection.port,
     enableOfflineQueue: false,
-    enableAutoPipelining: true,
     retryStrategy
   })
 }
@@ -71,7 +71,6 @@ export function createReadClient (connection: RedisConnection & { read: { host: 
     ...connection.read,
     connectionName: 'visitme-reader',
     enableOfflineQueue: false,
-    enableAutoPipelining: true,
     retryStrategy
   })
 }
@@ -85,7 +84,6 @@ function createClusterClient (connection: RedisConnection): Cluster {
   const cluster = new Cluster([{ host: connection.host, port: connection.port }], {
     redisOptions: connectionOptions(connection),
     enableOfflineQueue: false,
-    enableAutoPipelining: true,
     clusterRetryStrategy: retryStrategy,
     // Nodes that drop and come back without a slot change (a restart) are reconnected.
     clusterNodeRetryStrategy: retryStrategy,

@@ -37,7 +37,6 @@ export interface RecentVisitsOptions {
 }
 
 interface VisitOptions {
-  now?: Date
   /** Runs before a visit is stored (never for a hit or a refresh); may throw to refuse it. */
   beforeWrite?: () => Promise<void>
 }
@@ -113,7 +112,7 @@ export class RecentVisits {
     await this.#subscription.close()
   }
 
-  async visit (visitor: string, { now, beforeWrite }: VisitOptions = {}): Promise<RecentVisitsResult> {
+  async visit (visitor: string, { beforeWrite }: VisitOptions = {}): Promise<RecentVisitsResult> {
     const local = this.#current()
     if (local !== undefined && local.visits[0]?.visitor === visitor) {
       // Served by the first tier: still a hit of the namespace in the stats.
@@ -124,22 +123,25 @@ export class RecentVisits {
     if (known !== undefined && known !== 'unavailable' && known.visits[0]?.visitor === visitor) return { visits: known.visits, cache: 'hit' }
     const pending = this.#inFlight.get(visitor)
     if (pending !== undefined) return await pending
-    const round = this.#decide(visitor, now ?? this.#clock(), beforeWrite, known).finally(() => this.#inFlight.delete(visitor))
+    const round = this.#decide(visitor, beforeWrite, known).finally(() => this.#inFlight.delete(visitor))
     this.#inFlight.set(visitor, round)
     return await round
   }
 
   /**
-   * Now, but never the same millisecond twice in this process: visits are ordered by time (ties
-   * by id, as Firestore orders them), and a visit must come after the one it follows. Only a
-   * process storing over 1,000 visits a second runs ahead of the wall clock, until the burst ends.
+   * Stores a visit stamped now, but after the last visit this process stored: visits are ordered
+   * by time (ties by id, as Firestore orders them), and a visit must come after the one it
+   * follows. Only a process storing over 1,000 visits a second runs ahead of the wall clock, until
+   * the burst ends; a failed write moves nothing.
    */
-  #clock (): Date {
-    this.#lastMs = Math.max(Date.now(), this.#lastMs + 1)
-    return new Date(this.#lastMs)
+  async #add (visitor: string, after: Visit | undefined, deadline: number): Promise<StoredVisit> {
+    const visit = { id: visitId(visitor, after), visitor, timestamp: new Date(Math.max(Date.now(), this.#lastStoredMs + 1)) }
+    await this.#repository.add(visit.id, { visitor, timestamp: visit.timestamp }, { deadline })
+    this.#lastStoredMs = Math.max(this.#lastStoredMs, visit.timestamp.getTime())
+    return visit
   }
 
-  #lastMs = 0
+  #lastStoredMs = 0
 
   /** The in-process copy, while it is known to be current. */
   #current (): Snapshot | undefined {
@@ -167,18 +169,17 @@ export class RecentVisits {
     return list.status === 'ready' ? list : undefined
   }
 
-  async #decide (visitor: string, now: Date, beforeWrite: VisitOptions['beforeWrite'], known: Snapshot | undefined | 'unavailable'): Promise<RecentVisitsResult> {
+  async #decide (visitor: string, beforeWrite: VisitOptions['beforeWrite'], known: Snapshot | undefined | 'unavailable'): Promise<RecentVisitsResult> {
     const deadline = Date.now() + this.#budgetMs
-    if (known === 'unavailable') return await this.#withoutCache(visitor, now, deadline, beforeWrite)
-    if (known !== undefined) return await this.#store(visitor, now, known.visits, deadline, beforeWrite)
-    return await this.#rebuild(visitor, now, deadline, beforeWrite)
+    if (known === 'unavailable') return await this.#withoutCache(visitor, deadline, beforeWrite)
+    if (known !== undefined) return await this.#store(visitor, known.visits, deadline, beforeWrite)
+    return await this.#rebuild(visitor, deadline, beforeWrite)
   }
 
   /** A new visit on a current list: one write, merged into the list. */
-  async #store (visitor: string, now: Date, visits: readonly Visit[], deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
+  async #store (visitor: string, visits: readonly Visit[], deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
     await beforeWrite?.()
-    const visit = { id: visitId(visitor, visits[0]), visitor, timestamp: now }
-    await this.#repository.add(visit.id, { visitor, timestamp: now }, { deadline })
+    const visit = await this.#add(visitor, visits[0], deadline)
     const merged = await this.#cache.listAdd(this.#key, [this.#entry(visit)], { limit: this.#limit })
     if (merged.status === 'ready') return { visits: this.#remember(merged).visits, cache: 'update' }
     if (merged.status === 'unavailable') this.#markStale()
@@ -193,19 +194,19 @@ export class RecentVisits {
   }
 
   /** No list: build it from one query, or wait for the instance building it. */
-  async #rebuild (visitor: string, now: Date, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
+  async #rebuild (visitor: string, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
     const lockSeconds = Math.ceil(this.#budgetMs / 1000) + LOCK_MARGIN_SECONDS
     const begun = await this.#cache.listBegin<string>(this.#key, { lockSeconds })
-    if (begun.status === 'unavailable' || begun.status === 'miss') return await this.#withoutCache(visitor, now, deadline, beforeWrite)
+    if (begun.status === 'unavailable' || begun.status === 'miss') return await this.#withoutCache(visitor, deadline, beforeWrite)
     if (begun.began !== true) {
       const built = begun.status === 'ready' ? begun : await this.#awaitBuilt(deadline)
-      if (built === undefined) return await this.#withoutCache(visitor, now, deadline, beforeWrite)
+      if (built === undefined) return await this.#withoutCache(visitor, deadline, beforeWrite)
       const snapshot = this.#remember(built)
       if (snapshot.visits[0]?.visitor === visitor) return { visits: snapshot.visits, cache: 'hit' }
-      return await this.#store(visitor, now, snapshot.visits, deadline, beforeWrite)
+      return await this.#store(visitor, snapshot.visits, deadline, beforeWrite)
     }
 
-    const { latest, visit, ttl } = await this.#fromRepository(visitor, now, deadline, beforeWrite)
+    const { latest, visit, ttl } = await this.#fromRepository(visitor, deadline, beforeWrite)
     const entries = (visit === undefined ? latest : [visit, ...latest]).map((v) => this.#entry(v))
     const built = await this.#cache.listAdd(this.#key, entries, { limit: this.#limit, complete: { ttl } })
     if (built.status === 'ready') return { visits: this.#remember(built).visits, cache: 'miss' }
@@ -215,8 +216,8 @@ export class RecentVisits {
   }
 
   /** The cache cannot help: Firestore decides and answers alone. */
-  async #withoutCache (visitor: string, now: Date, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
-    const { latest, visit } = await this.#fromRepository(visitor, now, deadline, beforeWrite)
+  async #withoutCache (visitor: string, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
+    const { latest, visit } = await this.#fromRepository(visitor, deadline, beforeWrite)
     if (visit !== undefined) this.#markStale()
     const visits = (visit === undefined ? latest : [visit, ...latest]).slice(0, this.#limit)
     return { visits: visits.map(({ visitor, timestamp }) => ({ visitor, timestamp })), cache: 'bypass' }
@@ -226,17 +227,15 @@ export class RecentVisits {
    * Reads the latest visits, and stores this one unless it is a refresh: the newest visit is
    * this visitor's and younger than the TTL. A refresh's list lives only as long as that visit is fresh.
    */
-  async #fromRepository (visitor: string, now: Date, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<{ latest: StoredVisit[], visit?: StoredVisit, ttl: number }> {
+  async #fromRepository (visitor: string, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<{ latest: StoredVisit[], visit?: StoredVisit, ttl: number }> {
     const latest = await this.#repository.latest(this.#limit, { deadline })
     const newest = latest[0]
-    const age = newest === undefined ? Infinity : now.getTime() - newest.timestamp.getTime()
+    const age = newest === undefined ? Infinity : Date.now() - newest.timestamp.getTime()
     if (newest !== undefined && newest.visitor === visitor && age < this.#ttlSeconds * 1000) {
       return { latest, ttl: Math.max(1, this.#ttlSeconds - Math.floor(age / 1000)) }
     }
     await beforeWrite?.()
-    const visit = { id: visitId(visitor, newest), visitor, timestamp: now }
-    await this.#repository.add(visit.id, { visitor, timestamp: now }, { deadline })
-    return { latest, visit, ttl: this.#ttlSeconds }
+    return { latest, visit: await this.#add(visitor, newest, deadline), ttl: this.#ttlSeconds }
   }
 
   /** Waits, up to the deadline and the lock, for the instance building the list. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { Cluster, type Redis, type Result } from 'ioredis'
 import {
   CounterOverflowError, type Census, type ListItem, type Store, type StoredEntry, type StoredList, type StoreWrite,
@@ -180,9 +181,8 @@ function unwrap<T> (results: Array<[Error | null, unknown]> | null): T[] {
 
 /**
  * A store on an ioredis client; the client's own settings bound every command.
- * Calls on several keys go out as one command per key in the same tick: the client's
- * auto-pipelining sends them as one batch per node, which a Cluster needs (a pipeline
- * there must stay within one slot) and which costs a standalone Redis nothing.
+ * Calls on several keys go out as one command per key, all sent before any reply is awaited:
+ * one round trip, and valid on a Cluster, where a pipeline must stay within one slot.
  */
 export class RedisStore implements Store {
   readonly kind = 'redis'
@@ -261,6 +261,7 @@ export class RedisStore implements Store {
    * after every reconnect, and tells every handler to reset, since messages may have been lost.
    */
   subscribe (channel: string, handlers: SubscribeHandlers): Subscription {
+    const store = this
     const subscriber = this.#subscriber ??= this.#connectSubscriber()
     let channelHandlers = this.#handlers.get(channel)
     if (channelHandlers === undefined) {
@@ -269,16 +270,16 @@ export class RedisStore implements Store {
       if (subscriber.status === 'ready') this.#listen(subscriber, [channel])
     }
     channelHandlers.add(handlers)
-    const live = this.#live
     return {
-      get live () { return live.has(channel) },
+      get live () { return store.#isLive(channel) },
       close: async () => {
         channelHandlers.delete(handlers)
         if (channelHandlers.size > 0) return
         this.#handlers.delete(channel)
-        live.delete(channel)
+        this.#live.delete(channel)
         if (this.#handlers.size === 0 && this.#subscriber !== undefined) {
           this.#subscriber = undefined
+          clearInterval(this.#heartbeat)
           await subscriber.quit().catch(() => {})
           subscriber.disconnect()
         }
@@ -290,27 +291,56 @@ export class RedisStore implements Store {
   readonly #handlers = new Map<string, Set<SubscribeHandlers>>()
   /** Channels whose messages arrive now. */
   readonly #live = new Set<string>()
+  /**
+   * A connection that goes silent (a network that drops packets) is not closed for a long
+   * time, and a subscriber sends nothing that could time out: this store publishes to a
+   * channel of its own every HEARTBEAT_MS, and its subscriptions count as live only while
+   * that comes back through the subscriber within SILENCE_MS.
+   */
+  readonly #heartbeatChannel = `visitme-heartbeat:${randomUUID()}`
+  #heardAt = 0
+  #heartbeat: NodeJS.Timeout | undefined
+
+  #isLive (channel: string): boolean {
+    return this.#live.has(channel) && Date.now() - this.#heardAt <= SILENCE_MS
+  }
 
   #connectSubscriber (): RedisClient {
     // Subscribed again by us after a reconnect, so that we know when messages flow again.
     const subscriber = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate({ autoResubscribe: false })
     // Its errors are the main client's to report: they share the address and the fate.
     subscriber.on('error', () => {})
-    subscriber.on('ready', () => { this.#listen(subscriber, [...this.#handlers.keys()]) })
-    subscriber.on('close', () => {
-      const lost = [...this.#live]
-      this.#live.clear()
-      for (const channel of lost) for (const handlers of this.#handlers.get(channel) ?? []) handlers.reset()
-    })
+    subscriber.on('ready', () => { this.#listen(subscriber, [this.#heartbeatChannel, ...this.#handlers.keys()]) })
+    subscriber.on('close', () => { this.#lose() })
     subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.#heartbeatChannel) {
+        this.#heardAt = Date.now()
+        return
+      }
       for (const handlers of this.#handlers.get(channel) ?? []) handlers.message(message)
     })
+    this.#heartbeat = setInterval(() => {
+      if (this.#live.size > 0 && Date.now() - this.#heardAt > SILENCE_MS) {
+        // Silent: whatever was announced meanwhile is lost. Start over on a new connection.
+        this.#lose()
+        subscriber.disconnect(true)
+      }
+      if (this.client.status === 'ready') this.client.publish(this.#heartbeatChannel, '').catch(() => {})
+    }, HEARTBEAT_MS).unref()
     return subscriber
+  }
+
+  /** Every subscription stops being live, and its handlers hear that messages may have been missed. */
+  #lose (): void {
+    const lost = [...this.#live]
+    this.#live.clear()
+    for (const channel of lost) for (const handlers of this.#handlers.get(channel) ?? []) handlers.reset()
   }
 
   #listen (subscriber: RedisClient, channels: string[]): void {
     if (channels.length === 0) return
     subscriber.subscribe(...channels).then(() => {
+      this.#heardAt = Date.now()
       for (const channel of channels) {
         if (!this.#handlers.has(channel)) continue
         this.#live.add(channel)
@@ -393,5 +423,8 @@ export class RedisStore implements Store {
 
 /** Keys whose size and idle time are read for getStats(). */
 const SAMPLE_SIZE = 64
+/** How often a store checks that its subscriber still hears, and how long a silence it tolerates. */
+const HEARTBEAT_MS = 250
+const SILENCE_MS = 1000
 /** SCAN calls of 1,000 keys each that one census may make per prefix. */
 const MAX_SCANS = 100

@@ -1,0 +1,69 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
+import { buildTestApp, capturingLogger, testConfig, testFirestore, TestRedisServer } from '../helper.js'
+import { checkLedger, listen, SCHEDULING_MARGIN_MS, steadyTraffic, stopOnceRecovered, storedVisits } from './checks.js'
+import { finishedBefore, hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween } from './load.js'
+
+const COMMAND_TIMEOUT_MS = 300
+const BASELINE_MS = 1500
+const PAUSE_MS = 1500
+/** Hits must be back above 90% this soon after the pause ends, without anything restarted. */
+const RECOVERY_MS = 5000
+
+t.test('Redis paused (CLIENT PAUSE) under sustained load: every request fails open within the bound, and hits come back by themselves', async (t) => {
+  // Its own server: a pause holds every client of the server, and the shared one serves other tests.
+  const redisServer = await TestRedisServer.start(t)
+  const config = testConfig({ redis: { host: '127.0.0.1', port: redisServer.port, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 500 } })
+  const db = await testFirestore(t)
+  const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 })
+  await repository.ping()
+  const { logger, lines } = capturingLogger()
+  const app = await buildTestApp(t, config, { repository, loggerInstance: logger })
+  const url = await listen(app)
+
+  // Warm up (JIT, templates, connections) so the baseline is the service's steady state.
+  const warmUp = (await steadyTraffic(url, 'warm-up', 500).done).all
+  const traffic = steadyTraffic(url, 'paused', BASELINE_MS + PAUSE_MS + RECOVERY_MS + 1000)
+  await sleep(BASELINE_MS)
+  const paused = Date.now()
+  await redisServer.pause(PAUSE_MS)
+  const unpaused = paused + PAUSE_MS
+  await stopOnceRecovered(traffic, unpaused, { capMs: RECOVERY_MS + 1000 })
+  const { all: records, arrivals } = await traffic.done
+  const all = [...warmUp, ...records]
+
+  t.comment(`requests: ${records.length} (${arrivals.length} open-loop arrivals) +${warmUp.length} warm-up; ${JSON.stringify(outcomes(records))}`)
+  t.same(all.filter((r) => r.status !== 200).map((r) => `${r.seq} ${r.visitor}: ${r.status ?? r.error}`), [],
+    'every request answered 200: no 5xx, no connection error')
+  t.same(all.filter((r) => !r.complete || r.problem !== undefined).map((r) => `${r.seq}: ${r.problem ?? 'incomplete body'}`), [],
+    'every body complete, and the page (or JSON) of that visitor')
+
+  // Firestore's own latency under this load: the requests that went to it before the pause.
+  const baseline = finishedBefore(records, paused)
+  const firestoreP99 = percentile(baseline.filter((r) => r.headers['x-cache'] !== 'hit').map((r) => r.ms), 99)
+  const bound = COMMAND_TIMEOUT_MS + firestoreP99
+  const during = startedBetween(records, paused, unpaused)
+  t.comment(`baseline: hit ratio ${hitRatio(baseline).toFixed(3)}, ${latencySummary(baseline)}, Firestore rounds p99 ${firestoreP99.toFixed(0)} ms`)
+  t.comment(`paused: ${latencySummary(during)}; ${JSON.stringify(outcomes(during))}; arrivals ${latencySummary(startedBetween(arrivals, paused, unpaused))}`)
+  t.comment(`bound ${bound.toFixed(0)} ms = command timeout ${COMMAND_TIMEOUT_MS} + Firestore p99`)
+  t.ok(hitRatio(baseline) > 0.9, 'the load is mostly cache hits before the pause')
+  t.ok(during.filter((r) => r.headers['x-cache'] === 'bypass').length > 50, 'the pause was felt: requests served without the cache')
+  t.ok(percentile(during.map((r) => r.ms), 99) <= bound + SCHEDULING_MARGIN_MS,
+    `p99 during the pause within the command timeout plus Firestore's p99 (+ ${SCHEDULING_MARGIN_MS} ms for scheduling)`)
+  const slow = records.filter((r) => r.ms > bound + SCHEDULING_MARGIN_MS)
+    .map((r) => `${r.arrival ? 'arrival' : `client ${r.client}`} ${r.visitor} ${r.headers['x-cache']}: sent ${r.start - paused} ms after the pause, took ${Math.round(r.ms)} ms`)
+  t.same(slow, [], `every request, before, during and after the pause, within one command timeout plus Firestore (${bound.toFixed(0)} ms + ${SCHEDULING_MARGIN_MS} ms for scheduling)`)
+
+  const back = hitsBackAt(records, unpaused)
+  t.comment(`hit ratio above 90% (500 ms window) ${back === undefined ? 'never' : `${back - unpaused} ms`} after the pause ended`)
+  t.ok(back !== undefined && back - unpaused <= RECOVERY_MS, `hits back above 90% within ${RECOVERY_MS} ms of the pause's end, nothing restarted`)
+  if (back !== undefined) {
+    const rest = startedBetween(records, back)
+    t.ok(hitRatio(rest) > 0.9, `and they stay there (${hitRatio(rest).toFixed(3)} over ${rest.length} requests)`)
+  }
+
+  const counts = checkLedger(t, all, await storedVisits(db, config.visits.collection))
+  t.comment(`Firestore: ${JSON.stringify(counts)}`)
+  t.same(lines().filter((l) => Number(l.level) >= 50).map((l) => l.message), [], 'nothing logged as an error')
+})

@@ -1,0 +1,79 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
+import { buildTestApp, capturingLogger, hostPort, redisTarget, TcpProxy, testConfig, testFirestore } from '../helper.js'
+import { checkLedger, listen, NOTICE_MS, SCHEDULING_MARGIN_MS, steadyTraffic, stopOnceRecovered, storedVisits } from './checks.js'
+import { finishedBefore, hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween } from './load.js'
+
+const COMMAND_TIMEOUT_MS = 300
+const BASELINE_MS = 1500
+const BLACKHOLE_MS = 1500
+const RESET_MS = 1000
+/** Hits must be back above 90% this soon after the network forwards again, without anything restarted. */
+const RECOVERY_MS = 5000
+
+t.test('the network to Redis blackholed, then resetting, then back, under sustained load: all 200, bounded, hits back by themselves', async (t) => {
+  const proxy = await TcpProxy.start(t, redisTarget())
+  const config = testConfig({ redis: { ...hostPort(proxy.address), commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 500 } })
+  const db = await testFirestore(t)
+  const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 })
+  await repository.ping()
+  const { logger, lines } = capturingLogger()
+  const app = await buildTestApp(t, config, { repository, loggerInstance: logger })
+  const url = await listen(app)
+
+  // Warm up (JIT, templates, connections) so the baseline is the service's steady state.
+  const warmUp = (await steadyTraffic(url, 'warm-up', 500).done).all
+  const traffic = steadyTraffic(url, 'proxied', BASELINE_MS + BLACKHOLE_MS + RESET_MS + RECOVERY_MS + 1000)
+  await sleep(BASELINE_MS)
+  const blackholed = Date.now()
+  proxy.switch('blackhole')
+  await sleep(BLACKHOLE_MS)
+  const resetting = Date.now()
+  proxy.switch('reset')
+  await sleep(RESET_MS)
+  const forwarding = Date.now()
+  proxy.switch('forward')
+  await stopOnceRecovered(traffic, forwarding, { capMs: RECOVERY_MS + 1000 })
+  const { all: records, arrivals } = await traffic.done
+  const all = [...warmUp, ...records]
+
+  t.comment(`requests: ${records.length} (${arrivals.length} open-loop arrivals) +${warmUp.length} warm-up; ${JSON.stringify(outcomes(records))}`)
+  t.same(all.filter((r) => r.status !== 200).map((r) => `${r.seq} ${r.visitor}: ${r.status ?? r.error}`), [],
+    'every request answered 200: no 5xx, no connection error')
+  t.same(all.filter((r) => !r.complete || r.problem !== undefined).map((r) => `${r.seq}: ${r.problem ?? 'incomplete body'}`), [],
+    'every body complete, and the page (or JSON) of that visitor')
+
+  const baseline = finishedBefore(records, blackholed)
+  const firestoreP99 = percentile(baseline.filter((r) => r.headers['x-cache'] !== 'hit').map((r) => r.ms), 99)
+  const bound = COMMAND_TIMEOUT_MS + firestoreP99
+  t.comment(`baseline: hit ratio ${hitRatio(baseline).toFixed(3)}, ${latencySummary(baseline)}, Firestore rounds p99 ${firestoreP99.toFixed(0)} ms`)
+  t.ok(hitRatio(baseline) > 0.9, 'the load is mostly cache hits before the fault')
+  for (const [phase, from, to] of [['blackhole', blackholed, resetting], ['reset', resetting, forwarding]] as const) {
+    const during = startedBetween(records, from, to)
+    const slow = during.filter((r) => r.ms > bound + SCHEDULING_MARGIN_MS)
+      .map((r) => `${r.arrival ? 'arrival' : `client ${r.client}`} ${r.visitor} ${r.headers['x-cache']}: sent ${r.start - from} ms in, took ${Math.round(r.ms)} ms`)
+    t.comment(`${phase}: ${latencySummary(during)}; ${JSON.stringify(outcomes(during))}; arrivals ${latencySummary(startedBetween(arrivals, from, to))}; bound ${bound.toFixed(0)} ms`)
+    t.ok(during.length > 100, `sustained load during the ${phase} (${during.length} requests)`)
+    t.ok(during.filter((r) => r.headers['x-cache'] === 'bypass').length > 100, `the ${phase} was real: pages served without the cache`)
+    t.same(startedBetween(during, from + NOTICE_MS).filter((r) => r.headers['x-cache'] === 'hit').map((r) => `${r.seq} at +${r.start - from} ms`), [],
+      `no hit from ${NOTICE_MS} ms into the ${phase} on: no copy of the list is trusted without Redis`)
+    t.ok(percentile(during.map((r) => r.ms), 99) <= bound + SCHEDULING_MARGIN_MS,
+      `${phase}: p99 within the command timeout plus Firestore's p99 (+ ${SCHEDULING_MARGIN_MS} ms for scheduling)`)
+    t.same(slow, [], `${phase}: every request within the bound (${bound.toFixed(0)} ms + ${SCHEDULING_MARGIN_MS} ms for scheduling)`)
+  }
+
+  const back = hitsBackAt(records, forwarding)
+  const firstHit = records.find((r) => r.start >= forwarding && r.headers['x-cache'] === 'hit')
+  t.comment(`forwarding again: first hit ${firstHit === undefined ? 'never' : `${firstHit.start - forwarding} ms`}, ` +
+    `hit ratio above 90% (500 ms window) ${back === undefined ? 'never' : `${back - forwarding} ms`} after`)
+  t.ok(back !== undefined && back - forwarding <= RECOVERY_MS, `hits back above 90% within ${RECOVERY_MS} ms, nothing restarted`)
+  if (back !== undefined) {
+    const rest = startedBetween(records, back)
+    t.ok(hitRatio(rest) > 0.9, `and they stay there (${hitRatio(rest).toFixed(3)} over ${rest.length} requests)`)
+  }
+
+  const counts = checkLedger(t, all, await storedVisits(db, config.visits.collection))
+  t.comment(`Firestore: ${JSON.stringify(counts)}`)
+  t.same(lines().filter((l) => Number(l.level) >= 50).map((l) => l.message), [], 'nothing logged as an error')
+})
