@@ -1,0 +1,233 @@
+/** The benchmark's results: their shape, the Markdown table and the SVG chart. */
+
+export interface PerRequest { queries: number, documentsRead: number, writes: number }
+
+export interface ScenarioResult {
+  name: 'LIMIT' | 'HIT' | 'NEW' | 'COLD'
+  description: string
+  /** Server processes under load. */
+  servers: number
+  connections: number
+  /** Completed responses in the measured window (any status). */
+  requests: number
+  durationSeconds: number
+  /** requests / durationSeconds. */
+  reqPerSec: number
+  ratioToLimit: number | null
+  /** Every response's latency, measured by the load generator (ms). */
+  latencyMs: { p50: number, p90: number, p99: number, max: number, mean: number }
+  /** autocannon's own histogram (2xx only, whole ms), for reference. */
+  autocannonLatencyMs: { p50: number, p99: number }
+  errors: number
+  timeouts: number
+  non2xx: number
+  statusCodes: Record<string, number>
+  /** Responses by x-cache header ('none': absent). */
+  xCache: Record<string, number>
+  /** Responses without `x-cache: hit`, and their share; null for LIMIT (no such header). */
+  nonHits: number | null
+  nonHitShare: number | null
+  /** Deltas of `instance.visits` of every server's GET /stats over the window; null for LIMIT. */
+  firestore: (PerRequest & { perRequest: PerRequest }) | null
+  /** From the harness's redis-server (INFO); null when not counted. */
+  redis: {
+    /** total_commands_processed delta minus the harness's own commands and the background flushes. */
+    commands: number
+    perRequest: number
+    /** The harness's own commands in the window (INFO snapshot, DELs of COLD). */
+    harness: number
+    /** HINCRBY calls: the app's cache-stats flush (at most one batch per 2 s per process), not counted in `commands`. */
+    background: number
+    /** calls per command name over the window (commands inside Lua scripts included), harness's removed. */
+    byCommand: Record<string, number>
+    /**
+     * Estimated share of `perRequest` that is idle background (what the idle HIT server sent while LIMIT ran,
+     * per second and process, × this scenario's processes / its req/s). LIMIT itself: its figure is that background.
+     */
+    idleBackgroundPerRequest?: number
+  } | null
+  /** Largest VmRSS sampled during the window, per server process (MB). */
+  rssMaxMB: number[]
+  /** CPU time of each server process over the window, as a share of one core. */
+  serverCpuPercent: number[]
+  /** CPU of the load generator process over its run, as a share of one core. */
+  loaderCpuPercent: number
+  /**
+   * The server core's busy time over the window (/proc/stat), of it interrupts (the loopback network), and
+   * what was neither interrupts nor the server process(es): other work that competed with the server. Null when not pinned.
+   */
+  serverCore: { busyPercent: number, irqPercent: number, otherPercent: number } | null
+  /**
+   * The load generator's core: busy time, and its parts: interrupts, the loader, redis-server and the emulator
+   * (when started here), and other processes. Busy near 100 %: the loader (or the emulator) had no spare CPU.
+   */
+  loadCore: { busyPercent: number, irqPercent: number, loaderPercent: number, backendsPercent: number, otherPercent: number } | null
+  /** COLD only: how the list went away (its TTL, or the harness's DELs), how often, and what each time cost. */
+  cold?: {
+    mode: 'ttl' | 'del'
+    ttlSeconds: number | null
+    deleteEveryMs: number | null
+    /** DELs sent by the harness (del mode), each followed by a PUBLISH of `changed` on the key's channel. */
+    deletes: number
+    /** Times the key went away: `expired` keyspace events (ttl), DELs that found it (del). */
+    expiries: number
+    /** Firestore figures of both processes over the window, per expiry. */
+    queriesPerExpiry: number | null
+    documentsReadPerExpiry: number | null
+    writesPerExpiry: number | null
+  }
+}
+
+export interface ColdStart { server: string, ms: number }
+
+export interface BenchResults {
+  mode: 'full' | 'smoke'
+  date: string
+  machine: {
+    cpuModel: string
+    /** CPUs this run may use (affinity), and online in the machine. */
+    cores: number
+    onlineCpus: number
+    nodeVersion: string
+    platform: string
+    kernel: string
+    memoryMB: number
+    redisVersion: string
+    autocannonVersion: string
+    /** 1, 5 and 15 minute load averages when the run started: other work competes for the cores. */
+    loadAverageAtStart: number[]
+  }
+  settings: {
+    scenarioSeconds: number
+    warmupSeconds: number
+    connections: number
+    cold: { expiry: 'ttl' | 'del', ttlSeconds: number | null, deleteEveryMs: number | null }
+    /** The server's entry point (dist/server.js unless BENCH_SERVER). */
+    server: string
+    /** The repository's commit and whether src/ (or templates, the lock file) had uncommitted changes. */
+    source: { commit: string, uncommittedChanges: boolean } | null
+    /** BENCH_SERVER_LABEL: what the server build is, when BENCH_SERVER points elsewhere. */
+    serverLabel?: string
+    pinning: { serverCore: number | null, loadCore: number | null, note: string }
+    rateLimitWrites: number
+    visitsCollection: string
+    cacheNamespace: string
+    recentVisitsKey: string
+    emulator: string
+    redis: string
+  }
+  coldStart: { each: ColdStart[], medianMs: number, minMs: number, maxMs: number }
+  scenarios: ScenarioResult[]
+  /** What the harness started (all stopped by the end): for checking nothing is left running. */
+  started: Array<{ what: string, pid: number, port?: number }>
+  notes: string[]
+}
+
+const fixed = (n: number | null | undefined, digits: number): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits)
+const int = (n: number): string => Math.round(n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ' ')
+const perReq = (n: number | undefined): string =>
+  n === undefined || !Number.isFinite(n) ? '–' : n === 0 ? '0' : n < 0.001 ? '< 0.001' : n.toFixed(n >= 10 ? 1 : 3)
+const percent = (share: number | null): string => share === null ? '–' : `${(share * 100).toFixed(share > 0 && share < 0.001 ? 3 : 1)} %`
+const list = (values: number[], digits: number): string => values.length === 0 ? '–' : values.map((v) => fixed(v, digits)).join(' / ')
+
+export function markdown (results: BenchResults): string {
+  const header = ['Scenario', 'req/s', '× LIMIT', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'non-hit', 'FS queries/req', 'FS docs read/req', 'FS writes/req', 'Redis cmds/req', 'RSS max MB', 'server CPU %', 'other CPU on server core %', 'loader CPU %']
+  const rows = results.scenarios.map((s) => [
+    `**${s.name}**`,
+    int(s.reqPerSec),
+    s.ratioToLimit === null ? '–' : `${fixed(s.ratioToLimit, 2)}`,
+    fixed(s.latencyMs.p50, 2),
+    fixed(s.latencyMs.p99, 2),
+    String(s.errors),
+    String(s.non2xx),
+    s.nonHits === null ? '–' : `${int(s.nonHits)} (${percent(s.nonHitShare)})`,
+    perReq(s.firestore?.perRequest.queries),
+    perReq(s.firestore?.perRequest.documentsRead),
+    perReq(s.firestore?.perRequest.writes),
+    // LIMIT uses no Redis: its window only shows the idle HIT server's background (in latest.json).
+    s.name === 'LIMIT' ? '–' : perReq(s.redis?.perRequest),
+    list(s.rssMaxMB, 0),
+    list(s.serverCpuPercent, 0),
+    s.serverCore === null ? '–' : fixed(s.serverCore.otherPercent, 0),
+    fixed(s.loaderCpuPercent, 0)
+  ])
+  const table = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n')
+  const hit = results.scenarios.find((s) => s.name === 'HIT')
+  const cold = results.scenarios.find((s) => s.name === 'COLD')
+  const { settings, machine, coldStart } = results
+  const lines = [
+    `## VisitMe benchmark${results.mode === 'smoke' ? ' (SMOKE run: figures are not meaningful)' : ''}`,
+    '',
+    `${results.date} · ${machine.cpuModel} · ${machine.cores} cores · Node.js ${machine.nodeVersion} · redis-server ${machine.redisVersion} · autocannon ${machine.autocannonVersion}`,
+    `Server: \`${settings.server.replace(/^.*\/(dist\/server\.js)$/, '$1')}\`` +
+      (settings.source === null ? '' : ` of commit ${settings.source.commit}${settings.source.uncommittedChanges ? ' with uncommitted changes in src/' : ''}`) +
+      (settings.serverLabel === undefined ? '' : ` (${settings.serverLabel})`) + '.',
+    `${settings.scenarioSeconds} s per scenario after a ${settings.warmupSeconds} s warm-up, ${settings.connections} connections; ` +
+      `load average at start ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}.`,
+    '',
+    hit?.ratioToLimit === null || hit?.ratioToLimit === undefined
+      ? ''
+      : `**Headline: HIT / LIMIT = ${fixed(hit.ratioToLimit, 2)}** (${int(hit.reqPerSec)} of ${int(hit.reqPerSec / hit.ratioToLimit)} req/s).`,
+    '',
+    table,
+    '',
+    '- **Cold start** (spawn of `node dist/server.js` → first `200` on `GET /`, Redis and emulator already up): ' +
+      `median ${int(coldStart.medianMs)} ms (${coldStart.each.map((c) => `${c.server} ${int(c.ms)} ms`).join(', ')}).`,
+    ...(cold?.cold === undefined
+      ? []
+      : [`- **COLD**: ${cold.cold.mode === 'ttl'
+          ? `the list expired ${cold.cold.expiries} times (TTL ${cold.cold.ttlSeconds} s)`
+          : `the harness deleted the list (and announced it) every ${cold.cold.deleteEveryMs} ms: ${cold.cold.expiries} expiries (${cold.cold.deletes} DELs)`}; ` +
+        `per expiry, across both processes: ${fixed(cold.cold.queriesPerExpiry, 2)} Firestore queries, ` +
+        `${fixed(cold.cold.documentsReadPerExpiry, 1)} documents read, ${fixed(cold.cold.writesPerExpiry, 2)} writes; ` +
+        `${cold.errors} errors, ${cold.non2xx} non-2xx of ${int(cold.requests)} requests` +
+        ` (x-cache: ${Object.entries(cold.xCache).map(([k, v]) => `${k} ${int(v)}`).join(', ')}).`]),
+    ...(hit === undefined ? [] : [`- **HIT**: x-cache ${Object.entries(hit.xCache).map(([k, v]) => `${k} ${int(v)}`).join(', ')}.`]),
+    ...results.notes.map((note) => `- ${note}`)
+  ]
+  return lines.join('\n') + '\n'
+}
+
+const escapeXml = (text: string): string =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
+
+/** A horizontal bar per scenario: its req/s as a share of LIMIT's. */
+export function svgChart (results: BenchResults): string {
+  const width = 720
+  const left = 90
+  const right = 250
+  const top = 64
+  const bar = 28
+  const gap = 16
+  const plot = width - left - right
+  const scenarios = results.scenarios
+  const height = top + scenarios.length * (bar + gap) + 24
+  const maxRatio = Math.max(1, ...scenarios.map((s) => s.ratioToLimit ?? 0))
+  const x = (ratio: number): number => left + ratio / maxRatio * plot
+  const colour: Record<string, string> = { LIMIT: '#9aa5b1', HIT: '#2f6fdf', NEW: '#e08a1e', COLD: '#c2413b' }
+  const bars = scenarios.map((s, i) => {
+    const y = top + i * (bar + gap)
+    const ratio = s.ratioToLimit ?? 0
+    const share = ratio * 100
+    const label = `${share.toFixed(share >= 10 ? 0 : share >= 1 ? 1 : 2)} % · ${int(s.reqPerSec)} req/s · p99 ${s.latencyMs.p99.toFixed(1)} ms`
+    return `  <text x="${left - 10}" y="${y + bar / 2 + 5}" text-anchor="end" font-weight="bold">${escapeXml(s.name)}</text>\n` +
+      `  <rect x="${left}" y="${y}" width="${Math.max(1, x(ratio) - left).toFixed(1)}" height="${bar}" fill="${colour[s.name] ?? '#555'}"/>\n` +
+      `  <text x="${(x(ratio) + 8).toFixed(1)}" y="${y + bar / 2 + 5}">${escapeXml(label)}</text>`
+  }).join('\n')
+  const axisY = top + scenarios.length * (bar + gap) - gap / 2
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((r) =>
+    `  <line x1="${x(r).toFixed(1)}" x2="${x(r).toFixed(1)}" y1="${top - 6}" y2="${axisY}" stroke="#ddd"/>\n` +
+    `  <text x="${x(r).toFixed(1)}" y="${axisY + 16}" text-anchor="middle" fill="#666">${r * 100}%</text>`).join('\n')
+  const title = `VisitMe: req/s as a share of LIMIT${results.mode === 'smoke' ? ' (SMOKE run, not meaningful)' : ''}`
+  const subtitle = `LIMIT = bare Fastify serving the same page bytes · ${results.date.slice(0, 10)} · ${results.machine.cpuModel}, ` +
+    `${results.machine.cores} cores · Node.js ${results.machine.nodeVersion} · ${results.settings.scenarioSeconds} s each, ${results.settings.connections} connections`
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
+  <rect width="100%" height="100%" fill="#fff"/>
+  <text x="12" y="24" font-size="16" font-weight="bold">${escapeXml(title)}</text>
+  <text x="12" y="44" fill="#666" font-size="11">${escapeXml(subtitle)}</text>
+${ticks}
+${bars}
+</svg>
+`
+}

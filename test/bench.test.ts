@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, statSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { alive, portAnswers } from '../bench/lib/processes.js'
+import type { BenchResults } from '../bench/lib/report.js'
+
+// The benchmark harness in smoke mode (~1 s per scenario): that it runs, reports and cleans up.
+// Benchmarks are not timed tests: no figure is asserted beyond "requests were served".
+const root = fileURLToPath(new URL('..', import.meta.url))
+const committed = join(root, 'bench', 'results', 'latest.json')
+
+t.test('the benchmark harness runs every scenario in smoke mode, writes elsewhere and leaves nothing running', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'visitme-bench-test-'))
+  t.teardown(async () => { await rm(out, { recursive: true, force: true }) })
+  const committedBefore = existsSync(committed) ? statSync(committed).mtimeMs : undefined
+
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_SMOKE: '1' }
+  for (const name of ['BENCH_SECONDS', 'BENCH_WARMUP_SECONDS', 'BENCH_CONNECTIONS', 'BENCH_OUT', 'BENCH_SERVER', 'BENCH_COLD_EXPIRY', 'BENCH_COLD_TTL', 'BENCH_COLD_DELETE_MS']) delete env[name]
+  // The test command's emulator saves the ~3 s start of another; the harness always runs its own redis-server.
+  if (process.env.TEST_FIRESTORE_EMULATOR !== undefined && process.env.TEST_FIRESTORE_EMULATOR !== '') env.BENCH_FIRESTORE_EMULATOR = process.env.TEST_FIRESTORE_EMULATOR
+  else delete env.BENCH_FIRESTORE_EMULATOR
+
+  const started = performance.now()
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'run.ts'), '--smoke', '--out', out], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+
+  // Bounded: past 55 s the harness is interrupted (it then stops what it started) and the test fails.
+  const code = await Promise.race([exited, sleep(55_000, undefined, { ref: false }).then(() => 'timeout' as const)])
+  if (code === 'timeout') {
+    child.kill('SIGINT')
+    await Promise.race([exited, sleep(20_000, undefined, { ref: false })])
+    t.fail(`the smoke run took longer than 55 s\n${stderr}`)
+    return
+  }
+  t.comment(`smoke run: ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  t.equal(code, 0, 'exit code 0', { stderr })
+
+  const results = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8')) as BenchResults
+  t.equal(results.mode, 'smoke')
+  t.same(results.scenarios.map((s) => s.name), ['LIMIT', 'HIT', 'NEW', 'COLD'], 'every scenario, in order')
+  for (const s of results.scenarios) {
+    t.ok(s.requests > 0 && s.reqPerSec > 0, `${s.name}: requests served (${s.requests})`)
+    t.ok(Number.isFinite(s.latencyMs.p50) && Number.isFinite(s.latencyMs.p99), `${s.name}: latencies`)
+    t.ok(Number.isInteger(s.errors) && Number.isInteger(s.non2xx), `${s.name}: errors and non-2xx counted`)
+    t.ok(Number.isFinite(s.ratioToLimit), `${s.name}: ratio to LIMIT`)
+    t.ok(s.rssMaxMB.length === s.servers && s.rssMaxMB.every((mb) => mb > 0), `${s.name}: RSS of each server process`)
+    t.ok(s.redis !== null && Number.isFinite(s.redis.perRequest), `${s.name}: Redis commands counted`)
+    if (s.name === 'LIMIT') {
+      t.equal(s.firestore, null, 'LIMIT has no Firestore')
+    } else {
+      const fs = s.firestore
+      t.ok(fs !== null && [fs.perRequest.queries, fs.perRequest.documentsRead, fs.perRequest.writes].every(Number.isFinite), `${s.name}: Firestore counted`)
+      t.ok(s.nonHits !== null && Number.isInteger(s.nonHits), `${s.name}: non-hits counted`)
+    }
+  }
+  const cold = results.scenarios.find((s) => s.name === 'COLD')
+  t.equal(cold?.servers, 2, 'COLD runs two server processes')
+  t.ok(Number.isInteger(cold?.cold?.expiries), 'COLD counts expiries')
+  t.equal(results.coldStart.each.length, 4, 'a cold start per real server process')
+  t.ok(results.coldStart.each.every((c) => c.ms > 0))
+  t.match(stdout, /\| \*\*HIT\*\* \|/, 'the table is printed')
+  t.match(await readFile(join(out, 'latest.md'), 'utf8'), /\| \*\*COLD\*\* \|/)
+  t.match(await readFile(join(out, 'latest.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*LIMIT[\s\S]*<\/svg>\n$/)
+  t.equal(existsSync(committed) ? statSync(committed).mtimeMs : undefined, committedBefore, 'bench/results/latest.json untouched')
+
+  // Nothing it started is left: no process, no port answering.
+  t.ok(results.started.length >= 6, 'the harness lists what it started')
+  for (const { what, pid, port } of results.started) {
+    t.notOk(alive(pid), `${what} (pid ${pid}) is gone`)
+    if (port !== undefined) t.notOk(await portAnswers(port), `${what}: port ${port} no longer answers`)
+  }
+})
