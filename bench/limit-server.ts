@@ -1,23 +1,24 @@
 /**
  * LIMIT: the ceiling for a cached page. A bare Fastify route that answers `GET /` with the
- * bytes the real server rendered for the HIT visitor, from memory, with the same content type:
- * no cache, no template, no plugin. The harness starts it like the real server (same node
- * binary, same core, plain JavaScript: it transpiles this file) with
- * PORT, HOST, BENCH_BODY_FILE and BENCH_CONTENT_TYPE.
+ * response the real server sent the HIT visitor, from memory: its body and its headers (security
+ * headers, x-cache, cache-control, vary, content type), set from one object; no cache, no template,
+ * no plugin, no hook. The harness starts it like the real server (same node binary and flags, same
+ * core, plain JavaScript: it transpiles this file) with PORT, HOST, BENCH_BODY_FILE and BENCH_HEADERS.
  * Self-contained (no local imports). It exits on SIGTERM/SIGINT.
  */
 import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
 
 const bodyFile = process.env.BENCH_BODY_FILE
-const contentType = process.env.BENCH_CONTENT_TYPE
-if (bodyFile === undefined || contentType === undefined) {
-  throw new Error('BENCH_BODY_FILE and BENCH_CONTENT_TYPE are not set: this process is started by bench/run.ts')
+const headersJson = process.env.BENCH_HEADERS
+if (bodyFile === undefined || headersJson === undefined) {
+  throw new Error('BENCH_BODY_FILE and BENCH_HEADERS are not set: this process is started by bench/run.ts')
 }
 const body = readFileSync(bodyFile)
+const headers = JSON.parse(headersJson) as Record<string, string>
 
 const app = Fastify({ logger: false })
-app.get('/', async (_request, reply) => await reply.header('content-type', contentType).send(body))
+app.get('/', async (_request, reply) => await reply.headers(headers).send(body))
 
 async function close (): Promise<void> {
   await app.close()

@@ -69,7 +69,10 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   // the grace period runs out; Cloud Run's front end keeps connections alive. Close them after the response.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
 
   await app.register(accepts)
   // Our pages load nothing but our own stylesheet and post forms to ourselves: the CSP says exactly that.

@@ -1,6 +1,6 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WriteLimit } from '../lib/write-limit.js'
-import type { RecentVisits } from '../visits/recent-visits.js'
+import type { CacheOutcome, RecentVisits } from '../visits/recent-visits.js'
 import type { Visit } from '../visits/visit.js'
 import { visitorOf, type IpMode } from '../visits/visitor.js'
 
@@ -28,26 +28,45 @@ const visitsBody = {
 } as const
 
 export function prefersJson (request: FastifyRequest): boolean {
+  // Negotiation costs a parse of the header: only one that names JSON can prefer it.
+  const accept = request.headers.accept
+  if (accept === undefined || !accept.includes('json')) return false
   return request.accepts().type(['html', 'json']) === 'json'
 }
 
 export default async function visitsRoutes (app: FastifyInstance, { recentVisits, limit, ipMode, limitWrites }: VisitsRoutesOptions): Promise<void> {
   // A version of the list is rendered once: a hit sends the same bytes again.
-  const pages = new WeakMap<readonly Visit[], string>()
+  const pages = new WeakMap<readonly Visit[], Buffer>()
+
+  function send (reply: FastifyReply, visits: readonly Visit[], cache: CacheOutcome, page: Buffer | undefined): FastifyReply {
+    // The page records visits: no shared cache may answer for us.
+    reply.header('x-cache', cache).header('cache-control', 'no-store').header('vary', 'Accept')
+    return page === undefined ? reply.send({ visits }) : reply.type('text/html; charset=utf-8').send(page)
+  }
+
+  async function render (visits: readonly Visit[]): Promise<Buffer> {
+    let page = pages.get(visits)
+    if (page === undefined) {
+      page = Buffer.from(await app.view('index', { visits, limit }))
+      pages.set(visits, page)
+    }
+    return page
+  }
 
   // A HEAD would record a visit too (uptime checks, link previews): refuse it.
   app.head('/', async (_request, reply) => await reply.code(405).header('allow', 'GET').send())
-  app.get('/', { exposeHeadRoute: false, schema: { response: { 200: visitsBody } } }, async (request, reply) => {
+  app.get('/', { exposeHeadRoute: false, schema: { response: { 200: visitsBody } } }, function (request, reply) {
     const visitor = visitorOf(request.ip, request.headers['user-agent'], ipMode)
-    const { visits, cache } = await recentVisits.visit(visitor, { beforeWrite: async () => { await limitWrites(request) } })
-    // The page records visits: no shared cache may answer for us.
-    reply.header('x-cache', cache).header('cache-control', 'no-store').header('vary', 'Accept')
-    if (prefersJson(request)) return { visits }
-    let page = pages.get(visits)
-    if (page === undefined) {
-      page = await app.view('index', { visits, limit })
-      pages.set(visits, page)
-    }
-    return await reply.type('text/html; charset=utf-8').send(page)
+    const json = prefersJson(request)
+    // The hot path, without a promise: a hit on the in-process copy, its page already rendered.
+    const copy = recentVisits.hit(visitor)
+    const page = copy === undefined || json ? undefined : pages.get(copy)
+    if (copy !== undefined && (json || page !== undefined)) return send(reply, copy, 'hit', page)
+    return (async () => {
+      const { visits, cache } = copy === undefined
+        ? await recentVisits.visit(visitor, { beforeWrite: async () => { await limitWrites(request) } })
+        : { visits: copy, cache: 'hit' as const }
+      return send(reply, visits, cache, json ? undefined : await render(visits))
+    })()
   })
 }

@@ -112,14 +112,21 @@ export class RecentVisits {
     await this.#subscription.close()
   }
 
-  async visit (visitor: string, { beforeWrite }: VisitOptions = {}): Promise<RecentVisitsResult> {
+  /**
+   * The list, without waiting for anything, when this visitor is the newest of the in-process
+   * copy: a hit of the first tier (counted as a hit of the namespace). Otherwise undefined.
+   */
+  hit (visitor: string): readonly Visit[] | undefined {
     const local = this.#current()
-    if (local !== undefined && local.visits[0]?.visitor === visitor) {
-      // Served by the first tier: still a hit of the namespace in the stats.
-      this.#cache.counters().hits++
-      return { visits: local.visits, cache: 'hit' }
-    }
-    const known = local ?? this.#toSnapshot(await this.#read())
+    if (local === undefined || local.visits[0]?.visitor !== visitor) return undefined
+    this.#cache.counters().hits++
+    return local.visits
+  }
+
+  async visit (visitor: string, { beforeWrite }: VisitOptions = {}): Promise<RecentVisitsResult> {
+    const fast = this.hit(visitor)
+    if (fast !== undefined) return { visits: fast, cache: 'hit' }
+    const known = this.#current() ?? this.#toSnapshot(await this.#read())
     if (known !== undefined && known !== 'unavailable' && known.visits[0]?.visitor === visitor) return { visits: known.visits, cache: 'hit' }
     const pending = this.#inFlight.get(visitor)
     if (pending !== undefined) return await pending

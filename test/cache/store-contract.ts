@@ -348,13 +348,16 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
     t.test('memoize: a call after deleteMemoized never joins a computation started before it', async (t) => {
       const cache = await fresh(t)
       let data = 'old'
+      let readingStarted!: () => void
+      const reading = new Promise<void>((resolve) => { readingStarted = resolve })
       const read = cache.memoize(async function readData () {
         const seen = data
+        readingStarted()
         await sleep(200)
         return seen
       }, { ttl: 60 })
       const before = read()
-      await sleep(50)
+      await reading
       data = 'new'
       await cache.deleteMemoized(read)
       t.equal(await read(), 'new')
