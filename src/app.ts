@@ -97,9 +97,6 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
       'loaded from one instance fails its CSRF check on another; set it on Cloud Run')
   }
   const secret = config.sessionSecret ?? randomBytes(32).toString('hex')
-  await app.register(cookie, { secret })
-  // Double-submit tokens in a signed cookie: no server-side session is written to protect a form.
-  await app.register(csrf, { sessionPlugin: '@fastify/cookie', cookieOpts: { signed: true, httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/' } })
 
   if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis, reader: deps.redisReader })
   else if (config.redis !== undefined) await app.register(redisPlugin, config.redis)
@@ -150,7 +147,8 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   const limitWrites = await writeLimit(app, {
     max: config.rateLimitWrites,
     redis: app.hasDecorator('redis') ? app.redis : undefined,
-    namespace: config.cacheNamespace
+    namespace: config.cacheNamespace,
+    available: () => app.cache.available
   })
 
   const recentVisits = new RecentVisits({
@@ -164,10 +162,17 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   })
   app.addHook('onClose', async () => { await recentVisits.close() })
   await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode, limitWrites })
-  // Rendered greetings live 10 s anyway: replication lag is no news to them.
-  await app.register(guestbookRoutes, { greetings, cache: app.cache.namespaced(`${config.cacheNamespace}/guestbook`, { reads: 'replica' }), limitWrites })
-  // Sessions exist for the task list's flash message only: the other pages do not pay for them.
-  await app.register(async function withSessions (scope) {
+  // Cookies exist for the forms (CSRF tokens) only: the visits page and the others do not pay for them.
+  await app.register(async function withForms (forms) {
+    await forms.register(cookie, { secret })
+    // Double-submit tokens in a signed cookie: no server-side session is written to protect a form.
+    await forms.register(csrf, { sessionPlugin: '@fastify/cookie', cookieOpts: { signed: true, httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/' } })
+    // Rendered greetings live 10 s anyway: replication lag is no news to them.
+    await forms.register(guestbookRoutes, { greetings, cache: forms.cache.namespaced(`${config.cacheNamespace}/guestbook`, { reads: 'replica' }), limitWrites })
+    // Sessions exist for the task list's flash message only: the other pages do not pay for them.
+    await forms.register(withSessions)
+  })
+  async function withSessions (scope: FastifyInstance): Promise<void> {
     // Only for visitors with something to keep: no cookie, no write otherwise.
     await scope.register(session, {
       secret,
@@ -183,7 +188,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
       fragments: scope.fragments,
       limitWrites
     })
-  })
+  }
   await app.register(assetRoutes)
   await app.register(healthRoutes, { cache: app.cache, repository })
   await app.register(statsRoutes, {

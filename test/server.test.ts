@@ -34,7 +34,9 @@ t.test('SIGTERM: the request in flight completes, the process exits cleanly and 
     REDISPORT: String(redisServer.port),
     REDIS_COMMAND_TIMEOUT_MS: '1500',
     FIRESTORE_TIMEOUT_MS: '2000',
-    VISITS_STORE: 'memory'
+    VISITS_STORE: 'memory',
+    // The write limit would spend one more command timeout on the paused Redis (tested in test/app/write-limit.test.ts).
+    RATE_LIMIT_WRITES: '0'
   })
   const url = `http://127.0.0.1:${server.port}/`
   t.equal((await fetch(url, { headers: { 'user-agent': 'first' } })).headers.get('x-cache'), 'miss')

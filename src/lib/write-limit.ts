@@ -22,6 +22,8 @@ export interface WriteLimitOptions {
   redis?: RedisClient
   /** Prefix of the counters' keys. */
   namespace: string
+  /** Whether Redis is expected to answer (the cache's circuit): when not, writes are not counted at all. */
+  available?: () => boolean
 }
 
 /**
@@ -30,7 +32,7 @@ export interface WriteLimitOptions {
  * or slow (bounded by the client's command timeout), writes are not limited.
  * Reads, and visits served from the cache, never count.
  */
-export async function writeLimit (app: FastifyInstance, { max, redis, namespace }: WriteLimitOptions): Promise<WriteLimit> {
+export async function writeLimit (app: FastifyInstance, { max, redis, namespace, available = () => true }: WriteLimitOptions): Promise<WriteLimit> {
   if (max === 0) return async () => {}
   await app.register(rateLimit, {
     global: false,
@@ -42,6 +44,8 @@ export async function writeLimit (app: FastifyInstance, { max, redis, namespace 
   })
   const check = app.createRateLimit()
   return async (request) => {
+    // A Redis the cache has given up on would cost every write a command timeout, only to fail open.
+    if (!available()) return
     const result = await check(request)
     if (!result.isAllowed && result.isExceeded) throw new TooManyWritesError(Math.max(1, result.ttlInSeconds))
   }

@@ -98,6 +98,16 @@ function createClusterClient (connection: RedisConnection): Cluster {
   return cluster
 }
 
+/**
+ * Resolves when the client can take commands: ready, and for a cluster, connected to every primary.
+ * ioredis connects to a cluster node on its first command and, without an offline queue, refuses
+ * the commands that follow while that connection is made: a PING to each primary makes them first.
+ */
+export async function clientReady (client: RedisClient, signal?: AbortSignal): Promise<void> {
+  if (client.status !== 'ready') await once(client, 'ready', { signal })
+  if (client instanceof Cluster) await Promise.all(client.nodes('master').map(async (node) => await node.ping()))
+}
+
 const discoveryEndpoints = new WeakMap<Cluster, string>()
 
 const TLS_TRUST = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -198,7 +208,5 @@ export default fp<RedisPluginOptions>(async function redisPlugin (app, options) 
   }
 
   // Give the first requests a warm connection, but never hold start-up hostage to the cache.
-  if (client.status !== 'ready' && options.client === undefined) {
-    await once(client, 'ready', { signal: AbortSignal.timeout(options.connectTimeoutMs) }).catch(() => {})
-  }
+  if (options.client === undefined) await clientReady(client, AbortSignal.timeout(options.connectTimeoutMs)).catch(() => {})
 }, { name: 'redis', fastify: '5.x' })

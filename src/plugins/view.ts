@@ -22,6 +22,9 @@ export default fp(async function viewPlugin (app) {
   const fragment = fragmentRenderer(fragments, (err, key) => {
     app.log.warn({ err, fragment: key }, 'template fragment not cached; it is rendered each time')
   })
+  // We pass every template its data: without this, @fastify/view would give each reply an empty
+  // `locals` object in a hook on every request, rendered or not.
+  if (!app.hasReplyDecorator('locals')) app.decorateReply('locals', null)
   // Templates get `await it.fragment(key, { ttl }, render)` for blocks rendered once and served from the cache.
   await app.register(view, { engine: { eta }, root: templatesDir, production: true, defaultContext: { fragment }, options: { async: true } })
 }, { name: 'view', fastify: '5.x', dependencies: ['cache'] })

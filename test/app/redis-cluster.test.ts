@@ -1,9 +1,8 @@
-import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { RedisStore, type RedisClient } from '../../src/cache/index.js'
 import type { RedisConnection } from '../../src/config.js'
-import { createRedisClient } from '../../src/plugins/redis.js'
+import { clientReady, createRedisClient } from '../../src/plugins/redis.js'
 import { storeContract } from '../cache/store-contract.js'
 import { buildTestApp, capturingLogger, testConfig, TestRedisCluster, TestRedisServer, timed, waitFor } from '../helper.js'
 
@@ -15,7 +14,7 @@ async function clusterClient (t: Test): Promise<RedisClient> {
   const client = createRedisClient(connection())
   client.on('error', () => {})
   t.teardown(() => { client.disconnect() })
-  if (client.status !== 'ready') await once(client, 'ready')
+  await clientReady(client)
   return client
 }
 
