@@ -131,12 +131,19 @@ const perReq = (n: number | undefined): string =>
 const percent = (share: number | null): string => share === null ? '–' : `${(share * 100).toFixed(share > 0 && share < 0.001 ? 3 : 1)} %`
 const list = (values: number[], digits: number): string => values.length === 0 ? '–' : values.map((v) => fixed(v, digits)).join(' / ')
 
+/** Server CPU time per response, in microseconds: what a response costs the server, whatever bounds req/s. */
+export function serverMicrosPerResponse (s: { serverCpuPercent: number[], durationSeconds: number, requests: number }): number {
+  const cpuSeconds = s.serverCpuPercent.reduce((sum, p) => sum + p, 0) / 100 * s.durationSeconds
+  return s.requests === 0 ? NaN : cpuSeconds * 1e6 / s.requests
+}
+
 export function markdown (results: BenchResults): string {
-  const header = ['Scenario', 'req/s', '× LIMIT', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'non-hit', 'FS queries/req', 'FS docs read/req', 'FS writes/req', 'Redis cmds/req', 'RSS max MB', 'server CPU %', 'other CPU on server core %', 'loader CPU %']
+  const header = ['Scenario', 'req/s', '× LIMIT', 'server µs/resp', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'non-hit', 'FS queries/req', 'FS docs read/req', 'FS writes/req', 'Redis cmds/req', 'RSS max MB', 'server CPU %', 'other CPU on server core %', 'loader CPU %']
   const rows = results.scenarios.map((s) => [
     `**${s.name}**`,
     int(s.reqPerSec),
     s.ratioToLimit === null ? '–' : `${fixed(s.ratioToLimit, 2)}`,
+    fixed(serverMicrosPerResponse(s), 1),
     fixed(s.latencyMs.p50, 2),
     fixed(s.latencyMs.p99, 2),
     String(s.errors),
@@ -154,6 +161,7 @@ export function markdown (results: BenchResults): string {
   ])
   const table = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n')
   const hit = results.scenarios.find((s) => s.name === 'HIT')
+  const limitOf = (r: BenchResults) => r.scenarios.find((s) => s.name === 'LIMIT')
   const cold = results.scenarios.find((s) => s.name === 'COLD')
   const { settings, machine, coldStart } = results
   const lines = [
@@ -168,7 +176,8 @@ export function markdown (results: BenchResults): string {
     '',
     hit?.ratioToLimit === null || hit?.ratioToLimit === undefined
       ? ''
-      : `**Headline: HIT / LIMIT = ${fixed(hit.ratioToLimit, 2)}** (${int(hit.reqPerSec)} of ${int(hit.reqPerSec / hit.ratioToLimit)} req/s).`,
+      : `**Headline: HIT / LIMIT = ${fixed(hit.ratioToLimit, 2)}** (${int(hit.reqPerSec)} of ${int(hit.reqPerSec / hit.ratioToLimit)} req/s); ` +
+        `by server CPU per response, LIMIT / HIT = ${fixed(serverMicrosPerResponse(limitOf(results)!) / serverMicrosPerResponse(hit), 2)}.`,
     '',
     table,
     '',
