@@ -59,10 +59,44 @@ export function traceFields (header: string | string[] | undefined, projectId: s
   return fields
 }
 
-/** Fastify's per-request child logger, with the request's trace attached. */
+type Bindings = Record<string, unknown>
+
+/**
+ * A request's logger, made only when the request logs something: most requests log nothing,
+ * and a pino child per request (bindings serialized, trace header parsed) costs the hot path.
+ */
+class LazyRequestLogger {
+  #logger: FastifyBaseLogger | undefined
+
+  constructor (
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Bindings,
+    private readonly options: Parameters<FastifyBaseLogger['child']>[1],
+    private readonly traceHeader: string | string[] | undefined,
+    private readonly projectId: string | undefined
+  ) {}
+
+  get #real (): FastifyBaseLogger {
+    this.#logger ??= this.parent.child({ ...this.bindings, ...traceFields(this.traceHeader, this.projectId) }, this.options)
+    return this.#logger
+  }
+
+  get level (): string { return this.#real.level }
+  set level (level: string) { this.#real.level = level }
+  fatal (...args: Parameters<FastifyBaseLogger['fatal']>): void { this.#real.fatal(...args) }
+  error (...args: Parameters<FastifyBaseLogger['error']>): void { this.#real.error(...args) }
+  warn (...args: Parameters<FastifyBaseLogger['warn']>): void { this.#real.warn(...args) }
+  info (...args: Parameters<FastifyBaseLogger['info']>): void { this.#real.info(...args) }
+  debug (...args: Parameters<FastifyBaseLogger['debug']>): void { this.#real.debug(...args) }
+  trace (...args: Parameters<FastifyBaseLogger['trace']>): void { this.#real.trace(...args) }
+  silent (...args: Parameters<FastifyBaseLogger['silent']>): void { this.#real.silent(...args) }
+  child (...args: Parameters<FastifyBaseLogger['child']>): FastifyBaseLogger { return this.#real.child(...args) }
+}
+
+/** Fastify's per-request child logger, with the request's trace attached; made on first use. */
 export function traceChildLogger (projectId: string | undefined): NonNullable<FastifyServerOptions<RawServerDefault>['childLoggerFactory']> {
   return function (logger: FastifyBaseLogger, bindings, options, rawReq: IncomingMessage) {
-    return logger.child({ ...bindings, ...traceFields(rawReq.headers['x-cloud-trace-context'], projectId) }, options)
+    return new LazyRequestLogger(logger, bindings, options, rawReq.headers['x-cloud-trace-context'], projectId) as unknown as FastifyBaseLogger
   }
 }
 

@@ -17,11 +17,14 @@ export function securityHeaders (options: Readonly<HelmetOptions>): Readonly<Rec
   return Object.freeze(headers)
 }
 
-/** Every response carries the policy's headers, errors included. */
+/**
+ * Every response carries the policy's headers, errors included. They are added as the response
+ * is sent (a route's own value for one of them wins), so requests run no onRequest hook for them.
+ */
 export default fp<HelmetOptions>(async function securityHeadersPlugin (app, options) {
-  const headers = securityHeaders(options)
-  app.addHook('onRequest', (_request, reply, done) => {
-    reply.headers(headers)
-    done()
+  const headers = Object.entries(securityHeaders(options))
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    for (const [name, value] of headers) if (!reply.hasHeader(name)) reply.header(name, value)
+    done(null, payload)
   })
 }, { name: 'security-headers', fastify: '5.x' })
