@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Firestore } from '@google-cloud/firestore'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
+import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
+import { buildTestApp, capturingLogger, testConfig, testFirestore } from '../helper.js'
 import { hitsBackAt, runLoad, type LoadRecord, type Planned } from './load.js'
 
 /**
@@ -138,6 +140,23 @@ export function inspectVisitsBody (record: LoadRecord, body: string): string | u
       : `503 page ${body.slice(0, 200)}`
   }
   return undefined
+}
+
+/**
+ * The app on real sockets for a Redis fault: Redis at `redis` with the given command timeout,
+ * visits in the emulator (a collection of its own), every log line kept.
+ */
+export async function serveWithRedisAt (t: Test, redis: { host: string, port: number }, commandTimeoutMs: number): Promise<{
+  url: string, db: Firestore, collection: string, lines: () => Array<Record<string, unknown>>
+}> {
+  const config = testConfig({ redis: { ...redis, commandTimeoutMs, connectTimeoutMs: 500 } })
+  const db = await testFirestore(t)
+  const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 })
+  // Timed requests measure the fault, not a new Firestore client's channel set-up.
+  await repository.ping()
+  const { logger, lines } = capturingLogger()
+  const app = await buildTestApp(t, config, { repository, loggerInstance: logger })
+  return { url: await listen(app), db, collection: config.visits.collection, lines }
 }
 
 /** Listens on a free port of 127.0.0.1 (closed with the app) and returns the page's URL. */

@@ -2,10 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Firestore } from '@google-cloud/firestore'
 import t from 'tap'
 import type { Test } from 'tap'
-import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import { buildTestApp, capturingLogger, testConfig, testFirestore, TestRedisServer } from '../helper.js'
+import { TestRedisServer } from '../helper.js'
 import {
-  checkLedger, heapAfterGc, isNewcomer, listen, mb, NOTICE_MS, SCHEDULING_MARGIN_MS, steadyTraffic, stopOnceRecovered, storedVisits
+  checkLedger, heapAfterGc, isNewcomer, mb, NOTICE_MS, SCHEDULING_MARGIN_MS, serveWithRedisAt, steadyTraffic, stopOnceRecovered, storedVisits
 } from './checks.js'
 import { finishedBefore, hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween, type LoadRecord } from './load.js'
 
@@ -34,13 +33,7 @@ interface Run {
 
 t.test('Redis killed under sustained load, then restarted: no 5xx, every answered visit stored, bounded latency, hits back, bounded memory', async (t) => {
   const redisServer = await TestRedisServer.start(t)
-  const config = testConfig({ redis: { host: '127.0.0.1', port: redisServer.port, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 500 } })
-  const db = await testFirestore(t)
-  const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 })
-  await repository.ping()
-  const { logger, lines } = capturingLogger()
-  const app = await buildTestApp(t, config, { repository, loggerInstance: logger })
-  const url = await listen(app)
+  const { url, db, collection, lines } = await serveWithRedisAt(t, { host: '127.0.0.1', port: redisServer.port }, COMMAND_TIMEOUT_MS)
 
   // Warm up (JIT, templates, connections) before the heap baseline.
   const warmUp = (await steadyTraffic(url, 'warm-up', 500).done).all
@@ -56,7 +49,7 @@ t.test('Redis killed under sustained load, then restarted: no 5xx, every answere
   await stopOnceRecovered(traffic, restarted, { capMs: RECOVERY_MS + 1000 })
   const { all: records, arrivals } = await traffic.done
 
-  const requests = await checkRun(t, { warmUp, records, arrivals, killed, restarted, db, collection: config.visits.collection, log: lines() })
+  const requests = await checkRun(t, { warmUp, records, arrivals, killed, restarted, db, collection, log: lines() })
   // The records are the test's, not the app's: let go of them before measuring the app's heap.
   records.length = 0
   traffic.release()

@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import { buildTestApp, capturingLogger, testConfig, testFirestore, TestRedisServer } from '../helper.js'
-import { checkLedger, listen, SCHEDULING_MARGIN_MS, steadyTraffic, stopOnceRecovered, storedVisits } from './checks.js'
+import { TestRedisServer } from '../helper.js'
+import { checkLedger, SCHEDULING_MARGIN_MS, serveWithRedisAt, steadyTraffic, stopOnceRecovered, storedVisits } from './checks.js'
 import { finishedBefore, hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween } from './load.js'
 
 const COMMAND_TIMEOUT_MS = 300
@@ -14,13 +13,7 @@ const RECOVERY_MS = 5000
 t.test('Redis paused (CLIENT PAUSE) under sustained load: every request fails open within the bound, and hits come back by themselves', async (t) => {
   // Its own server: a pause holds every client of the server, and the shared one serves other tests.
   const redisServer = await TestRedisServer.start(t)
-  const config = testConfig({ redis: { host: '127.0.0.1', port: redisServer.port, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 500 } })
-  const db = await testFirestore(t)
-  const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 })
-  await repository.ping()
-  const { logger, lines } = capturingLogger()
-  const app = await buildTestApp(t, config, { repository, loggerInstance: logger })
-  const url = await listen(app)
+  const { url, db, collection, lines } = await serveWithRedisAt(t, { host: '127.0.0.1', port: redisServer.port }, COMMAND_TIMEOUT_MS)
 
   // Warm up (JIT, templates, connections) so the baseline is the service's steady state.
   const warmUp = (await steadyTraffic(url, 'warm-up', 500).done).all
@@ -63,7 +56,7 @@ t.test('Redis paused (CLIENT PAUSE) under sustained load: every request fails op
     t.ok(hitRatio(rest) > 0.9, `and they stay there (${hitRatio(rest).toFixed(3)} over ${rest.length} requests)`)
   }
 
-  const counts = checkLedger(t, all, await storedVisits(db, config.visits.collection))
+  const counts = checkLedger(t, all, await storedVisits(db, collection))
   t.comment(`Firestore: ${JSON.stringify(counts)}`)
   t.same(lines().filter((l) => Number(l.level) >= 50).map((l) => l.message), [], 'nothing logged as an error')
 })

@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import { buildTestApp, capturingLogger, hostPort, redisTarget, TcpProxy, testConfig, testFirestore } from '../helper.js'
-import { checkLedger, listen, NOTICE_MS, SCHEDULING_MARGIN_MS, steadyTraffic, stopOnceRecovered, storedVisits } from './checks.js'
+import { hostPort, redisTarget, TcpProxy } from '../helper.js'
+import { checkLedger, NOTICE_MS, SCHEDULING_MARGIN_MS, serveWithRedisAt, steadyTraffic, stopOnceRecovered, storedVisits } from './checks.js'
 import { finishedBefore, hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween } from './load.js'
 
 const COMMAND_TIMEOUT_MS = 300
@@ -14,13 +13,7 @@ const RECOVERY_MS = 5000
 
 t.test('the network to Redis blackholed, then resetting, then back, under sustained load: all 200, bounded, hits back by themselves', async (t) => {
   const proxy = await TcpProxy.start(t, redisTarget())
-  const config = testConfig({ redis: { ...hostPort(proxy.address), commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 500 } })
-  const db = await testFirestore(t)
-  const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 })
-  await repository.ping()
-  const { logger, lines } = capturingLogger()
-  const app = await buildTestApp(t, config, { repository, loggerInstance: logger })
-  const url = await listen(app)
+  const { url, db, collection, lines } = await serveWithRedisAt(t, hostPort(proxy.address), COMMAND_TIMEOUT_MS)
 
   // Warm up (JIT, templates, connections) so the baseline is the service's steady state.
   const warmUp = (await steadyTraffic(url, 'warm-up', 500).done).all
@@ -73,7 +66,7 @@ t.test('the network to Redis blackholed, then resetting, then back, under sustai
     t.ok(hitRatio(rest) > 0.9, `and they stay there (${hitRatio(rest).toFixed(3)} over ${rest.length} requests)`)
   }
 
-  const counts = checkLedger(t, all, await storedVisits(db, config.visits.collection))
+  const counts = checkLedger(t, all, await storedVisits(db, collection))
   t.comment(`Firestore: ${JSON.stringify(counts)}`)
   t.same(lines().filter((l) => Number(l.level) >= 50).map((l) => l.message), [], 'nothing logged as an error')
 })
