@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { buildTestApp, capturingLogger, testConfig, testFirestore } from '../helper.js'
-import { hitsBackAt, runLoad, type LoadRecord, type Planned } from './load.js'
+import { finishedBefore, hitsBackAt, outcomes, percentile, runLoad, type LoadRecord, type Planned } from './load.js'
 
 /**
  * What a request may take beyond its latency bound on this machine: timers fire late and
@@ -157,6 +157,26 @@ export async function serveWithRedisAt (t: Test, redis: { host: string, port: nu
   const { logger, lines } = capturingLogger()
   const app = await buildTestApp(t, config, { repository, loggerInstance: logger })
   return { url: await listen(app), db, collection: config.visits.collection, lines }
+}
+
+/** Every request of a Redis fault run got a complete 200 page or JSON of its visitor. */
+export function checkAllAnswered (t: Test, warmUp: LoadRecord[], records: LoadRecord[], arrivals: LoadRecord[]): void {
+  const all = [...warmUp, ...records]
+  t.comment(`requests: ${records.length} (${arrivals.length} open-loop arrivals) +${warmUp.length} warm-up; ${JSON.stringify(outcomes(records))}`)
+  t.same(all.filter((r) => r.status !== 200).map((r) => `${r.seq} ${r.visitor}: ${r.status ?? r.error}`), [],
+    'every request answered 200: no 5xx, no connection error')
+  t.same(all.filter((r) => !r.complete || r.problem !== undefined).map((r) => `${r.seq}: ${r.problem ?? 'incomplete body'}`), [],
+    'every body complete, and the page (or JSON) of that visitor')
+}
+
+/**
+ * The requests before the fault, Firestore's p99 under this load (the requests that went to it),
+ * and the bound a request may take during a Redis fault: one command timeout plus that.
+ */
+export function beforeFault (records: LoadRecord[], faultAt: number, commandTimeoutMs: number): { baseline: LoadRecord[], firestoreP99: number, bound: number } {
+  const baseline = finishedBefore(records, faultAt)
+  const firestoreP99 = percentile(baseline.filter((r) => r.headers['x-cache'] !== 'hit').map((r) => r.ms), 99)
+  return { baseline, firestoreP99, bound: commandTimeoutMs + firestoreP99 }
 }
 
 /** Listens on a free port of 127.0.0.1 (closed with the app) and returns the page's URL. */

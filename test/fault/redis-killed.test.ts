@@ -4,9 +4,9 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { TestRedisServer } from '../helper.js'
 import {
-  checkLedger, heapAfterGc, isNewcomer, mb, NOTICE_MS, SCHEDULING_MARGIN_MS, serveWithRedisAt, steadyTraffic, stopOnceRecovered, storedVisits
+  checkAllAnswered, checkLedger, heapAfterGc, isNewcomer, mb, NOTICE_MS, SCHEDULING_MARGIN_MS, serveWithRedisAt, steadyTraffic, stopOnceRecovered, storedVisits
 } from './checks.js'
-import { finishedBefore, hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween, type LoadRecord } from './load.js'
+import { finishedBefore, hitRatio, hitsBackAt, latencySummary, percentile, startedBetween, type LoadRecord } from './load.js'
 
 const COMMAND_TIMEOUT_MS = 300
 const BASELINE_MS = 1500
@@ -62,11 +62,7 @@ t.test('Redis killed under sustained load, then restarted: no 5xx, every answere
 /** Everything but the heap; returns the number of requests. */
 async function checkRun (t: Test, { warmUp, records, arrivals, killed, restarted, db, collection, log }: Run): Promise<number> {
   const all = [...warmUp, ...records]
-  t.comment(`requests: ${records.length} (${arrivals.length} open-loop arrivals) +${warmUp.length} warm-up; ${JSON.stringify(outcomes(records))}`)
-  t.same(all.filter((r) => r.status !== 200).map((r) => `${r.seq} ${r.visitor}: ${r.status ?? r.error}`), [],
-    'every request answered 200: no 5xx, no connection error')
-  t.same(all.filter((r) => !r.complete || r.problem !== undefined).map((r) => `${r.seq}: ${r.problem ?? 'incomplete body'}`), [],
-    'every body complete, and the page (or JSON) of that visitor')
+  checkAllAnswered(t, warmUp, records, arrivals)
 
   const baseline = finishedBefore(records, killed)
   const baselineStored = baseline.filter((r) => r.headers['x-cache'] !== 'hit')

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { hostPort, redisTarget, TcpProxy } from '../helper.js'
-import { checkLedger, NOTICE_MS, SCHEDULING_MARGIN_MS, serveWithRedisAt, steadyTraffic, stopOnceRecovered, storedVisits } from './checks.js'
-import { finishedBefore, hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween } from './load.js'
+import { beforeFault, checkAllAnswered, checkLedger, NOTICE_MS, SCHEDULING_MARGIN_MS, serveWithRedisAt, steadyTraffic, stopOnceRecovered, storedVisits } from './checks.js'
+import { hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween } from './load.js'
 
 const COMMAND_TIMEOUT_MS = 300
 const BASELINE_MS = 1500
@@ -31,15 +31,9 @@ t.test('the network to Redis blackholed, then resetting, then back, under sustai
   const { all: records, arrivals } = await traffic.done
   const all = [...warmUp, ...records]
 
-  t.comment(`requests: ${records.length} (${arrivals.length} open-loop arrivals) +${warmUp.length} warm-up; ${JSON.stringify(outcomes(records))}`)
-  t.same(all.filter((r) => r.status !== 200).map((r) => `${r.seq} ${r.visitor}: ${r.status ?? r.error}`), [],
-    'every request answered 200: no 5xx, no connection error')
-  t.same(all.filter((r) => !r.complete || r.problem !== undefined).map((r) => `${r.seq}: ${r.problem ?? 'incomplete body'}`), [],
-    'every body complete, and the page (or JSON) of that visitor')
+  checkAllAnswered(t, warmUp, records, arrivals)
 
-  const baseline = finishedBefore(records, blackholed)
-  const firestoreP99 = percentile(baseline.filter((r) => r.headers['x-cache'] !== 'hit').map((r) => r.ms), 99)
-  const bound = COMMAND_TIMEOUT_MS + firestoreP99
+  const { baseline, firestoreP99, bound } = beforeFault(records, blackholed, COMMAND_TIMEOUT_MS)
   t.comment(`baseline: hit ratio ${hitRatio(baseline).toFixed(3)}, ${latencySummary(baseline)}, Firestore rounds p99 ${firestoreP99.toFixed(0)} ms`)
   t.ok(hitRatio(baseline) > 0.9, 'the load is mostly cache hits before the fault')
   for (const [phase, from, to] of [['blackhole', blackholed, resetting], ['reset', resetting, forwarding]] as const) {
