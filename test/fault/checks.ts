@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { buildTestApp, capturingLogger, testConfig, testFirestore } from '../helper.js'
-import { finishedBefore, hitsBackAt, outcomes, percentile, runLoad, type LoadRecord, type Planned } from './load.js'
+import { finishedBefore, hitRatio, hitsBackAt, outcomes, percentile, runLoad, startedBetween, type LoadRecord, type Planned } from './load.js'
 
 /**
  * What a request may take beyond its latency bound on this machine: timers fire late and
@@ -177,6 +177,22 @@ export function beforeFault (records: LoadRecord[], faultAt: number, commandTime
   const baseline = finishedBefore(records, faultAt)
   const firestoreP99 = percentile(baseline.filter((r) => r.headers['x-cache'] !== 'hit').map((r) => r.ms), 99)
   return { baseline, firestoreP99, bound: commandTimeoutMs + firestoreP99 }
+}
+
+/**
+ * After a Redis fault: hits that came back (at `back`) stay above 90%, every visit is in
+ * Firestore as the ledger says, and nothing was logged as an error.
+ */
+export async function checkAfterRecovery (t: Test, { records, all, back, db, collection, log }: {
+  records: LoadRecord[], all: LoadRecord[], back: number | undefined, db: Firestore, collection: string, log: Array<Record<string, unknown>>
+}): Promise<void> {
+  if (back !== undefined) {
+    const rest = startedBetween(records, back)
+    t.ok(hitRatio(rest) > 0.9, `and they stay there (${hitRatio(rest).toFixed(3)} over ${rest.length} requests)`)
+  }
+  const counts = checkLedger(t, all, await storedVisits(db, collection))
+  t.comment(`Firestore: ${JSON.stringify(counts)}`)
+  t.same(log.filter((l) => Number(l.level) >= 50).map((l) => l.message), [], 'nothing logged as an error')
 }
 
 /** Listens on a free port of 127.0.0.1 (closed with the app) and returns the page's URL. */
