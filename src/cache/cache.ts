@@ -32,6 +32,8 @@ export interface ListEntry<T> {
   id: string
   order: number
   value: T
+  /** Present while the entry is only reserved (listReserve): milliseconds left before it is given up on. */
+  reservedMs?: number
 }
 
 export interface ListState<T> {
@@ -47,6 +49,22 @@ export type ListLookup<T> =
   | ({ status: 'ready' } & ListState<T>)
   /** Started by listBegin() and not complete yet. */
   | ({ status: 'building' } & ListState<T>)
+  | { status: 'miss' }
+  | { status: 'unavailable' }
+
+/**
+ * What listReserve() decided, atomically against every process sharing the store:
+ * - `reserved`: the entry is now the list's head, reserved under `id` (named after the head it
+ *   follows, see listItemId) with `order` (raised above the head's): settle it with listAdd(), or
+ *   give it up with listRelease(); a reservation left longer than its time drops the whole list;
+ * - `same`: the newest settled entry holds this value, and no entry of it is reserved above: nothing to add;
+ * - `reserved-already`: an entry of this value is reserved above the newest settled one, and its writer has not settled it yet;
+ * - `building`: the list is being built and cannot decide; `miss`: there is no list; `unavailable`: the store did not answer.
+ * The lists of the first three are ready lists, reservations included.
+ */
+export type ListReservationLookup<T> =
+  | ({ status: 'reserved', id: string, order: number } & ListState<T>)
+  | ({ status: 'same' | 'reserved-already' | 'building' } & ListState<T>)
   | { status: 'miss' }
   | { status: 'unavailable' }
 
@@ -427,15 +445,41 @@ export class Cache {
   }
 
   /**
-   * Adds the entries to the list (ids already there are kept), keeps the newest `limit`, and
-   * announces the change. With `complete`, the list is marked built and lives `complete.ttl`
-   * seconds. A missing list stays missing: it would lack the older entries.
+   * Adds the entries to the list (ids already there are kept, reserved ones settled by the entry
+   * added), keeps the newest `limit` settled ones, and announces the change. With `complete`, the
+   * list is marked built and lives `complete.ttl` seconds. A missing list stays missing: it would
+   * lack the older entries.
    */
   async listAdd<T> (key: string, entries: ReadonlyArray<ListEntry<T>>, { limit, complete, namespace }: NamespaceOption & { limit: number, complete?: { ttl: number } }): Promise<ListLookup<T>> {
-    const storeKey = this.#storeKey(key, namespace)
     const items = entries.map(({ id, order, value }) => ({ id, order, value: this.#encode(key, value) }))
     const completeTtlMs = complete === undefined ? undefined : ttlMs(complete.ttl)
-    const list = await this.#run(namespace, () => this.#shared.store.listAdd(storeKey, items, limit, { completeTtlMs, channel: storeKey }))
+    const list = await this.#run(namespace, () => this.#shared.store.listAdd(this.#storeKey(key, namespace), items, limit, completeTtlMs))
+    return this.#listLookup<T>(key, namespace, list, false)
+  }
+
+  /**
+   * Decides, in one step shared by every process, whether `value` is new at the head of the list,
+   * and if so reserves the head for it: see ListReservationLookup. `seed` names the entry
+   * together with the head it follows; `order` is raised above the head's. Counted as a hit
+   * when the value is already the newest, as a miss when there is no ready list.
+   */
+  async listReserve<T> (key: string, { value, seed, order }: { value: T, seed: string, order: number }, { limit, reserveSeconds, namespace }: NamespaceOption & { limit: number, reserveSeconds: number }): Promise<ListReservationLookup<T>> {
+    const request = { value: this.#encode(key, value), seed, order }
+    const reserved = await this.#run(namespace, () => this.#shared.store.listReserve(this.#storeKey(key, namespace), request, limit, ttlMs(reserveSeconds)))
+    if (reserved === FAILED) return { status: 'unavailable' }
+    const counters = this.counters(namespace)
+    if (reserved === undefined || reserved.outcome === 'building') counters.misses++
+    if (reserved?.outcome === 'same') counters.hits++
+    const state = reserved === undefined ? undefined : this.#listState<T>(key, namespace, reserved)
+    if (reserved === undefined || state === undefined) return { status: 'miss' }
+    return reserved.outcome === 'reserved'
+      ? { status: 'reserved', id: reserved.id, order: reserved.order, ...state }
+      : { status: reserved.outcome, ...state }
+  }
+
+  /** Gives up a reservation of listReserve(): the entry with that id goes, unless it was settled meanwhile. */
+  async listRelease<T> (key: string, id: string, { namespace }: NamespaceOption = {}): Promise<ListLookup<T>> {
+    const list = await this.#run(namespace, () => this.#shared.store.listRelease(this.#storeKey(key, namespace), id))
     return this.#listLookup<T>(key, namespace, list, false)
   }
 
@@ -457,18 +501,25 @@ export class Cache {
       if (counters !== undefined) counters.misses++
       if (list === undefined) return { status: 'miss' }
     }
+    const state = this.#listState<T>(key, namespace, list)
+    if (state === undefined) return { status: 'miss' }
+    if (counters !== undefined && !list.building) {
+      counters.hits++
+      counters.byteHits += list.items.reduce((sum, item) => sum + item.value.length, 0)
+    }
+    return list.building ? { status: 'building', ...state } : { status: 'ready', ...state }
+  }
+
+  /** The list with its values decoded; undefined (a miss, counted as an error) when one cannot be. */
+  #listState<T> (key: string, namespace: string | undefined, list: StoredList): ListState<T> | undefined {
     try {
-      const items = list.items.map(({ id, order, value }) => ({ id, order, value: decode(value) as T }))
-      if (counters !== undefined && !list.building) {
-        counters.hits++
-        counters.byteHits += list.items.reduce((sum, item) => sum + item.value.length, 0)
-      }
-      const state = { items, version: list.version, ttlMs: list.ttlMs }
-      return list.building ? { status: 'building', ...state } : { status: 'ready', ...state }
+      const items = list.items.map(({ id, order, value, reservedMs }) =>
+        reservedMs === undefined ? { id, order, value: decode(value) as T } : { id, order, value: decode(value) as T, reservedMs })
+      return { items, version: list.version, ttlMs: list.ttlMs }
     } catch (err) {
       this.counters(namespace).errors++
       this.#shared.log.warn({ err, namespace: namespace ?? this.namespace, key }, 'cached list could not be decoded; treated as a miss')
-      return { status: 'miss' }
+      return undefined
     }
   }
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { CounterOverflowError, createCache, MAX_COUNTER, ValueTooLargeError, type Cache, type ListLookup, type Store } from '../../src/cache/index.js'
+import { CounterOverflowError, createCache, listItemId, MAX_COUNTER, ValueTooLargeError, type Cache, type ListLookup, type ListReservationLookup, type Store } from '../../src/cache/index.js'
 import { uniqueName } from '../helper.js'
 
 export interface StoreFactory {
@@ -407,7 +407,7 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
     })
 
     const entry = (id: string, order: number) => ({ id, order, value: { who: id } })
-    const ids = (lookup: ListLookup<unknown>) => 'items' in lookup ? lookup.items.map((item) => item.id) : lookup.status
+    const ids = (lookup: ListLookup<unknown> | ListReservationLookup<unknown>) => 'items' in lookup ? lookup.items.map((item) => item.id) : lookup.status
 
     t.test('lists: built once, merged newest first by order then id, one item per id, bounded', async (t) => {
       const cache = await fresh(t)
@@ -464,6 +464,78 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       await Promise.all(orders.map((order, i) => (i % 2 === 0 ? a : b).listAdd('l', [entry(`v${order}`, order)], { limit: 10 })))
       await a.listAdd('l', [], { limit: 10, complete: { ttl: 60 } })
       t.same(ids(await b.listGet('l')), Array.from({ length: 10 }, (_, i) => `v${59 - i}`))
+    })
+
+    const ready = async (cache: Cache, entries: Array<{ id: string, order: number, value: unknown }>) => {
+      await cache.listBegin('l', { lockSeconds: 5 })
+      await cache.listAdd('l', entries, { limit: 3, complete: { ttl: 60 } })
+    }
+    const reserve = async (cache: Cache, value: string, order = 0, reserveSeconds = 10) =>
+      await cache.listReserve('l', { value, seed: value, order }, { limit: 3, reserveSeconds })
+
+    t.test('lists: a reservation decides "newest or new" and names the entry after the head it follows', async (t) => {
+      const cache = await fresh(t)
+      t.same(await reserve(cache, 'x'), { status: 'miss' }, 'no list: nothing to decide on')
+      await cache.listBegin('l', { lockSeconds: 5 })
+      t.match(await reserve(cache, 'x'), { status: 'building' }, 'a list being built cannot decide')
+      await cache.listAdd('l', [{ id: 'a', order: 100, value: 'alice' }], { limit: 3, complete: { ttl: 60 } })
+
+      t.match(await reserve(cache, 'alice'), { status: 'same' }, 'the newest settled entry\'s value: nothing to add')
+      const bob = await reserve(cache, 'bob', 50)
+      t.match(bob, { status: 'reserved', id: listItemId('a', 'bob'), order: 101 }, 'named after the head; its order raised above the head\'s')
+      t.ok('items' in bob && bob.items[0]!.reservedMs! > 9000 && bob.items[0]!.reservedMs! <= 10_000, 'the reservation carries its time left')
+      t.match(await reserve(cache, 'bob'), { status: 'reserved-already' }, 'a second request of the same value waits for the first')
+      t.match(await reserve(cache, 'alice'), { status: 'same' }, 'still the newest settled value: a reservation above it is not settled yet')
+      const carol = await reserve(cache, 'carol', 5000)
+      t.match(carol, { status: 'reserved', id: listItemId(listItemId('a', 'bob'), 'carol'), order: 5000 }, 'a later value follows the reserved head')
+
+      const settled = await cache.listAdd('l', [{ id: listItemId('a', 'bob'), order: 120, value: 'bob' }], { limit: 3 })
+      t.same('items' in settled && settled.items.map((i) => [i.id.slice(0, 4), i.order, i.value, i.reservedMs === undefined]),
+        [[listItemId(listItemId('a', 'bob'), 'carol').slice(0, 4), 5000, 'carol', false], [listItemId('a', 'bob').slice(0, 4), 120, 'bob', true], ['a', 100, 'alice', true]],
+        'listAdd settles a reserved entry with the order it is given')
+      t.match(await reserve(cache, 'bob'), { status: 'same' }, 'the settled entry is the newest settled one now')
+      t.same(ids(await cache.listRelease('l', listItemId('a', 'bob'))).length, 3, 'a settled entry is not released')
+      t.same(ids(await cache.listRelease('l', listItemId(listItemId('a', 'bob'), 'carol'))), [listItemId('a', 'bob'), 'a'], 'a reserved one is')
+      t.same(await cache.listRelease('nothing', 'x'), { status: 'miss' })
+    })
+
+    t.test('lists: reservations count outside the limit, and the same decision is named alike on every client', async (t) => {
+      const store = await make(t)
+      const a = createCache({ store, namespace: uniqueName('ns') })
+      const b = createCache({ store: await peer(t, store), namespace: a.namespace })
+      await ready(a, [entry('x', 1), entry('y', 2), entry('z', 3)])
+      const first = await reserve(a, 'new')
+      t.same(ids(first), [listItemId('z', 'new'), 'z', 'y', 'x'], 'three settled entries and the reservation above them')
+      t.match(await reserve(b, 'new'), { status: 'reserved-already' }, 'the other client sees it at once')
+      await a.listAdd('l', [{ id: listItemId('z', 'new'), order: 10, value: 'new' }], { limit: 3 })
+      t.same(ids(await b.listGet('l')), [listItemId('z', 'new'), 'z', 'y'], 'once settled, the limit holds again')
+    })
+
+    t.test('lists: concurrent reservations of one value on two clients: exactly one reserves', async (t) => {
+      const store = await make(t)
+      const a = createCache({ store, namespace: uniqueName('ns') })
+      const b = createCache({ store: await peer(t, store), namespace: a.namespace })
+      await ready(a, [entry('x', 1)])
+      const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => reserve(i % 2 === 0 ? a : b, i % 4 < 2 ? 'same-visitor' : `other ${i}`)))
+      const mine = outcomes.filter((_, i) => i % 4 < 2).map((o) => o.status)
+      t.equal(mine.filter((s) => s === 'reserved').length, 1, `one reservation for the repeated value (${mine.join(', ')})`)
+      t.ok(mine.every((s) => s === 'reserved' || s === 'reserved-already'))
+      t.equal(outcomes.filter((o) => o.status === 'reserved').length, 11, 'and one for each other value')
+    })
+
+    t.test('lists: a reservation left past its time drops the list, and that is announced', async (t) => {
+      const store = await make(t)
+      const a = createCache({ store, namespace: uniqueName('ns') })
+      const heard: string[] = []
+      const subscription = a.subscribe('l', { message: (m) => heard.push(m), reset: () => {} })
+      t.teardown(async () => { await subscription.close() })
+      await waitUntil(() => subscription.live)
+      await ready(a, [entry('x', 1)])
+      await reserve(a, 'gone', 0, 0.05)
+      await sleep(80)
+      t.same(await a.listGet('l'), { status: 'miss' }, 'its writer never said how its write ended: what the list lacks is unknown')
+      await waitUntil(() => heard.includes('dropped'))
+      t.match(await a.listBegin('l', { lockSeconds: 5 }), { began: true }, 'so it is built again')
     })
 
     t.test('lists: every change is announced to subscribers in every process', async (t) => {

@@ -80,6 +80,8 @@ t.test('the facade fails open and logs once per state change', async (t) => {
     listGet: async () => { fail(); return undefined },
     listBegin: async () => { fail(); return { items: [], building: true, version: 1, ttlMs: 1, began: true } },
     listAdd: async () => { fail(); return undefined },
+    listReserve: async () => { fail(); return undefined },
+    listRelease: async () => { fail(); return undefined },
     publish: async () => { fail() },
     subscribe: () => ({ live: false, close: async () => {} })
   }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import {
-  CounterOverflowError, MAX_COUNTER, type Census, type ListItem, type Store, type StoredEntry, type StoredList,
+  CounterOverflowError, MAX_COUNTER, listItemId, type Census, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList,
   type StoreWrite, type SubscribeHandlers, type Subscription, type WriteMode
 } from './store.js'
 
@@ -13,13 +13,32 @@ interface Entry {
   /** Epoch milliseconds of the last read or write. */
   usedAt: number
   bytes: number
-  /** Present when the key holds a list. */
-  list?: { items: ListItem[], building: boolean, version: number }
+  /** Present when the key holds a list; a reserved item holds `reservedUntil` instead of `reservedMs`. */
+  list?: { items: MemoryListItem[], building: boolean, version: number }
 }
 
+type MemoryListItem = Omit<ListItem, 'reservedMs'> & { reservedUntil?: number }
+
 /** Newest first: by order, then by id descending (UTF-16 order, the same as bytes for ASCII ids). */
-function newer (a: ListItem, b: ListItem): boolean {
+function newer (a: MemoryListItem, b: MemoryListItem): boolean {
   return a.order !== b.order ? a.order > b.order : a.id > b.id
+}
+
+function insert (list: MemoryListItem[], item: MemoryListItem): void {
+  const at = list.findIndex((have) => newer(item, have))
+  list.splice(at === -1 ? list.length : at, 0, item)
+}
+
+/** Keeps the newest `limit` settled items and the reservations above the last of them. */
+function trim (list: MemoryListItem[], limit: number): MemoryListItem[] {
+  const kept: MemoryListItem[] = []
+  let settled = 0
+  for (const item of list) {
+    if (settled === limit) break
+    kept.push(item)
+    if (item.reservedUntil === undefined) settled++
+  }
+  return kept
 }
 
 export interface MemoryStoreOptions {
@@ -151,34 +170,62 @@ export class MemoryStore implements Store {
   }
 
   async listGet (key: string): Promise<StoredList | undefined> {
-    const entry = this.#live(key)
-    return entry?.list === undefined ? undefined : this.#listOf(entry)
+    const entry = this.#liveList(key)
+    return entry === undefined ? undefined : this.#listOf(entry)
   }
 
   async listBegin (key: string, lockMs: number): Promise<StoredList & { began: boolean }> {
-    const entry = this.#live(key)
-    if (entry?.list !== undefined) return { ...this.#listOf(entry), began: false }
+    const entry = this.#liveList(key)
+    if (entry !== undefined) return { ...this.#listOf(entry), began: false }
     const created = this.#putList(key, [], { building: true, expiresAt: this.#now() + lockMs })
     return { ...this.#listOf(created), began: true }
   }
 
-  async listAdd (key: string, items: readonly ListItem[], limit: number, { completeTtlMs, channel }: { completeTtlMs?: number, channel?: string }): Promise<StoredList | undefined> {
-    const entry = this.#live(key)
-    if (entry?.list === undefined) return undefined
-    const list = [...entry.list.items]
-    for (const item of items) {
-      if (list.some((have) => have.id === item.id)) continue
-      const at = list.findIndex((have) => newer(item, have))
-      list.splice(at === -1 ? list.length : at, 0, { ...item })
+  async listAdd (key: string, items: readonly ListItem[], limit: number, completeTtlMs?: number): Promise<StoredList | undefined> {
+    const entry = this.#liveList(key)
+    if (entry === undefined) return undefined
+    const list = [...entry.list!.items]
+    for (const { id, order, value } of items) {
+      const found = list.findIndex((have) => have.id === id)
+      if (found !== -1 && list[found]!.reservedUntil === undefined) continue
+      if (found !== -1) list.splice(found, 1)
+      insert(list, { id, order, value })
     }
-    list.length = Math.min(list.length, limit)
     const complete = completeTtlMs !== undefined
-    const updated = this.#putList(key, list, {
-      building: complete ? false : entry.list.building,
+    const updated = this.#putList(key, trim(list, limit), {
+      building: complete ? false : entry.list!.building,
       expiresAt: complete ? (completeTtlMs === 0 ? 0 : this.#now() + completeTtlMs) : entry.expiresAt
     })
-    if (channel !== undefined) this.#channels.emit(channel, String(updated.list!.version))
+    this.#channels.emit(key, String(updated.list!.version))
     return this.#listOf(updated)
+  }
+
+  async listReserve (key: string, { value, seed, order }: ListReservationRequest, limit: number, reservedMs: number): Promise<ListReservation | undefined> {
+    const entry = this.#liveList(key)
+    if (entry === undefined) return undefined
+    const { items, building } = entry.list!
+    if (building) return { ...this.#listOf(entry), outcome: 'building' }
+    for (const item of items) {
+      if (item.reservedUntil === undefined) {
+        if (item.value === value) return { ...this.#listOf(entry), outcome: 'same' }
+        break
+      }
+      if (item.value === value) return { ...this.#listOf(entry), outcome: 'reserved-already' }
+    }
+    const head = items[0]
+    const id = listItemId(head?.id ?? '', seed)
+    const reserved = { id, order: head !== undefined && order <= head.order ? head.order + 1 : order, value, reservedUntil: this.#now() + reservedMs }
+    const updated = this.#putList(key, trim([reserved, ...items], limit), { building: false, expiresAt: entry.expiresAt })
+    return { ...this.#listOf(updated), outcome: 'reserved', id, order: reserved.order }
+  }
+
+  async listRelease (key: string, id: string): Promise<StoredList | undefined> {
+    const entry = this.#liveList(key)
+    if (entry === undefined) return undefined
+    const { items, building } = entry.list!
+    const at = items.findIndex((item) => item.id === id)
+    if (at === -1 || items[at]!.reservedUntil === undefined) return this.#listOf(entry)
+    return this.#listOf(this.#putList(key, items.filter((_, j) => j !== at), { building, expiresAt: entry.expiresAt }))
   }
 
   async publish (channel: string, message: string): Promise<void> {
@@ -194,10 +241,33 @@ export class MemoryStore implements Store {
 
   #listOf (entry: Entry): StoredList {
     const { items, building, version } = entry.list!
-    return { items: items.map((item) => ({ ...item })), building, version, ttlMs: entry.expiresAt === 0 ? -1 : entry.expiresAt - this.#now() }
+    const now = this.#now()
+    return {
+      items: items.map(({ id, order, value, reservedUntil }) =>
+        reservedUntil === undefined ? { id, order, value } : { id, order, value, reservedMs: reservedUntil - now }),
+      building,
+      version,
+      ttlMs: entry.expiresAt === 0 ? -1 : entry.expiresAt - now
+    }
   }
 
-  #putList (key: string, items: ListItem[], { building, expiresAt }: { building: boolean, expiresAt: number }): Entry {
+  /**
+   * The list at key, if any. A reservation past its time belongs to a writer that never said
+   * how its write ended: nobody knows what the list lacks, so it is dropped, and that announced.
+   */
+  #liveList (key: string): Entry | undefined {
+    const entry = this.#live(key)
+    if (entry?.list === undefined) return undefined
+    const now = this.#now()
+    if (entry.list.items.some((item) => item.reservedUntil !== undefined && item.reservedUntil <= now)) {
+      this.#remove(key, entry)
+      this.#channels.emit(key, 'dropped')
+      return undefined
+    }
+    return entry
+  }
+
+  #putList (key: string, items: MemoryListItem[], { building, expiresAt }: { building: boolean, expiresAt: number }): Entry {
     const previous = this.#entries.get(key)
     if (previous !== undefined) this.#remove(key, previous)
     this.#version = Math.max(this.#version + 1, this.#now() * 1000)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { Cluster, type Redis, type Result } from 'ioredis'
 import {
-  CounterOverflowError, type Census, type ListItem, type Store, type StoredEntry, type StoredList, type StoreWrite,
+  CounterOverflowError, type Census, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList, type StoreWrite,
   type SubscribeHandlers, type Subscription, type WriteMode
 } from './store.js'
 
@@ -59,27 +59,16 @@ end
 redis.call('HSET', k, 'c', ARGV[3])
 return value`
 
-// Lists: `v` holds the items as JSON ({i: id, t: order, v: value}), `n` the version (Redis
-// TIME in microseconds, never lower than the last one), `b` marks a list being built.
-// A key without `n` holds no list.
-const LIST_GET = `
-local f = redis.call('HMGET', KEYS[1], 'v', 'b', 'n')
-if not f[3] then return false end
-return {f[1], f[2] or '', f[3], redis.call('PTTL', KEYS[1])}`
-
-const LIST_BEGIN = `
+// Lists: `v` holds the items as JSON ({i: id, t: order, v: value, r: reserved until, in
+// Redis' milliseconds}), `n` the version (Redis TIME in microseconds, never lower than the
+// last one), `b` marks a list being built. A key without `n` holds no list. Every script
+// starts with LIST_COMMON; a script's reply is RawList (its extra fields after).
+const LIST_COMMON = `
 local k = KEYS[1]
-local f = redis.call('HMGET', k, 'v', 'b', 'n')
-if f[3] then return {f[1], f[2] or '', f[3], redis.call('PTTL', k), ''} end
 local t = redis.call('TIME')
-local n = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2]))
-redis.call('DEL', k)
-redis.call('HSET', k, 'v', '[]', 'b', '1', 'n', n)
-redis.call('PEXPIRE', k, ARGV[1])
-return {'[]', '1', n, tonumber(ARGV[1]), '1'}`
-
-// Byte order, not strcoll(): Redis compares Lua strings in the server's locale.
-const LIST_ADD = `
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowMs = math.floor(now / 1000)
+-- Byte order, not strcoll(): Redis compares Lua strings in the server's locale.
 local function bytesAfter (a, b)
   for j = 1, math.min(#a, #b) do
     local x, y = string.byte(a, j), string.byte(b, j)
@@ -91,47 +80,143 @@ local function newer (a, b)
   if a.t ~= b.t then return a.t > b.t end
   return bytesAfter(a.i, b.i)
 end
-local k = KEYS[1]
-local f = redis.call('HMGET', k, 'v', 'b', 'n')
-if not f[3] then return false end
-local list = cjson.decode(f[1])
-for _, item in ipairs(cjson.decode(ARGV[1])) do
-  local found = false
-  for _, have in ipairs(list) do
-    if have.i == item.i then found = true break end
-  end
-  if not found then
-    local at = #list + 1
-    for j, have in ipairs(list) do
-      if newer(item, have) then at = j break end
+-- The list, or nothing. A reservation past its time belongs to a writer that never said how
+-- its write ended: nobody knows what the list lacks, so it is dropped, and that announced.
+local function load ()
+  local f = redis.call('HMGET', k, 'v', 'b', 'n')
+  if not f[3] then return nil end
+  local list = cjson.decode(f[1])
+  for _, item in ipairs(list) do
+    if item.r and item.r <= nowMs then
+      redis.call('DEL', k)
+      redis.call('PUBLISH', k, 'dropped')
+      return nil
     end
-    table.insert(list, at, item)
   end
+  return f, list
 end
-local limit = tonumber(ARGV[2])
-while #list > limit do table.remove(list) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if now <= tonumber(f[3]) then now = tonumber(f[3]) + 1 end
+local function insert (list, item)
+  local at = #list + 1
+  for j, have in ipairs(list) do
+    if newer(item, have) then at = j break end
+  end
+  table.insert(list, at, item)
+end
+-- Keeps the newest limit settled items and the reservations above the last of them.
+local function trim (list, limit)
+  local kept, settled = {}, 0
+  for _, item in ipairs(list) do
+    if settled == limit then break end
+    table.insert(kept, item)
+    if not item.r then settled = settled + 1 end
+  end
+  return kept
+end
+local function save (f, list)
+  if now <= tonumber(f[3]) then now = tonumber(f[3]) + 1 end
+  local n = string.format('%.0f', now)
+  local encoded = '[]'
+  if #list > 0 then encoded = cjson.encode(list) end
+  redis.call('HSET', k, 'v', encoded, 'n', n)
+  f[1] = encoded
+  f[3] = n
+end
+local function reply (f)
+  return {f[1], f[2] or '', f[3], redis.call('PTTL', k), string.format('%.0f', nowMs)}
+end
+`
+
+const LIST_GET = `${LIST_COMMON}
+local f = load()
+if not f then return false end
+return reply(f)`
+
+const LIST_BEGIN = `${LIST_COMMON}
+local f = load()
+if f then
+  local r = reply(f)
+  table.insert(r, '')
+  return r
+end
 local n = string.format('%.0f', now)
-local encoded = '[]'
-if #list > 0 then encoded = cjson.encode(list) end
-redis.call('HSET', k, 'v', encoded, 'n', n)
-local building = f[2] or ''
+redis.call('DEL', k)
+redis.call('HSET', k, 'v', '[]', 'b', '1', 'n', n)
+redis.call('PEXPIRE', k, ARGV[1])
+return {'[]', '1', n, tonumber(ARGV[1]), string.format('%.0f', nowMs), '1'}`
+
+const LIST_ADD = `${LIST_COMMON}
+local f, list = load()
+if not f then return false end
+for _, item in ipairs(cjson.decode(ARGV[1])) do
+  local found = nil
+  for j, have in ipairs(list) do
+    if have.i == item.i then found = j break end
+  end
+  if found and list[found].r then table.remove(list, found) found = nil end
+  if not found then insert(list, item) end
+end
+save(f, trim(list, tonumber(ARGV[2])))
 if ARGV[3] ~= '' then
   redis.call('HDEL', k, 'b')
-  building = ''
+  f[2] = ''
   if ARGV[3] == '0' then redis.call('PERSIST', k) else redis.call('PEXPIRE', k, ARGV[3]) end
 end
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], n) end
-return {encoded, building, n, redis.call('PTTL', k)}`
+redis.call('PUBLISH', k, f[3])
+return reply(f)`
 
-type RawList = [string, string, string, number, string?]
+// A reservation changes no settled item: it is not announced.
+const LIST_RESERVE = `${LIST_COMMON}
+local f, list = load()
+if not f then return false end
+local function answer (outcome, id, order)
+  local r = reply(f)
+  table.insert(r, outcome)
+  if id then
+    table.insert(r, id)
+    table.insert(r, string.format('%.0f', order))
+  end
+  return r
+end
+if f[2] == '1' then return answer('building') end
+local value = ARGV[1]
+for _, item in ipairs(list) do
+  if not item.r then
+    if item.v == value then return answer('same') end
+    break
+  end
+  if item.v == value then return answer('reserved-already') end
+end
+local head = list[1]
+local id = redis.sha1hex((head and head.i or '') .. '\\n' .. ARGV[2])
+local order = tonumber(ARGV[3])
+if head and order <= head.t then order = head.t + 1 end
+table.insert(list, 1, {i = id, t = order, v = value, r = nowMs + tonumber(ARGV[5])})
+save(f, trim(list, tonumber(ARGV[4])))
+return answer('reserved', id, order)`
 
-function toList ([encoded, building, version, ttlMs]: RawList): StoredList {
+const LIST_RELEASE = `${LIST_COMMON}
+local f, list = load()
+if not f then return false end
+for j, item in ipairs(list) do
+  if item.i == ARGV[1] then
+    if item.r then
+      table.remove(list, j)
+      save(f, list)
+    end
+    break
+  end
+end
+return reply(f)`
+
+/** [items as JSON, '1' while building, version, PTTL, Redis' clock in ms, ...what the script adds] */
+type RawList = [string, string, string, number, string, ...string[]]
+
+function toList ([encoded, building, version, ttlMs, nowMs]: RawList): StoredList {
   const parsed: unknown = JSON.parse(encoded)
   const items = Array.isArray(parsed)
-    ? parsed.map((item: { i: string, t: number, v: string }) => ({ id: item.i, order: item.t, value: item.v }))
+    ? parsed.map((item: { i: string, t: number, v: string, r?: number }) => item.r === undefined
+      ? { id: item.i, order: item.t, value: item.v }
+      : { id: item.i, order: item.t, value: item.v, reservedMs: item.r - Number(nowMs) })
     : []
   return { items, building: building === '1', version: Number(version), ttlMs: Number(ttlMs) }
 }
@@ -144,7 +229,9 @@ declare module 'ioredis' {
     cacheIncr (key: string, delta: string, initial: string, casToken: string): Result<string | null, Context>
     cacheListGet (key: string): Result<RawList | null, Context>
     cacheListBegin (key: string, lockMs: number): Result<RawList, Context>
-    cacheListAdd (key: string, items: string, limit: number, completeTtlMs: string, channel: string): Result<RawList | null, Context>
+    cacheListAdd (key: string, items: string, limit: number, completeTtlMs: string): Result<RawList | null, Context>
+    cacheListReserve (key: string, value: string, seed: string, order: number, limit: number, reservedMs: number): Result<RawList | null, Context>
+    cacheListRelease (key: string, id: string): Result<RawList | null, Context>
   }
 }
 
@@ -197,6 +284,8 @@ export class RedisStore implements Store {
       client.defineCommand('cacheListGet', { numberOfKeys: 1, lua: LIST_GET })
       client.defineCommand('cacheListBegin', { numberOfKeys: 1, lua: LIST_BEGIN })
       client.defineCommand('cacheListAdd', { numberOfKeys: 1, lua: LIST_ADD })
+      client.defineCommand('cacheListReserve', { numberOfKeys: 1, lua: LIST_RESERVE })
+      client.defineCommand('cacheListRelease', { numberOfKeys: 1, lua: LIST_RELEASE })
     }
   }
 
@@ -243,12 +332,25 @@ export class RedisStore implements Store {
 
   async listBegin (key: string, lockMs: number): Promise<StoredList & { began: boolean }> {
     const raw = await this.client.cacheListBegin(key, lockMs)
-    return { ...toList(raw), began: raw[4] === '1' }
+    return { ...toList(raw), began: raw[5] === '1' }
   }
 
-  async listAdd (key: string, items: readonly ListItem[], limit: number, { completeTtlMs, channel = '' }: { completeTtlMs?: number, channel?: string }): Promise<StoredList | undefined> {
+  async listAdd (key: string, items: readonly ListItem[], limit: number, completeTtlMs?: number): Promise<StoredList | undefined> {
     const wire = JSON.stringify(items.map(({ id, order, value }) => ({ i: id, t: order, v: value })))
-    const raw = await this.client.cacheListAdd(key, wire, limit, completeTtlMs === undefined ? '' : String(completeTtlMs), channel)
+    const raw = await this.client.cacheListAdd(key, wire, limit, completeTtlMs === undefined ? '' : String(completeTtlMs))
+    return raw === null ? undefined : toList(raw)
+  }
+
+  async listReserve (key: string, { value, seed, order }: ListReservationRequest, limit: number, reservedMs: number): Promise<ListReservation | undefined> {
+    const raw = await this.client.cacheListReserve(key, value, seed, order, limit, reservedMs)
+    if (raw === null) return undefined
+    const list = toList(raw)
+    const outcome = raw[5] as ListReservation['outcome']
+    return outcome === 'reserved' ? { ...list, outcome, id: raw[6]!, order: Number(raw[7]) } : { ...list, outcome }
+  }
+
+  async listRelease (key: string, id: string): Promise<StoredList | undefined> {
+    const raw = await this.client.cacheListRelease(key, id)
     return raw === null ? undefined : toList(raw)
   }
 

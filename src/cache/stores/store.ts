@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+
 /** What a store keeps per key: the serialized value and the token that changes with every write. */
 export interface StoredEntry {
   value: string
@@ -55,7 +57,10 @@ export interface Store {
   /** What lives under the prefixes: counted up to `limit` keys, sizes and ages from a sample. */
   census (prefixes: readonly string[], limit: number): Promise<Census>
 
-  /** The list at key; undefined when the key holds none. */
+  /**
+   * The list at key; undefined when the key holds none. Every list operation treats a list
+   * holding a reservation past its time as gone: it deletes it and announces that on the key.
+   */
   listGet (key: string): Promise<StoredList | undefined>
   /**
    * Starts building the list at key: when the key holds no list, an empty one marked
@@ -63,11 +68,16 @@ export interface Store {
    */
   listBegin (key: string, lockMs: number): Promise<StoredList & { began: boolean }>
   /**
-   * Merges items into the list at key (an id already there is kept), keeps the newest `limit`,
-   * and publishes the new version on `channel`. With `completeTtlMs` the list is marked complete
-   * and given that TTL (0: none). Undefined, and nothing written, when the key holds no list.
+   * Merges items into the list at key, keeps the newest `limit` settled ones, and announces
+   * the new version on the key. An id already there is kept as it is, unless it is reserved:
+   * the item added then takes its place. With `completeTtlMs` the list is marked complete and
+   * given that TTL (0: none). Undefined, and nothing written, when the key holds no list.
    */
-  listAdd (key: string, items: readonly ListItem[], limit: number, options: { completeTtlMs?: number, channel?: string }): Promise<StoredList | undefined>
+  listAdd (key: string, items: readonly ListItem[], limit: number, completeTtlMs?: number): Promise<StoredList | undefined>
+  /** Reserves the head of the list for an item, or says why not: see ListReservation. */
+  listReserve (key: string, item: ListReservationRequest, limit: number, reservedMs: number): Promise<ListReservation | undefined>
+  /** Removes the reserved item with that id (a settled one stays). Undefined when the key holds no list. */
+  listRelease (key: string, id: string): Promise<StoredList | undefined>
   /** Publishes a message on the channel. */
   publish (channel: string, message: string): Promise<void>
   subscribe (channel: string, handlers: SubscribeHandlers): Subscription
@@ -75,7 +85,7 @@ export interface Store {
 
 /**
  * An item of a bounded list: one per id, newest first by `order`, then by id (compared byte by
- * byte, descending), as Firestore orders a descending query's ties by document id.
+ * byte, descending).
  */
 export interface ListItem {
   id: string
@@ -83,6 +93,11 @@ export interface ListItem {
   order: number
   /** Serialized. */
   value: string
+  /**
+   * Present while the item is only reserved (listReserve): the milliseconds left before the
+   * reservation is given up on. A reserved item is not yet settled, and not counted in the limit.
+   */
+  reservedMs?: number
 }
 
 /** A bounded list as stored: its items, whether it is still being built, and its version. */
@@ -95,6 +110,27 @@ export interface StoredList {
   /** Milliseconds it has left; -1 for no expiry. */
   ttlMs: number
 }
+
+export interface ListReservationRequest {
+  /** Serialized; compared with the items' values as they are stored. */
+  value: string
+  /** Names the item together with the id of the head it follows: see listItemId(). */
+  seed: string
+  /** At least this order; the store raises it above the head's. */
+  order: number
+}
+
+/**
+ * What listReserve() decided, atomically against every other process:
+ * - `reserved`: the item is now the head, reserved under `id` with `order`;
+ * - `same`: the newest settled item has this value and none of it is reserved above: nothing to add;
+ * - `reserved-already`: an item of this value is reserved above the newest settled one: its writer has not said how it ended;
+ * - `building`: the list is being built (listBegin), and cannot decide yet.
+ */
+export type ListReservation = StoredList & (
+  | { outcome: 'reserved', id: string, order: number }
+  | { outcome: 'same' | 'reserved-already' | 'building' }
+)
 
 /** Messages on a channel, from every process sharing the store. */
 export interface Subscription {
@@ -116,4 +152,13 @@ export interface Census {
   oldestItemAge: number
   /** False when counting stopped at the limit: items and bytes are then lower bounds. */
   complete: boolean
+}
+
+/**
+ * The id of an item reserved after the item `afterId` (empty for an empty list): every process
+ * that decides the same item after the same head names it alike, and so stores it once. SHA-1,
+ * since it is what Redis scripts can compute; it names, it does not protect.
+ */
+export function listItemId (afterId: string, seed: string): string {
+  return createHash('sha1').update(`${afterId}\n${seed}`).digest('hex')
 }
