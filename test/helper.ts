@@ -313,9 +313,13 @@ export class CountingRepository implements VisitsRepository {
     return this.inner.usage
   }
 
-  async add (id: string, visit: Visit, options?: CallOptions): Promise<void> {
+  async add (id: string, visit: Visit, options?: CallOptions): Promise<StoredVisit> {
     this.calls.add++
-    await this.inner.add(id, visit, options)
+    return await this.inner.add(id, visit, options)
+  }
+
+  async find (id: string, options?: CallOptions): Promise<StoredVisit | undefined> {
+    return await this.inner.find(id, options)
   }
 
   async latest (limit: number, options?: CallOptions): Promise<StoredVisit[]> {

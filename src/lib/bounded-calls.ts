@@ -3,6 +3,16 @@ import { CircuitBreaker } from '../cache/index.js'
 /** A repository could not answer in time or at all: the request cannot be served honestly. */
 export class RepositoryUnavailableError extends Error {
   override name = 'RepositoryUnavailableError'
+  /**
+   * The call, going on after it was given up on: a write may still land. Undefined when the
+   * call was never made (the request's time used up, or the circuit open): nothing was sent.
+   */
+  readonly call: Promise<unknown> | undefined
+
+  constructor (message: string, { cause, call }: { cause?: unknown, call?: Promise<unknown> } = {}) {
+    super(message, { cause })
+    this.call = call
+  }
 }
 
 /**
@@ -43,7 +53,7 @@ export class BoundedCalls {
         const ended: Promise<void> = operation.then(() => {}, () => {}).then(() => { this.#abandoned.delete(ended) })
         this.#abandoned.add(ended)
       }
-      throw new RepositoryUnavailableError(`Firestore could not ${what}: ${(cause as Error).message}`, { cause })
+      throw new RepositoryUnavailableError(`Firestore could not ${what}: ${(cause as Error).message}`, { cause, call: operation })
     } finally {
       clearTimeout(timer)
     }

@@ -1,10 +1,14 @@
-import type { CollectionReference, Firestore } from '@google-cloud/firestore'
+import type { CollectionReference, DocumentSnapshot, Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from '../lib/bounded-calls.js'
 import type { CallOptions, RepositoryUsage, VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 
 /** gRPC status code of a create() whose document exists. */
 const ALREADY_EXISTS = 6
+
+function toVisit (doc: DocumentSnapshot): StoredVisit {
+  return { id: doc.id, visitor: String(doc.get('visitor') ?? ''), timestamp: doc.get('timestamp')?.toDate?.() ?? new Date(0) }
+}
 
 export interface FirestoreVisitsOptions {
   collection: string
@@ -25,16 +29,28 @@ export class FirestoreVisitsRepository implements VisitsRepository {
     this.#calls = calls
   }
 
-  async add (id: string, { visitor, timestamp }: Visit, { deadline }: CallOptions = {}): Promise<void> {
-    await this.#calls.run('store a visit', deadline, async () => {
+  async add (id: string, { visitor, timestamp }: Visit, { deadline }: CallOptions = {}): Promise<StoredVisit> {
+    return await this.#calls.run('store a visit', deadline, async () => {
       this.usage.writes++
+      const doc = this.#collection.doc(id)
       try {
-        await this.#collection.doc(id).create({ visitor, timestamp })
+        await doc.create({ visitor, timestamp })
+        return { id, visitor, timestamp }
       } catch (err) {
-        // A retry, or another instance, stored this very visit first: it is stored.
         if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err
       }
+      // A retry, or another instance, stored this very visit first, maybe at another time: that one counts.
+      this.usage.documentsRead++
+      const stored = await doc.get()
+      if (!stored.exists) throw new Error(`visit ${id} was reported stored but cannot be read`)
+      return toVisit(stored)
     })
+  }
+
+  async find (id: string, { deadline }: CallOptions = {}): Promise<StoredVisit | undefined> {
+    const stored = await this.#calls.run('read a visit', deadline, async () => await this.#collection.doc(id).get())
+    this.usage.documentsRead++
+    return stored.exists ? toVisit(stored) : undefined
   }
 
   async latest (limit: number, { deadline }: CallOptions = {}): Promise<StoredVisit[]> {
@@ -43,11 +59,7 @@ export class FirestoreVisitsRepository implements VisitsRepository {
       () => this.#collection.orderBy('timestamp', 'desc').limit(limit).get())
     // Firestore bills a query by the documents it returns (at least one).
     this.usage.documentsRead += Math.max(1, snapshot.size)
-    return snapshot.docs.map((doc) => ({
-      id: doc.id,
-      visitor: String(doc.get('visitor') ?? ''),
-      timestamp: doc.get('timestamp')?.toDate?.() ?? new Date(0)
-    }))
+    return snapshot.docs.map(toVisit)
   }
 
   async ping (): Promise<void> {

@@ -12,9 +12,11 @@ export class MemoryVisitsRepository implements VisitsRepository {
     this.#capacity = capacity
   }
 
-  async add (id: string, visit: Visit): Promise<void> {
+  async add (id: string, visit: Visit): Promise<StoredVisit> {
     this.usage.writes++
-    if (this.#visits.some((stored) => stored.id === id)) return
+    // Looked up without yielding: a concurrent add of the same id finds this one.
+    const stored = this.#visits.find((visit) => visit.id === id)
+    if (stored !== undefined) return { id, visitor: stored.visitor, timestamp: new Date(stored.timestamp) }
     // Newest first; visits almost always arrive in order, so this rarely walks far.
     let at = 0
     // Ties: the greater id first, as Firestore orders a descending query.
@@ -22,6 +24,12 @@ export class MemoryVisitsRepository implements VisitsRepository {
       (this.#visits[at]!.timestamp.getTime() === visit.timestamp.getTime() && this.#visits[at]!.id > id))) at++
     this.#visits.splice(at, 0, { id, visitor: visit.visitor, timestamp: new Date(visit.timestamp) })
     if (this.#visits.length > this.#capacity) this.#visits.length = this.#capacity
+    return { id, visitor: visit.visitor, timestamp: new Date(visit.timestamp) }
+  }
+
+  async find (id: string): Promise<StoredVisit | undefined> {
+    const stored = this.#visits.find((visit) => visit.id === id)
+    return stored === undefined ? undefined : { id, visitor: stored.visitor, timestamp: new Date(stored.timestamp) }
   }
 
   async latest (limit: number): Promise<StoredVisit[]> {

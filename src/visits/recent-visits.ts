@@ -1,17 +1,16 @@
-import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Cache, ListEntry, ListLookup, ListState, Subscription } from '../cache/index.js'
+import { listItemId, type Cache, type ListEntry, type ListState, type Subscription } from '../cache/index.js'
+import { RepositoryUnavailableError } from '../lib/bounded-calls.js'
 import type { VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 
 /**
- * A visit's id follows from who visits and which visit they saw as the newest, so
- * a retried write, a refresh during an outage, or the same visit stored by two
- * instances at once all name the same document and store it once.
+ * A visit's id follows from who visits and which visit they follow, so a retried write, a
+ * refresh during an outage, or the same visit decided by two instances at once all name the
+ * same document and store it once. The list's reservations name visits alike (listItemId).
  */
-export function visitId (visitor: string, after: Visit | undefined): string {
-  const predecessor = after === undefined ? '' : `${after.timestamp.toISOString()} ${after.visitor}`
-  return createHash('sha256').update(predecessor).update('\n').update(visitor).digest('base64url')
+export function visitId (visitor: string, after: { id: string } | undefined): string {
+  return listItemId(after?.id ?? '', visitor)
 }
 
 /** How a page's list was obtained; sent to clients as the x-cache header. */
@@ -43,29 +42,43 @@ interface VisitOptions {
 
 /** A version of the list held in the process. */
 interface Snapshot {
+  /** The stored visits: reserved ones are not shown before they are stored. */
   visits: readonly Visit[]
+  /** The visitor whose reload stores nothing: the newest stored visit's, unless a visit of theirs is reserved above it. */
+  newest: string | undefined
   version: number
-  /** Epoch milliseconds at which the list expires in the store. */
+  /** Epoch milliseconds at which the list expires in the store, or a reservation in it runs out. */
   expiresAt: number
 }
-
-type Known = Extract<ListLookup<string>, { status: 'ready' }>
 
 /** A visit built by the building instance lives this long past its budget before others rebuild. */
 const LOCK_MARGIN_SECONDS = 2
 /** How often a request waiting for another instance's build looks again. */
 const WAIT_POLL_MS = 15
+/** How often a request waiting for its visitor's reserved visit to be stored looks again. */
+const RESERVED_POLL_MS = 50
+/** How long, after a write was given up on, its instance keeps finding out whether it landed. */
+const SETTLE_MS = 10_000
+/** How often it looks meanwhile. */
+const SETTLE_POLL_MS = 250
 
 /**
  * The App Engine "Module 12/13" visits logic: a visitor who is already the newest entry
- * of the cached list is served from the cache and stores nothing; anyone else stores a visit.
+ * of the list is served from the cache and stores nothing; anyone else stores a visit.
  *
- * The cached list is kept current rather than rewritten: every stored visit is merged into
- * it atomically (concurrent writers on any instance lose nothing), so a new visitor costs one
- * Firestore write and no read. When the list is missing one instance rebuilds it from one
- * Firestore query, the others wait for it; visits stored meanwhile are merged into the list
- * being built. A rebuild decides refreshes as before: when Firestore's newest visit is this
- * visitor's and younger than the TTL, nothing is stored.
+ * While the cache works, that decision is one atomic step in the store shared by every
+ * instance (listReserve): a visitor who is not the newest reserves the head of the list under
+ * the visit's id and timestamp, so a reload racing it on any instance finds the reservation
+ * and stores nothing. The visit is then written to the repository and the stored document (its
+ * timestamp included) settles the reservation. A new visitor costs one write and no read.
+ * A write given up on (a timeout, a lost answer) keeps its reservation while its instance
+ * finds out whether it landed; a reservation nobody settles in time drops the list, which is
+ * then rebuilt from the repository.
+ *
+ * When the list is missing one instance rebuilds it from one repository query, the others
+ * wait for it. A rebuild decides as App Engine did: when the newest stored visit is this
+ * visitor's and younger than the TTL, nothing is stored. When the cache cannot answer, the
+ * repository decides alone.
  *
  * In front of the store, each process holds the latest version it has seen, kept only while
  * it hears the store's change announcements: a hit then costs no round trip at all.
@@ -77,16 +90,22 @@ export class RecentVisits {
   readonly #ttlSeconds: number
   readonly #key: string
   readonly #budgetMs: number
+  /** A reservation outlives the write's budget and the time to find out whether it landed. */
+  readonly #reserveSeconds: number
   /** Concurrent non-hits by one visitor share one round. */
   readonly #inFlight = new Map<string, Promise<RecentVisitsResult>>()
   /** One wait per process for another instance's build. */
-  #waiting: Promise<Known | undefined> | undefined
+  #waiting: Promise<ListState<string> | undefined> | undefined
   /** A visit was stored while the cached list could not be updated: that list misses it. */
   #cachedListStale = false
   #local: Snapshot | undefined
   /** The newest version announced; an older one is never taken as current. */
   #announced = 0
   readonly #subscription: Subscription
+  /** Writes given up on whose outcome is still being found out. */
+  readonly #settling = new Set<Promise<void>>()
+  readonly #closing = new AbortController()
+  #lastStoredMs = 0
 
   constructor ({ repository, cache, limit, ttlSeconds, key, budgetMs }: RecentVisitsOptions) {
     this.#repository = repository
@@ -95,6 +114,7 @@ export class RecentVisits {
     this.#ttlSeconds = ttlSeconds
     this.#key = key
     this.#budgetMs = budgetMs
+    this.#reserveSeconds = Math.ceil((budgetMs + SETTLE_MS) / 1000) + LOCK_MARGIN_SECONDS
     this.#subscription = cache.subscribe(key, {
       message: (message) => {
         const version = Number(message)
@@ -106,9 +126,11 @@ export class RecentVisits {
     })
   }
 
-  /** Stops listening to the store's announcements. */
+  /** Stops listening to the store's announcements, and stops finding out about writes given up on. */
   async close (): Promise<void> {
     this.#local = undefined
+    this.#closing.abort()
+    await Promise.all(this.#settling)
     await this.#subscription.close()
   }
 
@@ -118,7 +140,7 @@ export class RecentVisits {
    */
   hit (visitor: string): readonly Visit[] | undefined {
     const local = this.#current()
-    if (local === undefined || local.visits[0]?.visitor !== visitor) return undefined
+    if (local === undefined || local.newest !== visitor) return undefined
     this.#cache.counters().hits++
     return local.visits
   }
@@ -126,29 +148,12 @@ export class RecentVisits {
   async visit (visitor: string, { beforeWrite }: VisitOptions = {}): Promise<RecentVisitsResult> {
     const fast = this.hit(visitor)
     if (fast !== undefined) return { visits: fast, cache: 'hit' }
-    const known = this.#current() ?? this.#toSnapshot(await this.#read())
-    if (known !== undefined && known !== 'unavailable' && known.visits[0]?.visitor === visitor) return { visits: known.visits, cache: 'hit' }
     const pending = this.#inFlight.get(visitor)
     if (pending !== undefined) return await pending
-    const round = this.#decide(visitor, beforeWrite, known).finally(() => this.#inFlight.delete(visitor))
+    const round = this.#decide(visitor, beforeWrite).finally(() => this.#inFlight.delete(visitor))
     this.#inFlight.set(visitor, round)
     return await round
   }
-
-  /**
-   * Stores a visit stamped now, but after the last visit this process stored: visits are ordered
-   * by time (ties by id, as Firestore orders them), and a visit must come after the one it
-   * follows. Only a process storing over 1,000 visits a second runs ahead of the wall clock, until
-   * the burst ends; a failed write moves nothing.
-   */
-  async #add (visitor: string, after: Visit | undefined, deadline: number): Promise<StoredVisit> {
-    const visit = { id: visitId(visitor, after), visitor, timestamp: new Date(Math.max(Date.now(), this.#lastStoredMs + 1)) }
-    await this.#repository.add(visit.id, { visitor, timestamp: visit.timestamp }, { deadline })
-    this.#lastStoredMs = Math.max(this.#lastStoredMs, visit.timestamp.getTime())
-    return visit
-  }
-
-  #lastStoredMs = 0
 
   /** The in-process copy, while it is known to be current. */
   #current (): Snapshot | undefined {
@@ -161,73 +166,86 @@ export class RecentVisits {
     return local
   }
 
-  /** The cached list when it is ready; undefined when missing or being built. */
-  async #read (): Promise<Known | undefined | 'unavailable'> {
-    let list = await this.#cache.listGet<string>(this.#key)
-    if (this.#cachedListStale && list.status !== 'unavailable') {
-      const dropped = await this.#cache.delete(this.#key)
-      if (dropped !== 'failed') {
-        this.#cachedListStale = false
-        await this.#cache.announce(this.#key)
-      }
-      list = dropped === 'failed' ? { status: 'unavailable' } : { status: 'miss' }
-    }
-    if (list.status === 'unavailable') return 'unavailable'
-    return list.status === 'ready' ? list : undefined
-  }
-
-  async #decide (visitor: string, beforeWrite: VisitOptions['beforeWrite'], known: Snapshot | undefined | 'unavailable'): Promise<RecentVisitsResult> {
+  async #decide (visitor: string, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
     const deadline = Date.now() + this.#budgetMs
-    if (known === 'unavailable') return await this.#withoutCache(visitor, deadline, beforeWrite)
-    if (known !== undefined) return await this.#store(visitor, known.visits, deadline, beforeWrite)
-    return await this.#rebuild(visitor, deadline, beforeWrite)
+    if (this.#cachedListStale && !await this.#dropStaleList()) return await this.#withoutCache(visitor, deadline, beforeWrite)
+    // Each turn either answers or waits for another writer; the deadline ends the waiting.
+    while (Date.now() < deadline) {
+      const reserved = await this.#cache.listReserve<string>(this.#key, { value: visitor, seed: visitor, order: Date.now() }, {
+        limit: this.#limit,
+        reserveSeconds: this.#reserveSeconds
+      })
+      switch (reserved.status) {
+        case 'unavailable':
+          return await this.#withoutCache(visitor, deadline, beforeWrite)
+        case 'same':
+          return { visits: this.#remember(reserved).visits, cache: 'hit' }
+        case 'reserved':
+          return await this.#store(visitor, reserved, deadline, beforeWrite)
+        case 'miss': {
+          const built = await this.#rebuild(visitor, deadline, beforeWrite)
+          if (built !== undefined) return built
+          break
+        }
+        case 'building':
+          if (await this.#awaitBuilt(deadline) === undefined) return await this.#withoutCache(visitor, deadline, beforeWrite)
+          break
+        case 'reserved-already':
+          // This visitor's previous visit is being stored (another instance, or a write given up on): its outcome decides.
+          this.#remember(reserved)
+          await sleep(RESERVED_POLL_MS)
+      }
+    }
+    throw new RepositoryUnavailableError('the visit could not be decided in time: an earlier visit of this visitor is still being stored')
   }
 
-  /** A new visit on a current list: one write, merged into the list. */
-  async #store (visitor: string, visits: readonly Visit[], deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
-    await beforeWrite?.()
-    const visit = await this.#add(visitor, visits[0], deadline)
+  /** A reserved visit: written, then settled in the list with the document as stored. */
+  async #store (visitor: string, reserved: ListState<string> & { id: string, order: number }, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
+    const before = this.#remember(reserved)
+    try {
+      await beforeWrite?.()
+    } catch (err) {
+      await this.#cache.listRelease(this.#key, reserved.id)
+      throw err
+    }
+    const visit = await this.#write({ id: reserved.id, visitor, timestamp: new Date(reserved.order) }, deadline, { reserved: true })
     const merged = await this.#cache.listAdd(this.#key, [this.#entry(visit)], { limit: this.#limit })
     if (merged.status === 'ready') return { visits: this.#remember(merged).visits, cache: 'update' }
     if (merged.status === 'unavailable') this.#markStale()
     if (merged.status === 'miss') {
-      // Gone from the store without a word (evicted, or expired early): every copy lacks this visit.
+      // Gone from the store (evicted, or expired early): every copy lacks this visit.
       this.#local = undefined
       await this.#cache.announce(this.#key)
     }
     // Missing or being rebuilt: the next request finds it rebuilt.
-    const shown = merged.status === 'building' ? this.#visitsOf(merged) : [visit, ...visits].slice(0, this.#limit)
-    return { visits: shown, cache: merged.status === 'unavailable' ? 'bypass' : 'update' }
+    const visits = merged.status === 'building' ? this.#storedVisits(merged) : shown(newestFirst([visit, ...before.visits]).slice(0, this.#limit))
+    return { visits, cache: merged.status === 'unavailable' ? 'bypass' : 'update' }
   }
 
-  /** No list: build it from one query, or wait for the instance building it. */
-  async #rebuild (visitor: string, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
+  /** No list: build it from one query (undefined when another instance began first), or wait for the one building it. */
+  async #rebuild (visitor: string, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult | undefined> {
     const lockSeconds = Math.ceil(this.#budgetMs / 1000) + LOCK_MARGIN_SECONDS
     const begun = await this.#cache.listBegin<string>(this.#key, { lockSeconds })
     if (begun.status === 'unavailable' || begun.status === 'miss') return await this.#withoutCache(visitor, deadline, beforeWrite)
     if (begun.began !== true) {
-      const built = begun.status === 'ready' ? begun : await this.#awaitBuilt(deadline)
-      if (built === undefined) return await this.#withoutCache(visitor, deadline, beforeWrite)
-      const snapshot = this.#remember(built)
-      if (snapshot.visits[0]?.visitor === visitor) return { visits: snapshot.visits, cache: 'hit' }
-      return await this.#store(visitor, snapshot.visits, deadline, beforeWrite)
+      if (begun.status === 'building' && await this.#awaitBuilt(deadline) === undefined) return await this.#withoutCache(visitor, deadline, beforeWrite)
+      return undefined
     }
 
     const { latest, visit, ttl } = await this.#fromRepository(visitor, deadline, beforeWrite)
-    const entries = (visit === undefined ? latest : [visit, ...latest]).map((v) => this.#entry(v))
-    const built = await this.#cache.listAdd(this.#key, entries, { limit: this.#limit, complete: { ttl } })
+    const visits = visit === undefined ? latest : [visit, ...latest]
+    const built = await this.#cache.listAdd(this.#key, visits.map((v) => this.#entry(v)), { limit: this.#limit, complete: { ttl } })
     if (built.status === 'ready') return { visits: this.#remember(built).visits, cache: 'miss' }
     if (built.status === 'unavailable' && visit !== undefined) this.#markStale()
-    const visits = (visit === undefined ? latest : [visit, ...latest]).slice(0, this.#limit)
-    return { visits: visits.map(({ visitor, timestamp }) => ({ visitor, timestamp })), cache: built.status === 'unavailable' ? 'bypass' : 'miss' }
+    return { visits: shown(newestFirst(visits).slice(0, this.#limit)), cache: built.status === 'unavailable' ? 'bypass' : 'miss' }
   }
 
-  /** The cache cannot help: Firestore decides and answers alone. */
+  /** The cache cannot help: the repository decides and answers alone. */
   async #withoutCache (visitor: string, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
     const { latest, visit } = await this.#fromRepository(visitor, deadline, beforeWrite)
     if (visit !== undefined) this.#markStale()
-    const visits = (visit === undefined ? latest : [visit, ...latest]).slice(0, this.#limit)
-    return { visits: visits.map(({ visitor, timestamp }) => ({ visitor, timestamp })), cache: 'bypass' }
+    const visits = visit === undefined ? latest : [visit, ...latest]
+    return { visits: shown(newestFirst(visits).slice(0, this.#limit)), cache: 'bypass' }
   }
 
   /**
@@ -242,11 +260,81 @@ export class RecentVisits {
       return { latest, ttl: Math.max(1, this.#ttlSeconds - Math.floor(age / 1000)) }
     }
     await beforeWrite?.()
-    return { latest, visit: await this.#add(visitor, newest, deadline), ttl: this.#ttlSeconds }
+    // After the visit it follows, and after the last one this process stored (a burst of over
+    // 1,000 visits a second runs ahead of the clock until it ends).
+    const timestamp = new Date(Math.max(Date.now(), (newest?.timestamp.getTime() ?? 0) + 1, this.#lastStoredMs + 1))
+    const visit = await this.#write({ id: visitId(visitor, newest), visitor, timestamp }, deadline, { reserved: false })
+    return { latest, visit, ttl: this.#ttlSeconds }
+  }
+
+  /** Writes the visit; answers it as stored, which may be an earlier write of the same id. */
+  async #write (visit: StoredVisit, deadline: number, { reserved }: { reserved: boolean }): Promise<StoredVisit> {
+    try {
+      const stored = await this.#repository.add(visit.id, visit, { deadline })
+      this.#lastStoredMs = Math.max(this.#lastStoredMs, stored.timestamp.getTime())
+      return stored
+    } catch (err) {
+      this.#settleLater(visit.id, err, reserved)
+      throw err
+    }
+  }
+
+  /**
+   * A write failed. If it was never sent, its reservation is released at once. Otherwise it
+   * may have landed, or may still land: until its reservation runs out, this process finds
+   * out (the call's own answer, or the document read back) and settles or releases it; the
+   * list shows the visit within moments of it landing, not when the list expires.
+   */
+  #settleLater (id: string, err: unknown, reserved: boolean): void {
+    const call = err instanceof RepositoryUnavailableError ? err.call : Promise.reject(err)
+    if (call === undefined) {
+      if (reserved) void this.#cache.listRelease(this.#key, id)
+      return
+    }
+    const settling: Promise<void> = this.#settle(id, call, reserved).finally(() => { this.#settling.delete(settling) })
+    this.#settling.add(settling)
+  }
+
+  async #settle (id: string, call: Promise<unknown>, reserved: boolean): Promise<void> {
+    let ended = false
+    let landed: StoredVisit | undefined
+    call.then((visit) => { landed = visit as StoredVisit }, () => {}).finally(() => { ended = true })
+    const { signal } = this.#closing
+    const until = Date.now() + SETTLE_MS
+    while (!signal.aborted && Date.now() < until) {
+      await sleep(SETTLE_POLL_MS, undefined, { signal }).catch(() => {})
+      if (signal.aborted) return
+      const endedBefore = ended
+      let found = landed
+      if (found === undefined) {
+        try {
+          found = await this.#repository.find(id, { deadline: Date.now() + SETTLE_POLL_MS * 4 })
+        } catch {
+          continue
+        }
+      }
+      if (found !== undefined) {
+        await this.#merge(found)
+        return
+      }
+      // Not there after the call ended: it never will be.
+      if (endedBefore) {
+        if (reserved) await this.#cache.listRelease(this.#key, id)
+        return
+      }
+    }
+    // Still unknown: its reservation runs out and the list is built anew. Should it land later still, it is merged then.
+    call.then(async (visit) => { if (!signal.aborted) await this.#merge(visit as StoredVisit) }, () => {})
+  }
+
+  /** A visit found stored after its write was given up on. */
+  async #merge (visit: StoredVisit): Promise<void> {
+    const merged = await this.#cache.listAdd(this.#key, [this.#entry(visit)], { limit: this.#limit })
+    if (merged.status === 'unavailable') this.#markStale()
   }
 
   /** Waits, up to the deadline and the lock, for the instance building the list. */
-  async #awaitBuilt (deadline: number): Promise<Known | undefined> {
+  async #awaitBuilt (deadline: number): Promise<ListState<string> | undefined> {
     this.#waiting ??= (async () => {
       const until = Math.min(deadline, Date.now() + (Math.ceil(this.#budgetMs / 1000) + LOCK_MARGIN_SECONDS) * 1000)
       while (Date.now() < until) {
@@ -260,6 +348,14 @@ export class RecentVisits {
     return await this.#waiting
   }
 
+  /** Deletes a list that lacks a visit stored while it could not be updated; false when the cache still cannot answer. */
+  async #dropStaleList (): Promise<boolean> {
+    if (await this.#cache.delete(this.#key) === 'failed') return false
+    this.#cachedListStale = false
+    await this.#cache.announce(this.#key)
+    return true
+  }
+
   #markStale (): void {
     this.#cachedListStale = true
     this.#local = undefined
@@ -269,24 +365,41 @@ export class RecentVisits {
     return { id, order: timestamp.getTime(), value: visitor }
   }
 
-  #visitsOf (list: ListState<string>): Visit[] {
-    return list.items.map(({ order, value }) => ({ visitor: value, timestamp: new Date(order) }))
-  }
-
-  #toSnapshot (known: Known | undefined | 'unavailable'): Snapshot | undefined | 'unavailable' {
-    return known === undefined || known === 'unavailable' ? known : this.#remember(known)
+  #storedVisits (list: ListState<string>): Visit[] {
+    return list.items.filter((item) => item.reservedMs === undefined).map(({ order, value }) => ({ visitor: value, timestamp: new Date(order) }))
   }
 
   /** Keeps the version as the in-process copy, unless a newer one was announced meanwhile. */
-  #remember (list: Known): Snapshot {
+  #remember (list: ListState<string>): Snapshot {
     const local = this.#local
     if (local !== undefined && local.version === list.version) return local
+    const reservedUntil = Math.min(...list.items.map((item) => item.reservedMs ?? Infinity))
     const snapshot = {
-      visits: this.#visitsOf(list),
+      visits: this.#storedVisits(list),
+      newest: newestOf(list.items),
       version: list.version,
-      expiresAt: list.ttlMs < 0 ? Infinity : Date.now() + list.ttlMs
+      expiresAt: Date.now() + Math.min(list.ttlMs < 0 ? Infinity : list.ttlMs, reservedUntil)
     }
     if (this.#subscription.live && list.version >= this.#announced && !this.#cachedListStale) this.#local = snapshot
     return snapshot
   }
+}
+
+/** The newest stored entry's value, unless an entry of the same value is reserved above it. */
+function newestOf (items: ReadonlyArray<ListEntry<string>>): string | undefined {
+  const reserved = new Set<string>()
+  for (const item of items) {
+    if (item.reservedMs === undefined) return reserved.has(item.value) ? undefined : item.value
+    reserved.add(item.value)
+  }
+  return undefined
+}
+
+function newestFirst<T extends Visit> (visits: T[]): T[] {
+  return visits.sort((a, b) => b.timestamp.getTime() - a.timestamp.getTime())
+}
+
+/** Visits as pages show them, without their ids. */
+function shown (visits: readonly Visit[]): Visit[] {
+  return visits.map(({ visitor, timestamp }) => ({ visitor, timestamp }))
 }

@@ -16,8 +16,13 @@ export interface RepositoryUsage {
 export interface VisitsRepository {
   readonly kind: 'firestore' | 'memory'
   readonly usage: Readonly<RepositoryUsage>
-  /** Stores the visit under the id once; adding an id that exists already is a success that changes nothing. */
-  add (id: string, visit: Visit, options?: CallOptions): Promise<void>
+  /**
+   * Stores the visit under the id once, and answers the visit as stored: adding an id that
+   * exists already changes nothing and answers the stored one (its timestamp may differ).
+   */
+  add (id: string, visit: Visit, options?: CallOptions): Promise<StoredVisit>
+  /** The visit stored under the id, if any. */
+  find (id: string, options?: CallOptions): Promise<StoredVisit | undefined>
   /** The most recent visits, newest first (ties: the greater id first). */
   latest (limit: number, options?: CallOptions): Promise<StoredVisit[]>
   /** Resolves when the backend answers; used by /health. */

@@ -45,14 +45,24 @@ export function repositoryContract (t: Test, name: string, makeRepository: (t: T
       t.equal((await repository.latest(1))[0]!.visitor, visitor)
     })
 
-    t.test('adding an id again stores nothing and succeeds', async (t) => {
+    t.test('adding an id again stores nothing, succeeds, and answers the visit as first stored', async (t) => {
       const repository = await makeRepository(t)
       const first = { visitor: 'A', timestamp: new Date('2026-11-21T12:00:00.000Z') }
-      await repository.add('same-id', first)
-      await repository.add('same-id', { visitor: 'A', timestamp: new Date('2026-11-21T12:00:05.000Z') })
-      await Promise.all([repository.add('raced', { visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') }),
-        repository.add('raced', { visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') })])
-      t.same(await repository.latest(10), [{ id: 'raced', visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') }, { id: 'same-id', ...first }])
+      t.same(await repository.add('same-id', first), { id: 'same-id', ...first })
+      t.same(await repository.add('same-id', { visitor: 'A', timestamp: new Date('2026-11-21T12:00:05.000Z') }), { id: 'same-id', ...first },
+        'the stored timestamp, not the one of the second write')
+      const raced = await Promise.all([repository.add('raced', { visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.000Z') }),
+        repository.add('raced', { visitor: 'B', timestamp: new Date('2026-11-21T12:01:00.999Z') })])
+      t.equal(raced[0].timestamp.getTime(), raced[1].timestamp.getTime(), 'two racing writes of one id both answer the one stored')
+      t.same(await repository.latest(10), [raced[0], { id: 'same-id', ...first }])
+    })
+
+    t.test('find answers the visit stored under an id, or nothing', async (t) => {
+      const repository = await makeRepository(t)
+      const visit = { visitor: 'A', timestamp: new Date('2026-11-21T12:00:00.123Z') }
+      await repository.add('found', visit)
+      t.same(await repository.find('found'), { id: 'found', ...visit })
+      t.equal(await repository.find('absent'), undefined)
     })
 
     t.test('visits at the same millisecond: the greater id first, as Firestore orders a descending query', async (t) => {
