@@ -31,10 +31,14 @@ export class BoundedCalls {
     this.#breaker = breaker
   }
 
-  async run<T> (what: string, deadline: number | undefined, call: () => Promise<T>): Promise<T> {
+  /**
+   * A `background` call (no request waits for it) is made only while the circuit is closed,
+   * and neither takes the probe of an open circuit nor counts toward opening it: requests decide.
+   */
+  async run<T> (what: string, deadline: number | undefined, call: () => Promise<T>, { background = false }: { background?: boolean } = {}): Promise<T> {
     const timeoutMs = Math.min(this.#timeoutMs, (deadline ?? Infinity) - Date.now())
     if (timeoutMs <= 0) throw new RepositoryUnavailableError(`Firestore could not ${what}: the request's time is used up`)
-    if (!this.#breaker.allow()) {
+    if (background ? this.#breaker.state !== 'closed' : !this.#breaker.allow()) {
       throw new RepositoryUnavailableError(`Firestore could not ${what}: it kept failing, so it is given a moment before the next try`)
     }
     let operation: Promise<T> | undefined
@@ -45,12 +49,13 @@ export class BoundedCalls {
     try {
       operation = call()
       const result = await Promise.race([operation, timeout])
-      this.#breaker.success()
+      if (!background) this.#breaker.success()
       return result
     } catch (cause) {
-      this.#breaker.failure()
+      if (!background) this.#breaker.failure()
       if (operation !== undefined) {
-        const ended: Promise<void> = operation.then(() => {}, () => {}).then(() => { this.#abandoned.delete(ended) })
+        // A call given up on that answers after all shows the backend is back.
+        const ended: Promise<void> = operation.then(() => { this.#breaker.success() }, () => {}).then(() => { this.#abandoned.delete(ended) })
         this.#abandoned.add(ended)
       }
       throw new RepositoryUnavailableError(`Firestore could not ${what}: ${(cause as Error).message}`, { cause, call: operation })

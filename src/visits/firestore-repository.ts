@@ -47,8 +47,8 @@ export class FirestoreVisitsRepository implements VisitsRepository {
     })
   }
 
-  async find (id: string, { deadline }: CallOptions = {}): Promise<StoredVisit | undefined> {
-    const stored = await this.#calls.run('read a visit', deadline, async () => await this.#collection.doc(id).get())
+  async find (id: string, { deadline, background }: CallOptions = {}): Promise<StoredVisit | undefined> {
+    const stored = await this.#calls.run('read a visit', deadline, async () => await this.#collection.doc(id).get(), { background })
     this.usage.documentsRead++
     return stored.exists ? toVisit(stored) : undefined
   }

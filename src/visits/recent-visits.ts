@@ -57,10 +57,15 @@ const LOCK_MARGIN_SECONDS = 2
 const WAIT_POLL_MS = 15
 /** How often a request waiting for its visitor's reserved visit to be stored looks again. */
 const RESERVED_POLL_MS = 50
-/** How long, after a write was given up on, its instance keeps finding out whether it landed. */
-const SETTLE_MS = 10_000
-/** How often it looks meanwhile. */
-const SETTLE_POLL_MS = 250
+/**
+ * After a write was given up on, how soon its instance looks whether it landed; each look waits
+ * twice as long as the last, up to the maximum. It looks until it knows (reads are made only
+ * while Firestore answers requests), or until the process stops.
+ */
+const SETTLE_POLL_MS = 100
+const SETTLE_MAX_POLL_MS = 500
+/** How often a process retries dropping a list that lacks a visit it stored while the cache could not answer. */
+const STALE_RETRY_MS = 250
 
 /**
  * The App Engine "Module 12/13" visits logic: a visitor who is already the newest entry
@@ -71,9 +76,9 @@ const SETTLE_POLL_MS = 250
  * the visit's id and timestamp, so a reload racing it on any instance finds the reservation
  * and stores nothing. The visit is then written to the repository and the stored document (its
  * timestamp included) settles the reservation. A new visitor costs one write and no read.
- * A write given up on (a timeout, a lost answer) keeps its reservation while its instance
- * finds out whether it landed; a reservation nobody settles in time drops the list, which is
- * then rebuilt from the repository.
+ * A write that fails gives its reservation up; if it may still land (a timeout, a lost
+ * answer), its instance finds out and merges it. A reservation nobody settles or releases in
+ * time (its writer stopped) drops the list, which is then rebuilt from the repository.
  *
  * When the list is missing one instance rebuilds it from one repository query, the others
  * wait for it. A rebuild decides as App Engine did: when the newest stored visit is this
@@ -90,7 +95,7 @@ export class RecentVisits {
   readonly #ttlSeconds: number
   readonly #key: string
   readonly #budgetMs: number
-  /** A reservation outlives the write's budget and the time to find out whether it landed. */
+  /** A reservation outlives the write's budget: one left longer belongs to a writer that stopped. */
   readonly #reserveSeconds: number
   /** Concurrent non-hits by one visitor share one round. */
   readonly #inFlight = new Map<string, Promise<RecentVisitsResult>>()
@@ -98,6 +103,8 @@ export class RecentVisits {
   #waiting: Promise<ListState<string> | undefined> | undefined
   /** A visit was stored while the cached list could not be updated: that list misses it. */
   #cachedListStale = false
+  #staleMarks = 0
+  #repairing: Promise<void> | undefined
   #local: Snapshot | undefined
   /** The newest version announced; an older one is never taken as current. */
   #announced = 0
@@ -114,7 +121,7 @@ export class RecentVisits {
     this.#ttlSeconds = ttlSeconds
     this.#key = key
     this.#budgetMs = budgetMs
-    this.#reserveSeconds = Math.ceil((budgetMs + SETTLE_MS) / 1000) + LOCK_MARGIN_SECONDS
+    this.#reserveSeconds = Math.ceil(budgetMs / 1000) + LOCK_MARGIN_SECONDS
     this.#subscription = cache.subscribe(key, {
       message: (message) => {
         const version = Number(message)
@@ -130,7 +137,7 @@ export class RecentVisits {
   async close (): Promise<void> {
     this.#local = undefined
     this.#closing.abort()
-    await Promise.all(this.#settling)
+    await Promise.all([...this.#settling, this.#repairing])
     await this.#subscription.close()
   }
 
@@ -191,12 +198,12 @@ export class RecentVisits {
           if (await this.#awaitBuilt(deadline) === undefined) return await this.#withoutCache(visitor, deadline, beforeWrite)
           break
         case 'reserved-already':
-          // This visitor's previous visit is being stored (another instance, or a write given up on): its outcome decides.
+          // This visitor's visit is being stored by a concurrent request: its outcome decides.
           this.#remember(reserved)
           await sleep(RESERVED_POLL_MS)
       }
     }
-    throw new RepositoryUnavailableError('the visit could not be decided in time: an earlier visit of this visitor is still being stored')
+    throw new RepositoryUnavailableError('the visit could not be decided in time: a concurrent visit of this visitor is still being stored')
   }
 
   /** A reserved visit: written, then settled in the list with the document as stored. */
@@ -280,35 +287,33 @@ export class RecentVisits {
   }
 
   /**
-   * A write failed. If it was never sent, its reservation is released at once. Otherwise it
-   * may have landed, or may still land: until its reservation runs out, this process finds
-   * out (the call's own answer, or the document read back) and settles or releases it; the
-   * list shows the visit within moments of it landing, not when the list expires.
+   * A write failed. Its reservation is released at once: a retry names the same visit (same
+   * visitor after the same head), so a write that landed after all is found, not repeated.
+   * Unless it was never sent, it may still land: this process finds out (the call's own
+   * answer, or the document read back) and merges it into the list, so the list shows it
+   * within moments of it landing (or of Firestore answering again), not when the list expires.
    */
   #settleLater (id: string, err: unknown, reserved: boolean): void {
-    const call = err instanceof RepositoryUnavailableError ? err.call : Promise.reject(err)
-    if (call === undefined) {
-      if (reserved) void this.#cache.listRelease(this.#key, id)
-      return
-    }
-    const settling: Promise<void> = this.#settle(id, call, reserved).finally(() => { this.#settling.delete(settling) })
+    if (reserved) void this.#cache.listRelease(this.#key, id)
+    const call = err instanceof RepositoryUnavailableError ? err.call : undefined
+    if (call === undefined) return
+    const settling: Promise<void> = this.#settle(id, call).finally(() => { this.#settling.delete(settling) })
     this.#settling.add(settling)
   }
 
-  async #settle (id: string, call: Promise<unknown>, reserved: boolean): Promise<void> {
+  async #settle (id: string, call: Promise<unknown>): Promise<void> {
     let ended = false
     let landed: StoredVisit | undefined
     call.then((visit) => { landed = visit as StoredVisit }, () => {}).finally(() => { ended = true })
     const { signal } = this.#closing
-    const until = Date.now() + SETTLE_MS
-    while (!signal.aborted && Date.now() < until) {
-      await sleep(SETTLE_POLL_MS, undefined, { signal }).catch(() => {})
+    for (let pause = SETTLE_POLL_MS; !signal.aborted; pause = Math.min(2 * pause, SETTLE_MAX_POLL_MS)) {
+      await sleep(pause, undefined, { signal }).catch(() => {})
       if (signal.aborted) return
       const endedBefore = ended
       let found = landed
       if (found === undefined) {
         try {
-          found = await this.#repository.find(id, { deadline: Date.now() + SETTLE_POLL_MS * 4 })
+          found = await this.#repository.find(id, { deadline: Date.now() + 1000, background: true })
         } catch {
           continue
         }
@@ -318,13 +323,8 @@ export class RecentVisits {
         return
       }
       // Not there after the call ended: it never will be.
-      if (endedBefore) {
-        if (reserved) await this.#cache.listRelease(this.#key, id)
-        return
-      }
+      if (endedBefore) return
     }
-    // Still unknown: its reservation runs out and the list is built anew. Should it land later still, it is merged then.
-    call.then(async (visit) => { if (!signal.aborted) await this.#merge(visit as StoredVisit) }, () => {})
   }
 
   /** A visit found stored after its write was given up on. */
@@ -350,15 +350,32 @@ export class RecentVisits {
 
   /** Deletes a list that lacks a visit stored while it could not be updated; false when the cache still cannot answer. */
   async #dropStaleList (): Promise<boolean> {
+    const marks = this.#staleMarks
     if (await this.#cache.delete(this.#key) === 'failed') return false
-    this.#cachedListStale = false
+    // A visit marked stale meanwhile may have been stored after the delete: that one waits for the next.
+    if (this.#staleMarks === marks) this.#cachedListStale = false
     await this.#cache.announce(this.#key)
-    return true
+    return !this.#cachedListStale
   }
 
+  /**
+   * The list lacks a visit this process stored: it is dropped as soon as the cache answers,
+   * by the next request or by a retry in the background, whichever comes first, so that no
+   * instance serves it a moment longer than the cache's outage.
+   */
   #markStale (): void {
     this.#cachedListStale = true
+    this.#staleMarks++
     this.#local = undefined
+    this.#repairing ??= this.#repair().finally(() => { this.#repairing = undefined })
+  }
+
+  async #repair (): Promise<void> {
+    const { signal } = this.#closing
+    while (this.#cachedListStale && !signal.aborted) {
+      await sleep(STALE_RETRY_MS, undefined, { signal }).catch(() => {})
+      if (this.#cachedListStale && !signal.aborted) await this.#dropStaleList()
+    }
   }
 
   #entry ({ id, visitor, timestamp }: StoredVisit): ListEntry<string> {

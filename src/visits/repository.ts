@@ -3,6 +3,8 @@ import type { StoredVisit, Visit } from './visit.js'
 export interface CallOptions {
   /** Epoch milliseconds by which the call must have answered. */
   deadline?: number
+  /** No request waits for it: it must not trip or probe the backend's circuit (see BoundedCalls). */
+  background?: boolean
 }
 
 /** What this process has asked of the backend since it started (billing units of Firestore). */

@@ -401,6 +401,8 @@ export class RedisStore implements Store {
    */
   readonly #heartbeatChannel = `visitme-heartbeat:${randomUUID()}`
   #heardAt = 0
+  /** When this process last ran again after not running for a while. */
+  #resumedAt = 0
   #heartbeat: NodeJS.Timeout | undefined
 
   #isLive (channel: string): boolean {
@@ -421,8 +423,15 @@ export class RedisStore implements Store {
       }
       for (const handlers of this.#handlers.get(channel) ?? []) handlers.message(message)
     })
+    let tickedAt = Date.now()
     this.#heartbeat = setInterval(() => {
-      if (this.#live.size > 0 && Date.now() - this.#heardAt > SILENCE_MS) {
+      const now = Date.now()
+      // A late tick means this process did not run (its CPU throttled between requests, or
+      // frozen), not that the connection went silent: the silence is counted from now, so a
+      // thaw costs no reconnect. Until a heartbeat comes back the subscriptions are not live.
+      if (now - tickedAt > HEARTBEAT_MS + SILENCE_MS / 2) this.#resumedAt = now
+      tickedAt = now
+      if (this.#live.size > 0 && now - Math.max(this.#heardAt, this.#resumedAt) > SILENCE_MS) {
         // Silent: whatever was announced meanwhile is lost. Start over on a new connection.
         this.#lose()
         subscriber.disconnect(true)
