@@ -281,7 +281,7 @@ export class RecentVisits {
       this.#lastStoredMs = Math.max(this.#lastStoredMs, stored.timestamp.getTime())
       return stored
     } catch (err) {
-      this.#settleLater(visit.id, err, reserved)
+      await this.#settleLater(visit.id, err, reserved)
       throw err
     }
   }
@@ -293,8 +293,8 @@ export class RecentVisits {
    * answer, or the document read back) and merges it into the list, so the list shows it
    * within moments of it landing (or of Firestore answering again), not when the list expires.
    */
-  #settleLater (id: string, err: unknown, reserved: boolean): void {
-    if (reserved) void this.#cache.listRelease(this.#key, id)
+  async #settleLater (id: string, err: unknown, reserved: boolean): Promise<void> {
+    if (reserved) await this.#cache.listRelease(this.#key, id)
     const call = err instanceof RepositoryUnavailableError ? err.call : undefined
     if (call === undefined) return
     const settling: Promise<void> = this.#settle(id, call).finally(() => { this.#settling.delete(settling) })

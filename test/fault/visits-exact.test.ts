@@ -14,8 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import type { Firestore } from '@google-cloud/firestore'
-import { emulatorHost, hostPort, startServer, testFirestore, TestRedisServer, uniqueName, waitFor, type Running } from '../helper.js'
-import { FaultProxy } from './fault-proxy.js'
+import { emulatorHost, hostPort, startServer, TcpProxy, testFirestore, TestRedisServer, uniqueName, waitFor, type ProxyMode, type Running } from '../helper.js'
 import { runLoad, type LoadRecord } from './load.js'
 
 const REPEAT = 'repeat visitor'
@@ -42,7 +41,7 @@ async function storedVisits (db: Firestore, collection: string): Promise<Stored[
 interface Service {
   servers: Running[]
   redis: TestRedisServer
-  proxy: FaultProxy
+  proxy: TcpProxy
   db: Firestore
   collection: string
   /** Every visit any response listed, as "<visitor> <ms>". */
@@ -55,7 +54,7 @@ interface Service {
 
 async function startService (t: Test): Promise<Service> {
   const redis = await TestRedisServer.start(t)
-  const proxy = await FaultProxy.start(t, hostPort(emulatorHost()))
+  const proxy = await TcpProxy.start(t, hostPort(emulatorHost()))
   const collection = uniqueName('visits')
   const env = {
     REDISHOST: '127.0.0.1',
@@ -191,20 +190,20 @@ t.test('two instances under faults: the list is always what Firestore holds', as
     await redis.pause(1000)
   }))
 
-  for (const [name, mode] of [['Firestore cut', { kind: 'reset' }], ['Firestore blackholed', { kind: 'blackhole' }], ['Firestore slow', { kind: 'slow', delayMs: 200 }]] as const) {
+  for (const [name, mode] of [['Firestore cut', 'reset'], ['Firestore blackholed', 'blackhole'], ['Firestore slow', 'slow']] as Array<[string, ProxyMode]>) {
     await checkExact(t, service, name, await phase(service, name, 4000, async () => {
       await sleep(1000)
       proxy.set(mode)
       await sleep(FIRESTORE_TIMEOUT_MS + 500)
-      proxy.set({ kind: 'forward' })
+      proxy.set('forward')
     }), { may503: true })
   }
 
   t.test('a write whose answer is lost: answered 503, then shown everywhere within seconds, with its stored time', async (t) => {
-    proxy.set({ kind: 'drop-answers' })
+    proxy.set('drop-answers')
     const lost = await get(servers[0]!, 'lost answer', service)
     t.equal(lost.status, 503, 'the write is given up on')
-    proxy.set({ kind: 'forward' })
+    proxy.set('forward')
     const restored = Date.now()
     await waitFor('the write to be found stored', async () => (await storedVisits(service.db, service.collection)).some((v) => v.visitor === 'lost answer'), 5000)
     const stored = (await storedVisits(service.db, service.collection)).find((v) => v.visitor === 'lost answer')!
