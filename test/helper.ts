@@ -56,6 +56,7 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     rateLimitWrites: 0,
     shutdownTimeoutMs: 8000,
     onCloudRun: false,
+    service: { name: 'visitme' },
     ...overrides
   }
 }
