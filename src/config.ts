@@ -104,12 +104,12 @@ function describe (error: { instancePath: string, keyword: string, message?: str
   const reason = BOOLEANS.has(name) && error.keyword === 'type'
     ? 'must be true or false (or 1 or 0)'
     : Array.isArray(error.params.allowedValues)
-    ? `must be one of ${error.params.allowedValues.join(', ')}`
-    : error.params.pattern !== undefined && schema?.description !== undefined
-      ? `must be ${schema.description}`
-      : error.params.limit !== undefined && schema?.description !== undefined && error.keyword === 'minLength'
+      ? `must be one of ${error.params.allowedValues.join(', ')}`
+      : error.params.pattern !== undefined && schema?.description !== undefined
         ? `must be ${schema.description}`
-        : error.message ?? 'bad value'
+        : error.params.limit !== undefined && schema?.description !== undefined && error.keyword === 'minLength'
+          ? `must be ${schema.description}`
+          : error.message ?? 'bad value'
   // A secret is never repeated into the logs, even a wrong one.
   const shown = /_(SECRET|AUTH)$/.test(name) ? ` (${value?.length ?? 0} characters)` : `=${JSON.stringify(value)}`
   return `${name}${shown} is invalid: ${reason}`
