@@ -133,8 +133,6 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   let tasks = deps.tasks
   const firestoreWanted = config.firestore !== undefined || deps.firestore !== undefined
   if (firestoreWanted && (repository === undefined || greetings === undefined || tasks === undefined)) {
-    if (deps.firestore !== undefined) await app.register(firestorePlugin, { client: deps.firestore })
-    else if (config.firestore !== undefined) await app.register(firestorePlugin, config.firestore)
     const timeoutMs = config.firestore?.timeoutMs ?? 5000
     const emulatorHost = config.firestore?.emulatorHost
     // Every repository shares these: one Firestore outage, one breaker.
@@ -144,12 +142,13 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
       // A refused emulator port fails a call at once instead of after the client's retries.
       connectionFails: emulatorHost === undefined ? undefined : async () => await connectionFails(emulatorHost, 500)
     })
+    const drain = async () => await calls.drain(2000)
+    if (deps.firestore !== undefined) await app.register(firestorePlugin, { client: deps.firestore, drain })
+    else if (config.firestore !== undefined) await app.register(firestorePlugin, { ...config.firestore, drain })
     const ownRepository = repository === undefined && deps.firestore === undefined
     repository ??= new FirestoreVisitsRepository(app.firestore, { collection: config.visits.collection, timeoutMs, calls })
     greetings ??= new FirestoreGreetingsRepository(app.firestore, { calls })
     tasks ??= new FirestoreTasksRepository(app.firestore, { calls })
-    // onClose hooks run last-registered first: this one runs before the client is terminated.
-    app.addHook('onClose', async () => { await calls.drain(2000) })
     if (ownRepository) firestoreWarmUp = checkFirestore(repository, config.firestore ?? {})
   }
   repository ??= new MemoryVisitsRepository()

@@ -45,7 +45,8 @@ const BOOLEANS = new Set(Object.entries(EnvSchema.properties).filter(([, schema]
 
 function normalizeBoolean (value: string): string {
   const lower = value.toLowerCase()
-  return lower === '1' ? 'true' : lower === '0' ? 'false' : lower
+  // Anything else stays as written, so the error message quotes it.
+  return lower === 'true' || lower === '1' ? 'true' : lower === 'false' || lower === '0' ? 'false' : value
 }
 
 /** A host variable given as host:port (one colon, digits after it): the port has a variable of its own. */

@@ -109,7 +109,7 @@ t.test('booleans: true/false or 1/0, any case, trimmed', async (t) => {
   for (const value of ['false', 'FALSE', 'False', '0', ' 0 ']) {
     t.equal(loadConfig({ REDISHOST: 'r', REDIS_CLUSTER: value }).redis?.cluster, false, JSON.stringify(value))
   }
-  for (const value of ['yes', 'on', '2', 'tru']) {
+  for (const value of ['yes', 'On', '2', 'tru']) {
     t.throws(() => loadConfig({ REDISHOST: 'r', REDIS_CLUSTER: value }), { message: `Invalid configuration: REDIS_CLUSTER=${JSON.stringify(value)} is invalid: must be true or false (or 1 or 0)` })
   }
 })

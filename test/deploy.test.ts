@@ -60,4 +60,10 @@ t.test('.env.example lists every variable the service reads, each with a comment
   const names = listed.map((v) => v.name)
   for (const variable of variables.filter((v) => v !== 'K_SERVICE' && v !== 'K_REVISION')) t.ok(names.includes(variable), `${variable} is listed`)
   for (const { name, commented } of listed) t.ok(commented, `${name} has a comment`)
+  t.same(lines.filter((l) => /^[A-Z_]+=/.test(l)), [], 'every variable is optional: no line sets one, so a copy changes nothing')
+})
+
+t.test('the README\'s configuration table documents every variable the service reads', async (t) => {
+  const documented = new Set([...read('README.md').matchAll(/^\| `([A-Z_]+)` \|/gm)].map(([, name]) => name))
+  for (const variable of variables.filter((v) => v !== 'K_SERVICE' && v !== 'K_REVISION')) t.ok(documented.has(variable), `${variable} is documented`)
 })

@@ -83,9 +83,13 @@ export function firestoreHint (failure: unknown, { projectId, databaseId, emulat
   return 'Firestore refused the call: see err for its reason'
 }
 
-export type FirestorePluginOptions =
+/** Waits for the calls given up on to end; false when some still run. */
+type Drain = () => Promise<boolean>
+
+export type FirestorePluginOptions = { drain?: Drain } & (
   | ({ client?: undefined } & FirestoreConnection)
   | { client: Firestore, closeClient?: boolean }
+)
 
 export async function createFirestore ({ projectId, databaseId, emulatorHost }: FirestoreConnection): Promise<Firestore> {
   // Loaded on demand: the client is heavy, and the embedded mode never needs it.
@@ -102,10 +106,17 @@ export async function createFirestore ({ projectId, databaseId, emulatorHost }: 
 export default fp<FirestorePluginOptions>(async function firestorePlugin (app, options) {
   const client = options.client ?? await createFirestore(options)
   app.decorate('firestore', client)
-  if (options.client === undefined || options.closeClient === true) {
+  const owned = options.client === undefined || options.closeClient === true
+  app.addHook('onClose', async () => {
+    const drained = await (options.drain?.() ?? true)
+    if (!owned) return
+    if (!drained) {
+      // The client fails its own retries with unhandled rejections once terminated: leave them to
+      // end by themselves (the process exits after close anyway).
+      app.log.warn('firestore calls given up on are still retried by the client; it is left to end them')
+      return
+    }
     // Bounded: terminate() waits for every pending call, and shutdown has a deadline.
-    app.addHook('onClose', async () => {
-      await Promise.race([client.terminate(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
-    })
-  }
+    await Promise.race([client.terminate(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
+  })
 }, { name: 'firestore', fastify: '5.x' })
