@@ -12,7 +12,7 @@ import { CacheSessionStore } from './cache/session-store.js'
 import cachePlugin from './cache/plugin.js'
 import type { Config } from './config.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
-import firestorePlugin from './plugins/firestore.js'
+import firestorePlugin, { connectionFails, describeFirestore, firestoreHint } from './plugins/firestore.js'
 import redisPlugin, { describeClient } from './plugins/redis.js'
 import securityHeaders from './plugins/security-headers.js'
 import viewPlugin from './plugins/view.js'
@@ -65,6 +65,9 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     trustProxy: trustHops(config.trustProxyHops)
   })
 
+  // The first line says which parts are real; what each part then reports follows it.
+  app.log.info(describeDependencies(config, deps), 'dependencies in use')
+
   // A keep-alive connection whose request ends during shutdown would hold close() open until
   // the grace period runs out; Cloud Run's front end keeps connections alive. Close them after the response.
   let closing = false
@@ -92,9 +95,11 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     strictTransportSecurity: false
   })
   await app.register(formbody)
-  if (config.sessionSecret === undefined) {
-    app.log.warn('SESSION_SECRET is not set: cookies are signed with a key of this process only, so a form ' +
-      'loaded from one instance fails its CSRF check on another; set it on Cloud Run')
+  if (config.sessionSecret === undefined && config.onCloudRun) {
+    app.log.warn('SESSION_SECRET is not set: cookies are signed with a key of this instance only, so a form ' +
+      'loaded from one instance fails its CSRF check on another; set it from Secret Manager')
+  } else if (config.sessionSecret === undefined) {
+    app.log.info('SESSION_SECRET is not set: form cookies are signed with a key of this process')
   }
   const secret = config.sessionSecret ?? randomBytes(32).toString('hex')
 
@@ -107,21 +112,44 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   })
   await app.register(viewPlugin)
 
+  // The client this app made is tried once at start-up: its set-up is paid before the first
+  // page, and a mistake in the configuration is reported before anyone asks for a page.
+  let firestoreWarmUp: Promise<void> | undefined
+  function checkFirestore (repository: VisitsRepository, connection: Parameters<typeof firestoreHint>[1]): Promise<void> {
+    const started = Date.now()
+    const check = repository.ping()
+    check.then(() => {
+      app.log.info({ firestore: describeFirestore(connection), ms: Date.now() - started }, 'firestore answered')
+    }, (err: unknown) => {
+      if (closing) return
+      app.log.warn({ firestore: describeFirestore(connection), err, hint: firestoreHint(err, connection) },
+        'firestore unreachable; pages that need it answer 503 until it is back')
+    })
+    return check
+  }
+
   let repository = deps.repository
   let greetings = deps.greetings
   let tasks = deps.tasks
   const firestoreWanted = config.firestore !== undefined || deps.firestore !== undefined
   if (firestoreWanted && (repository === undefined || greetings === undefined || tasks === undefined)) {
-    if (deps.firestore !== undefined) await app.register(firestorePlugin, { client: deps.firestore })
-    else if (config.firestore !== undefined) await app.register(firestorePlugin, config.firestore)
     const timeoutMs = config.firestore?.timeoutMs ?? 5000
+    const emulatorHost = config.firestore?.emulatorHost
     // Every repository shares these: one Firestore outage, one breaker.
-    const calls = new BoundedCalls({ timeoutMs })
+    const calls = new BoundedCalls({
+      timeoutMs,
+      target: describeFirestore(config.firestore ?? {}),
+      // A refused emulator port fails a call at once instead of after the client's retries.
+      connectionFails: emulatorHost === undefined ? undefined : async () => await connectionFails(emulatorHost, 500)
+    })
+    const drain = async () => await calls.drain(2000)
+    if (deps.firestore !== undefined) await app.register(firestorePlugin, { client: deps.firestore, drain })
+    else if (config.firestore !== undefined) await app.register(firestorePlugin, { ...config.firestore, drain })
+    const ownRepository = repository === undefined && deps.firestore === undefined
     repository ??= new FirestoreVisitsRepository(app.firestore, { collection: config.visits.collection, timeoutMs, calls })
     greetings ??= new FirestoreGreetingsRepository(app.firestore, { calls })
     tasks ??= new FirestoreTasksRepository(app.firestore, { calls })
-    // onClose hooks run last-registered first: this one runs before the client is terminated.
-    app.addHook('onClose', async () => { await calls.drain(2000) })
+    if (ownRepository) firestoreWarmUp = checkFirestore(repository, config.firestore ?? {})
   }
   repository ??= new MemoryVisitsRepository()
   greetings ??= new MemoryGreetingsRepository()
@@ -190,7 +218,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     })
   }
   await app.register(assetRoutes)
-  await app.register(healthRoutes, { cache: app.cache, repository })
+  await app.register(healthRoutes, { cache: app.cache, repository, warmUp: firestoreWarmUp })
   await app.register(statsRoutes, {
     // Counting items scans the keyspace: a read replica takes that load off the primary.
     cache: app.cache.namespaced(app.cache.namespace, { reads: 'replica' }),
@@ -198,14 +226,23 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     namespaces: ['visits', 'guestbook', 'tasks', 'routes', 'fragments', 'sessions'].map((part) => `${config.cacheNamespace}/${part}`)
   })
 
-  app.log.info({
-    cache: app.cache.store.kind === 'redis'
-      ? `redis at ${describeClient(app.redis)}${app.redisReader === undefined ? '' : `, reads that tolerate lag at ${describeClient(app.redisReader)}`}`
-      : 'in-process memory (no REDISHOST)',
-    visits: repository.kind === 'firestore'
-      ? `firestore${config.firestore?.emulatorHost === undefined ? '' : ` emulator at ${config.firestore.emulatorHost}`}, collection ${config.visits.collection}`
-      : 'in-memory, lost on restart (no Firestore configured)'
-  }, 'dependencies in use')
-
   return app
+}
+
+/** What the app will use, from the configuration and what the caller hands in, before anything connects. */
+function describeDependencies (config: Config, deps: AppDependencies): { cache: string, visits: string } {
+  const redis = config.redis
+  const cache = deps.redis !== undefined
+    ? `redis at ${describeClient(deps.redis)}${deps.redisReader === undefined ? '' : `, reads that tolerate lag at ${describeClient(deps.redisReader)}`}`
+    : redis !== undefined
+      ? `redis at ${redis.cluster === true ? 'cluster at ' : ''}${redis.host}:${redis.port}` +
+        `${redis.read === undefined ? '' : `, reads that tolerate lag at ${redis.read.host}:${redis.read.port}`}`
+      : 'in-process memory (no REDISHOST)'
+  const kind = deps.repository?.kind ?? (config.firestore !== undefined || deps.firestore !== undefined ? 'firestore' : 'memory')
+  const visits = kind === 'firestore'
+    ? `firestore${config.firestore?.emulatorHost === undefined
+      ? config.firestore === undefined ? '' : ` (project ${config.firestore.projectId ?? 'of the credentials'}, database ${config.firestore.databaseId})`
+      : ` emulator at ${config.firestore.emulatorHost}`}, collection ${config.visits.collection}`
+    : 'in-memory, lost on restart (no Firestore configured)'
+  return { cache, visits }
 }

@@ -35,8 +35,23 @@ const EnvSchema = Type.Object({
   TRUST_PROXY_HOPS: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
   SHUTDOWN_TIMEOUT_MS: Millis(8000, 9500),
   SESSION_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters' })),
-  K_SERVICE: Type.Optional(Type.String())
+  // Set by Cloud Run: the service and its revision.
+  K_SERVICE: Type.Optional(Type.String()),
+  K_REVISION: Type.Optional(Type.String())
 })
+
+/** Boolean variables: true/false or 1/0, in any case. */
+const BOOLEANS = new Set(Object.entries(EnvSchema.properties).filter(([, schema]) => schema.type === 'boolean').map(([name]) => name))
+
+function normalizeBoolean (value: string): string {
+  const lower = value.toLowerCase()
+  // Anything else stays as written, so the error message quotes it.
+  return lower === 'true' || lower === '1' ? 'true' : lower === 'false' || lower === '0' ? 'false' : value
+}
+
+/** A host variable given as host:port (one colon, digits after it): the port has a variable of its own. */
+const HOST_WITH_PORT = /^[^:]+:(\d+)$/
+const PORT_OF: Record<string, string> = { REDISHOST: 'REDISPORT', REDIS_READ_HOST: 'REDIS_READ_PORT' }
 
 type Env = Static<typeof EnvSchema>
 
@@ -75,6 +90,8 @@ export interface Config {
   sessionSecret?: string
   projectId?: string
   onCloudRun: boolean
+  /** Who writes the logs, for Cloud Error Reporting: the Cloud Run service and revision. */
+  service: { name: string, version?: string }
 }
 
 export class ConfigError extends Error {
@@ -85,13 +102,15 @@ function describe (error: { instancePath: string, keyword: string, message?: str
   const name = error.instancePath.replace(/^\//, '') || String(error.params.missingProperty ?? 'environment')
   const value = raw[name]
   const schema = (EnvSchema.properties as Record<string, { description?: string }>)[name]
-  const reason = Array.isArray(error.params.allowedValues)
-    ? `must be one of ${error.params.allowedValues.join(', ')}`
-    : error.params.pattern !== undefined && schema?.description !== undefined
-      ? `must be ${schema.description}`
-      : error.params.limit !== undefined && schema?.description !== undefined && error.keyword === 'minLength'
+  const reason = BOOLEANS.has(name) && error.keyword === 'type'
+    ? 'must be true or false (or 1 or 0)'
+    : Array.isArray(error.params.allowedValues)
+      ? `must be one of ${error.params.allowedValues.join(', ')}`
+      : error.params.pattern !== undefined && schema?.description !== undefined
         ? `must be ${schema.description}`
-        : error.message ?? 'bad value'
+        : error.params.limit !== undefined && schema?.description !== undefined && error.keyword === 'minLength'
+          ? `must be ${schema.description}`
+          : error.message ?? 'bad value'
   // A secret is never repeated into the logs, even a wrong one.
   const shown = /_(SECRET|AUTH)$/.test(name) ? ` (${value?.length ?? 0} characters)` : `=${JSON.stringify(value)}`
   return `${name}${shown} is invalid: ${reason}`
@@ -105,8 +124,15 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   const raw = Object.fromEntries(
     Object.keys(EnvSchema.properties)
       .filter((key) => env[key] !== undefined && env[key]?.trim() !== '')
-      .map((key) => [key, env[key]?.trim()])
+      .map((key) => [key, BOOLEANS.has(key) ? normalizeBoolean(env[key]!.trim()) : env[key]!.trim()])
   )
+  for (const [name, portName] of Object.entries(PORT_OF)) {
+    const port = raw[name] === undefined ? undefined : HOST_WITH_PORT.exec(raw[name])?.[1]
+    if (port !== undefined) {
+      throw new ConfigError(`Invalid configuration: ${name}=${JSON.stringify(raw[name])} is invalid: it takes the host alone; ` +
+        `the port goes in ${portName} (${portName}=${port})`)
+    }
+  }
   let parsed: Env
   try {
     parsed = envSchema<Env>({ schema: EnvSchema, data: { ...raw }, env: false })
@@ -181,6 +207,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
     sessionSecret: parsed.SESSION_SECRET,
     projectId: parsed.GOOGLE_CLOUD_PROJECT,
-    onCloudRun
+    onCloudRun,
+    service: { name: parsed.K_SERVICE ?? 'visitme', version: parsed.K_REVISION }
   }
 }

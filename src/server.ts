@@ -18,7 +18,14 @@ async function main (): Promise<void> {
     return
   }
 
-  const app = await buildApp(config, { logger: loggerOptions({ level: config.logLevel, pretty, projectId: config.projectId }) })
+  const app = await buildApp(config, {
+    logger: loggerOptions({
+      level: config.logLevel,
+      pretty,
+      projectId: config.projectId,
+      serviceContext: { service: config.service.name, version: config.service.version }
+    })
+  })
 
   try {
     await app.listen({ host: config.host, port: config.port })

@@ -73,7 +73,7 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ REDISHOST: 'redis host' }, /REDISHOST="redis host" is invalid: must be a host name or IP address/],
     [{ CACHE_NAMESPACE: 'a:b' }, /CACHE_NAMESPACE="a:b" is invalid: must be letters, digits/],
     [{ SESSION_SECRET: 'hunter2' }, /^Invalid configuration: SESSION_SECRET \(7 characters\) is invalid: must be at least 32 characters$/],
-    [{ REDISHOST: 'r', REDIS_CLUSTER: 'yes' }, /REDIS_CLUSTER="yes" is invalid: must be boolean/],
+    [{ REDISHOST: 'r', REDIS_CLUSTER: 'yes' }, /REDIS_CLUSTER="yes" is invalid: must be true or false \(or 1 or 0\)/],
     [{ REDISHOST: 'r', REDIS_CLUSTER: 'true', REDIS_READ_HOST: 'x' }, /REDIS_READ_HOST is for a standalone instance/],
     [{ REDIS_CLUSTER: 'true' }, /REDIS_CLUSTER needs REDISHOST/],
     [{ REDIS_READ_HOST: 'x' }, /REDIS_READ_HOST needs REDISHOST/],
@@ -89,4 +89,37 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
   const both = t.throws(() => loadConfig({ REDISPORT: 'abc', PORT: 'x' })) as ConfigError
   t.match(both.message, /PORT="x"/)
   t.match(both.message, /REDISPORT="abc"/, 'every bad variable is named at once')
+})
+
+t.test('a host with a port is refused, naming the port variable to use', async (t) => {
+  t.throws(() => loadConfig({ REDISHOST: '127.0.0.1:6379' }), {
+    name: 'ConfigError',
+    message: 'Invalid configuration: REDISHOST="127.0.0.1:6379" is invalid: it takes the host alone; the port goes in REDISPORT (REDISPORT=6379)'
+  })
+  t.throws(() => loadConfig({ REDISHOST: 'redis.internal:6380' }), { message: /REDISHOST="redis\.internal:6380" .* REDISPORT \(REDISPORT=6380\)/ })
+  t.throws(() => loadConfig({ REDISHOST: '10.0.0.3', REDIS_READ_HOST: '10.0.0.4:6379' }), { message: /REDIS_READ_HOST="10\.0\.0\.4:6379" .* REDIS_READ_PORT/ })
+  t.equal(loadConfig({ REDISHOST: '::1' }).redis?.host, '::1', 'an IPv6 address is a host')
+  t.equal(loadConfig({ REDISHOST: 'fd00::3' }).redis?.host, 'fd00::3')
+})
+
+t.test('booleans: true/false or 1/0, any case, trimmed', async (t) => {
+  for (const value of ['true', 'TRUE', 'True', '1', ' true ']) {
+    t.equal(loadConfig({ REDISHOST: 'r', REDIS_CLUSTER: value }).redis?.cluster, true, JSON.stringify(value))
+  }
+  for (const value of ['false', 'FALSE', 'False', '0', ' 0 ']) {
+    t.equal(loadConfig({ REDISHOST: 'r', REDIS_CLUSTER: value }).redis?.cluster, false, JSON.stringify(value))
+  }
+  for (const value of ['yes', 'On', '2', 'tru']) {
+    t.throws(() => loadConfig({ REDISHOST: 'r', REDIS_CLUSTER: value }), { message: `Invalid configuration: REDIS_CLUSTER=${JSON.stringify(value)} is invalid: must be true or false (or 1 or 0)` })
+  }
+})
+
+t.test('values are trimmed', async (t) => {
+  const config = loadConfig({ REDISHOST: ' 10.0.0.3 ', REDISPORT: '6380 ', VISITOR_IP: ' full' })
+  t.same([config.redis?.host, config.redis?.port, config.visits.ipMode], ['10.0.0.3', 6380, 'full'])
+})
+
+t.test('log lines name the Cloud Run service and revision', async (t) => {
+  t.same(loadConfig({}).service, { name: 'visitme', version: undefined })
+  t.same(loadConfig({ K_SERVICE: 'visitme-staging', K_REVISION: 'visitme-staging-00007-xyz' }).service, { name: 'visitme-staging', version: 'visitme-staging-00007-xyz' })
 })

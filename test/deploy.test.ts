@@ -58,6 +58,33 @@ t.test('.env.example lists every variable the service reads, each with a comment
     return name === undefined ? [] : [{ name, commented: above?.startsWith('#') ?? false }]
   })
   const names = listed.map((v) => v.name)
-  for (const variable of variables.filter((v) => v !== 'K_SERVICE')) t.ok(names.includes(variable), `${variable} is listed`)
+  for (const variable of variables.filter((v) => v !== 'K_SERVICE' && v !== 'K_REVISION')) t.ok(names.includes(variable), `${variable} is listed`)
   for (const { name, commented } of listed) t.ok(commented, `${name} has a comment`)
+  t.same(lines.filter((l) => /^[A-Z_]+=/.test(l)), [], 'every variable is optional: no line sets one, so a copy changes nothing')
+})
+
+t.test('the README\'s configuration table documents every variable the service reads', async (t) => {
+  const documented = new Set([...read('README.md').matchAll(/^\| `([A-Z_]+)` \|/gm)].map(([, name]) => name))
+  for (const variable of variables.filter((v) => v !== 'K_SERVICE' && v !== 'K_REVISION')) t.ok(documented.has(variable), `${variable} is documented`)
+})
+
+t.test('the Node.js versions: declared, the image\'s major among them, CI on it, types to match', async (t) => {
+  const pkg = JSON.parse(read('package.json')) as { engines: { node: string }, devDependencies: Record<string, string>, allowScripts: Record<string, boolean> }
+  const imageMajor = Number(/^FROM node:(\d+)-slim/m.exec(read('Dockerfile'))?.[1])
+  // Node 22 is the oldest maintained LTS line, and what cookie@2 and @google-cloud/firestore 9 require.
+  t.equal(pkg.engines.node, '>=22', 'every maintained LTS line, 20 (end of life) not')
+  t.ok(imageMajor >= 22, `the image's Node ${imageMajor} is within engines`)
+  t.equal(/^node_major=(\d+)$/m.exec(read('.ci/run'))?.[1], String(imageMajor), 'CI runs the tests on the image\'s major')
+  t.match(pkg.devDependencies['@types/node'], new RegExp(`^\\^${imageMajor}\\.`), '@types/node of the image\'s major')
+})
+
+t.test('every install script is decided in allowScripts: none left for npm ci to warn about', async (t) => {
+  const pkg = JSON.parse(read('package.json')) as { allowScripts: Record<string, boolean> }
+  // Both are denied: esbuild's postinstall checks the binary its platform package (an optional dependency
+  // npm installs) already brings, or downloads one outside npm; tsx runs on esbuild without it. protobufjs's
+  // only warns when a dependent names it with another version scheme.
+  t.same(pkg.allowScripts, { esbuild: false, protobufjs: false })
+  const listed = spawnSync('npm', ['install-scripts', 'ls', '--json'], { cwd: root, encoding: 'utf8' })
+  t.equal(listed.status, 0, listed.stderr)
+  t.same(JSON.parse(listed.stdout), { allowScripts: [] }, 'npm install-scripts ls finds nothing unreviewed')
 })

@@ -56,6 +56,7 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     rateLimitWrites: 0,
     shutdownTimeoutMs: 8000,
     onCloudRun: false,
+    service: { name: 'visitme' },
     ...overrides
   }
 }
@@ -407,10 +408,10 @@ export interface Running {
   exited: Promise<number | null>
 }
 
-/** Runs the built server (dist/server.js) with the environment given; killed when the test ends. */
-export async function startServer (t: Test, env: Record<string, string>, fixedPort?: number): Promise<Running> {
+/** Runs the built server (dist/server.js) with the environment (and node options) given; killed when the test ends. */
+export async function startServer (t: Test, env: Record<string, string>, fixedPort?: number, nodeArgs: string[] = []): Promise<Running> {
   const port = fixedPort ?? await freePort()
-  const child = spawn(process.execPath, [serverJs], {
+  const child = spawn(process.execPath, [...nodeArgs, serverJs], {
     env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })

@@ -19,13 +19,57 @@ t.test('log lines carry Cloud Logging\'s severity and message', async (t) => {
 })
 
 t.test('the trace comes from X-Cloud-Trace-Context', async (t) => {
-  t.same(traceFields('105445aa7843bc8bf206b12000100000/1;o=1', 'my-project'), {
+  const cloud = (value: string) => ({ 'x-cloud-trace-context': value })
+  t.same(traceFields(cloud('105445aa7843bc8bf206b12000100000/1;o=1'), 'my-project'), {
     'logging.googleapis.com/trace': 'projects/my-project/traces/105445aa7843bc8bf206b12000100000',
     'logging.googleapis.com/spanId': '0000000000000001',
     'logging.googleapis.com/trace_sampled': true
   })
-  t.same(traceFields('105445AA7843BC8BF206B12000100000', 'p'), { 'logging.googleapis.com/trace': 'projects/p/traces/105445aa7843bc8bf206b12000100000' })
-  t.same(traceFields('not-a-trace', 'p'), {})
-  t.same(traceFields('105445aa7843bc8bf206b12000100000/1;o=1', undefined), {}, 'no project, no trace link')
-  t.same(traceFields(undefined, 'p'), {})
+  t.same(traceFields(cloud('105445AA7843BC8BF206B12000100000'), 'p'), { 'logging.googleapis.com/trace': 'projects/p/traces/105445aa7843bc8bf206b12000100000' })
+  t.same(traceFields(cloud('not-a-trace'), 'p'), {})
+  t.same(traceFields(cloud('105445aa7843bc8bf206b12000100000/1;o=1'), undefined), {}, 'no project, no trace link')
+  t.same(traceFields({}, 'p'), {})
+})
+
+t.test('the trace comes from W3C traceparent first', async (t) => {
+  const cloudHeader = { 'x-cloud-trace-context': '105445aa7843bc8bf206b12000100000/1;o=0' }
+  t.same(traceFields({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', ...cloudHeader }, 'p'), {
+    'logging.googleapis.com/trace': 'projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736',
+    'logging.googleapis.com/spanId': '00f067aa0ba902b7',
+    'logging.googleapis.com/trace_sampled': true
+  }, 'both sent: traceparent wins')
+  t.same(traceFields({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00' }, 'p')['logging.googleapis.com/trace_sampled'], false)
+  t.same(traceFields({ traceparent: '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-later' }, 'p')['logging.googleapis.com/trace'],
+    'projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736', 'a later version may append fields')
+  const fallback = { 'logging.googleapis.com/trace': 'projects/p/traces/105445aa7843bc8bf206b12000100000', 'logging.googleapis.com/spanId': '0000000000000001', 'logging.googleapis.com/trace_sampled': false }
+  for (const invalid of [
+    'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra',
+    '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01'
+  ]) {
+    t.same(traceFields({ traceparent: invalid, ...cloudHeader }, 'p'), fallback, `invalid ${invalid}: X-Cloud-Trace-Context is used`)
+  }
+  t.same(traceFields({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }, undefined), {}, 'no project, no trace link')
+})
+
+t.test('an error line carries what Cloud Error Reporting needs; other lines do not pay for it', async (t) => {
+  const lines: string[] = []
+  const sink = new Writable({ write (chunk: Buffer, _e, done) { lines.push(chunk.toString()); done() } })
+  const log = pino(loggerOptions({ level: 'debug', serviceContext: { service: 'visitme', version: 'visitme-00042-abc' } }), sink)
+  const cause = Object.assign(new Error('no answer from the emulator at 127.0.0.1:1 within 300 ms'), { code: 14 })
+  const err = new Error('Firestore could not store a visit', { cause })
+  log.error({ err }, 'repository unavailable')
+  log.warn({ err }, 'a warning with an error')
+  log.error('an error without an Error')
+  const [error, warning, plain] = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.equal(error!.severity, 'ERROR')
+  t.match(error!.stack_trace, /^Error: Firestore could not store a visit\n {4}at /, 'the stack, as Error Reporting parses it')
+  t.match(error!.stack_trace, /\ncaused by: Error: no answer from the emulator at 127\.0\.0\.1:1 within 300 ms\n {4}at /, 'and its cause\'s')
+  t.same(error!.serviceContext, { service: 'visitme', version: 'visitme-00042-abc' })
+  t.equal((error!.err as { message: string }).message, 'Firestore could not store a visit: no answer from the emulator at 127.0.0.1:1 within 300 ms',
+    'what failed, then why, each said once')
+  t.notOk('stack_trace' in warning! || 'serviceContext' in warning!, 'a warning is no error report')
+  t.notOk('stack_trace' in plain! || 'serviceContext' in plain!, 'no Error, nothing to report')
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { startServer, TestRedisServer } from './helper.js'
+import { freePort, startServer, TestRedisServer, timed, waitFor } from './helper.js'
 
 t.test('a bad variable stops start-up with one message naming it', async (t) => {
   const server = await startServer(t, { REDISHOST: '10.0.0.3', REDISPORT: 'abc' })
@@ -18,11 +18,15 @@ t.test('with nothing configured it serves on embedded defaults', async (t) => {
   t.same(await (await fetch(`http://127.0.0.1:${server.port}/health`)).json(), { status: 'ok', redis: 'embedded', firestore: 'embedded' })
   const oversized = await fetch(`http://127.0.0.1:${server.port}/`, { headers: { 'x-padding': 'x'.repeat(20_000) } })
   t.equal(oversized.status, 431, 'oversized headers are refused before any handler runs')
-  const startup = server.lines().find((l) => l.message === 'dependencies in use')
-  t.same({ cache: startup?.cache, visits: startup?.visits }, {
+  const [first, second] = server.lines()
+  t.equal(first?.message, 'dependencies in use', 'the first line says which parts are real')
+  t.same({ cache: first?.cache, visits: first?.visits }, {
     cache: 'in-process memory (no REDISHOST)',
     visits: 'in-memory, lost on restart (no Firestore configured)'
-  }, 'start-up says which parts are real')
+  })
+  t.same({ severity: second?.severity, message: second?.message },
+    { severity: 'INFO', message: 'SESSION_SECRET is not set: form cookies are signed with a key of this process' }, 'a short note, after it')
+  t.same(server.lines().filter((l) => l.severity !== 'INFO'), [], 'nothing to warn about on a bare machine')
   server.child.kill('SIGTERM')
   t.equal(await server.exited, 0)
 })
@@ -72,4 +76,67 @@ t.test('a port already taken: one fatal line, exit code 1', async (t) => {
   t.equal(fatal[0]?.message, `cannot listen on 127.0.0.1:${first.port}`)
   first.child.kill('SIGTERM')
   t.equal(await first.exited, 0)
+})
+
+t.test('REDISHOST with a port: start-up stops, naming REDISHOST and suggesting REDISPORT', async (t) => {
+  const server = await startServer(t, { REDISHOST: '127.0.0.1:6379' })
+  t.equal(await server.exited, 1)
+  t.same(server.lines().map((l) => [l.severity, l.message]), [['CRITICAL',
+    'Invalid configuration: REDISHOST="127.0.0.1:6379" is invalid: it takes the host alone; the port goes in REDISPORT (REDISPORT=6379)']])
+})
+
+t.test('on Cloud Run without SESSION_SECRET: a warning, after the first line', async (t) => {
+  const server = await startServer(t, { K_SERVICE: 'visitme', K_REVISION: 'visitme-00001-abc', VISITS_STORE: 'memory' })
+  const lines = server.lines()
+  t.equal(lines[0]?.message, 'dependencies in use')
+  t.same(lines.filter((l) => l.severity === 'WARNING').map((l) => l.message), [
+    'SESSION_SECRET is not set: cookies are signed with a key of this instance only, so a form loaded from one instance ' +
+    'fails its CSRF check on another; set it from Secret Manager'
+  ])
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0)
+})
+
+t.test('.env.example as it stands, with no emulator and no Redis: pages, not 503s', async (t) => {
+  const server = await startServer(t, {}, undefined, ['--env-file=.env.example'])
+  const page = await fetch(`http://127.0.0.1:${server.port}/`, { headers: { 'user-agent': 'following the README' } })
+  t.equal(page.status, 200)
+  t.same(await (await fetch(`http://127.0.0.1:${server.port}/health`)).json(), { status: 'ok', redis: 'embedded', firestore: 'embedded' })
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0)
+})
+
+t.test('a refused emulator port: one start-up warning with a hint, pages refused at once naming the host once, trace by traceparent', async (t) => {
+  const dead = `127.0.0.1:${await freePort()}`
+  const FIRESTORE_TIMEOUT_MS = 4000
+  const server = await startServer(t, { FIRESTORE_EMULATOR_HOST: dead, GOOGLE_CLOUD_PROJECT: 'demo-visitme', FIRESTORE_TIMEOUT_MS: String(FIRESTORE_TIMEOUT_MS) })
+  const unreachable = () => server.lines().filter((l) => /^firestore unreachable/.test(String(l.message)))
+  await waitFor('the start-up warning', () => unreachable().length > 0, FIRESTORE_TIMEOUT_MS)
+  t.equal(server.lines()[0]?.message, 'dependencies in use', 'the first line says which parts are real')
+  t.equal(server.lines()[0]?.visits, `firestore emulator at ${dead}, collection visits`)
+  t.match(unreachable()[0], {
+    severity: 'WARNING',
+    firestore: `the emulator at ${dead}`,
+    hint: `nothing listens at ${dead}: check FIRESTORE_EMULATOR_HOST against the emulator's --host-port, and that the emulator runs`,
+    err: { message: `Firestore could not answer a query: connection refused by ${dead}` }
+  })
+
+  const { value: page, ms } = await timed(() => fetch(`http://127.0.0.1:${server.port}/`, {
+    headers: { 'user-agent': 'ua', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }
+  }))
+  t.equal(page.status, 503)
+  t.ok(ms < 1000, `refused in ${Math.round(ms)} ms, not after FIRESTORE_TIMEOUT_MS (${FIRESTORE_TIMEOUT_MS} ms)`)
+  await waitFor('the error line', () => server.lines().some((l) => l.message === 'repository unavailable'))
+  const logged = server.lines().find((l) => l.message === 'repository unavailable') as Record<string, unknown> & { err?: { message?: string } }
+  t.equal(logged.severity, 'ERROR')
+  t.equal(logged.err?.message, `Firestore could not read the latest visits: connection refused by ${dead}`, 'what failed, where and why, once')
+  t.match(logged.stack_trace, /^RepositoryUnavailableError: Firestore could not read the latest visits\n {4}at .*\ncaused by: Error: connection refused by /s,
+    'the stack for Cloud Error Reporting')
+  t.same(logged.serviceContext, { service: 'visitme' })
+  t.equal(logged['logging.googleapis.com/trace'], 'projects/demo-visitme/traces/4bf92f3577b34da6a3ce929d0e0e4736', 'correlated by traceparent')
+  t.same(await (await fetch(`http://127.0.0.1:${server.port}/health`)).json(), { status: 'ok', redis: 'embedded', firestore: 'down' })
+  t.equal(unreachable().length, 1, 'one warning at start-up; failed pages log errors of their own')
+
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0, 'a clean exit, though the client still retries what was given up on')
 })

@@ -24,11 +24,27 @@ export class RepositoryUnavailableError extends Error {
 export class BoundedCalls {
   readonly #timeoutMs: number
   readonly #breaker: CircuitBreaker
+  readonly #target: string
+  readonly #connectionFails: (() => Promise<Error | undefined>) | undefined
+  readonly #checkAfterMs: number
+  #checking: Promise<Error | undefined> | undefined
   readonly #abandoned = new Set<Promise<void>>()
 
-  constructor ({ timeoutMs, breaker = new CircuitBreaker({ threshold: 3, resetMs: 2000 }) }: { timeoutMs: number, breaker?: CircuitBreaker }) {
+  constructor ({ timeoutMs, breaker = new CircuitBreaker({ threshold: 3, resetMs: 2000 }), target = 'Firestore', connectionFails, checkAfterMs = 200 }: {
+    timeoutMs: number
+    breaker?: CircuitBreaker
+    /** Where the calls go, named in errors. */
+    target?: string
+    /** Tells quickly whether the backend takes connections at all (an Error when it does not). */
+    connectionFails?: () => Promise<Error | undefined>
+    /** A call still unanswered after this long has the connection checked: it is not waited out when nothing listens. */
+    checkAfterMs?: number
+  }) {
     this.#timeoutMs = timeoutMs
     this.#breaker = breaker
+    this.#target = target
+    this.#connectionFails = connectionFails
+    this.#checkAfterMs = checkAfterMs
   }
 
   /**
@@ -42,9 +58,17 @@ export class BoundedCalls {
       throw new RepositoryUnavailableError(`Firestore could not ${what}: it kept failing, so it is given a moment before the next try`)
     }
     let operation: Promise<T> | undefined
-    let timer: NodeJS.Timeout | undefined
+    const timers: NodeJS.Timeout[] = []
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+      timers.push(setTimeout(() => reject(new Error(`no answer from ${this.#target} within ${timeoutMs} ms`)), timeoutMs))
+      const check = this.#connectionFails
+      if (check !== undefined && this.#checkAfterMs < timeoutMs) {
+        timers.push(setTimeout(() => {
+          // One check at a time, whatever the number of calls waiting.
+          this.#checking ??= check().finally(() => { this.#checking = undefined })
+          this.#checking.then((err) => { if (err !== undefined) reject(err) }, () => {})
+        }, this.#checkAfterMs))
+      }
     })
     try {
       operation = call()
@@ -58,9 +82,10 @@ export class BoundedCalls {
         const ended: Promise<void> = operation.then(() => { this.#breaker.success() }, () => {}).then(() => { this.#abandoned.delete(ended) })
         this.#abandoned.add(ended)
       }
-      throw new RepositoryUnavailableError(`Firestore could not ${what}: ${(cause as Error).message}`, { cause, call: operation })
+      // The cause's message completes this one where it is logged (pino appends it): said once.
+      throw new RepositoryUnavailableError(`Firestore could not ${what}`, { cause, call: operation })
     } finally {
-      clearTimeout(timer)
+      for (const timer of timers) clearTimeout(timer)
     }
   }
 

@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import fp from 'fastify-plugin'
 import type { Firestore } from '@google-cloud/firestore'
 
@@ -14,9 +15,81 @@ export interface FirestoreConnection {
   emulatorHost?: string
 }
 
-export type FirestorePluginOptions =
+/** Where the client's calls go, for log lines and errors. */
+export function describeFirestore ({ projectId, databaseId, emulatorHost }: Partial<FirestoreConnection>): string {
+  if (emulatorHost !== undefined) return `the emulator at ${emulatorHost}`
+  return `firestore.googleapis.com (project ${projectId ?? 'of the credentials'}, database ${databaseId ?? '(default)'})`
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
+
+/**
+ * An error when nothing can take a connection at host:port (refused, unknown host), undefined when
+ * something accepts one or the attempt stays unanswered. The Firestore client retries a refused
+ * connection for a minute; this tells in milliseconds.
+ */
+export async function connectionFails (hostPort: string, timeoutMs: number): Promise<Error | undefined> {
+  const at = hostPort.lastIndexOf(':')
+  return await new Promise((resolve) => {
+    const socket = connect(Number(hostPort.slice(at + 1)), hostPort.slice(0, at).replace(/^\[|\]$/g, ''))
+    socket.setTimeout(timeoutMs, () => { socket.destroy(); resolve(undefined) })
+    socket.once('connect', () => { socket.destroy(); resolve(undefined) })
+    socket.once('error', (err: Error & { code?: string }) => {
+      socket.destroy()
+      resolve(err.code !== undefined && UNREACHABLE.has(err.code)
+        ? Object.assign(new Error(`${err.code === 'ECONNREFUSED' ? 'connection refused by' : `${err.code} for`} ${hostPort}`), { code: err.code })
+        : undefined)
+    })
+  })
+}
+
+/** gRPC status codes of the mistakes a set-up makes. */
+const DEADLINE_EXCEEDED = 4
+const NOT_FOUND = 5
+const PERMISSION_DENIED = 7
+const UNAVAILABLE = 14
+const UNAUTHENTICATED = 16
+
+/** What to check when Firestore does not answer, for the mistakes local and Cloud Run set-ups make. */
+export function firestoreHint (failure: unknown, { projectId, databaseId, emulatorHost }: Partial<FirestoreConnection>): string {
+  const err = ((failure as { cause?: unknown }).cause ?? failure) as Error & { code?: unknown }
+  const message = String(err?.message ?? '')
+  if (emulatorHost !== undefined) {
+    if (err?.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(message)) {
+      return `nothing listens at ${emulatorHost}: check FIRESTORE_EMULATOR_HOST against the emulator's --host-port, and that the emulator runs`
+    }
+    if (err?.code === 'ENOTFOUND' || err?.code === 'EAI_AGAIN' || /ENOTFOUND|EAI_AGAIN/.test(message)) {
+      return `the host of FIRESTORE_EMULATOR_HOST=${emulatorHost} is unknown: check the name`
+    }
+    return `the emulator at ${emulatorHost} does not answer: check FIRESTORE_EMULATOR_HOST, and that the emulator has finished starting`
+  }
+  if (err?.code === UNAUTHENTICATED || /default credentials|access token|invalid_grant/i.test(message)) {
+    return 'no usable Google credentials: on Cloud Run the service account provides them; elsewhere run ' +
+      '`gcloud auth application-default login`, or set FIRESTORE_EMULATOR_HOST to use the emulator'
+  }
+  if (/project id/i.test(message)) return 'no Google Cloud project: set GOOGLE_CLOUD_PROJECT'
+  if (err?.code === PERMISSION_DENIED) {
+    return `the credentials may not use Firestore in project ${projectId ?? '(of the credentials)'}: check GOOGLE_CLOUD_PROJECT, ` +
+      'and grant the service account roles/datastore.user'
+  }
+  if (err?.code === NOT_FOUND || /datastore mode/i.test(message)) {
+    return `no Firestore (native mode) database ${databaseId ?? '(default)'} in project ${projectId ?? '(of the credentials)'}: ` +
+      'check FIRESTORE_DATABASE and GOOGLE_CLOUD_PROJECT (gcloud firestore databases list)'
+  }
+  if (err?.code === UNAVAILABLE || err?.code === DEADLINE_EXCEEDED || /no answer/.test(message)) {
+    return 'no answer from firestore.googleapis.com: check the service\'s egress (--vpc-egress=private-ranges-only keeps ' +
+      'Google APIs reachable; all-traffic needs Private Google Access or Cloud NAT)'
+  }
+  return 'Firestore refused the call: see err for its reason'
+}
+
+/** Waits for the calls given up on to end; false when some still run. */
+type Drain = () => Promise<boolean>
+
+export type FirestorePluginOptions = { drain?: Drain } & (
   | ({ client?: undefined } & FirestoreConnection)
   | { client: Firestore, closeClient?: boolean }
+)
 
 export async function createFirestore ({ projectId, databaseId, emulatorHost }: FirestoreConnection): Promise<Firestore> {
   // Loaded on demand: the client is heavy, and the embedded mode never needs it.
@@ -33,10 +106,17 @@ export async function createFirestore ({ projectId, databaseId, emulatorHost }: 
 export default fp<FirestorePluginOptions>(async function firestorePlugin (app, options) {
   const client = options.client ?? await createFirestore(options)
   app.decorate('firestore', client)
-  if (options.client === undefined || options.closeClient === true) {
+  const owned = options.client === undefined || options.closeClient === true
+  app.addHook('onClose', async () => {
+    const drained = await (options.drain?.() ?? true)
+    if (!owned) return
+    if (!drained) {
+      // The client fails its own retries with unhandled rejections once terminated: leave them to
+      // end by themselves (the process exits after close anyway).
+      app.log.warn('firestore calls given up on are still retried by the client; it is left to end them')
+      return
+    }
     // Bounded: terminate() waits for every pending call, and shutdown has a deadline.
-    app.addHook('onClose', async () => {
-      await Promise.race([client.terminate(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
-    })
-  }
+    await Promise.race([client.terminate(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
+  })
 }, { name: 'firestore', fastify: '5.x' })

@@ -64,7 +64,7 @@ export class FirestoreVisitsRepository implements VisitsRepository {
 
   async ping (): Promise<void> {
     this.usage.queries++
-    const snapshot = await this.#calls.run('reach Firestore', undefined, () => this.#collection.select().limit(1).get())
+    const snapshot = await this.#calls.run('answer a query', undefined, () => this.#collection.select().limit(1).get())
     this.usage.documentsRead += Math.max(1, snapshot.size)
   }
 

@@ -59,7 +59,8 @@ t.test('Redis paused: bounded by the command timeout, then the circuit answers a
   await failsOpen(t, cache, 'paused')
   t.equal(cache.available, false, 'the circuit is open')
   const { ms } = await timed(() => cache.get('k'))
-  t.ok(ms < 20, `with the circuit open a call costs ${ms.toFixed(1)} ms`)
+  // Far below a command timeout, with room for a busy machine: an open circuit never waits for Redis.
+  t.ok(ms < COMMAND_TIMEOUT_MS / 2, `with the circuit open a call costs ${ms.toFixed(1)} ms`)
   await waitFor('the cache to answer again', async () => (await cache.get('k')) === 'v', 8000)
 })
 
