@@ -64,7 +64,9 @@ const RESERVED_POLL_MS = 50
  */
 const SETTLE_POLL_MS = 100
 const SETTLE_MAX_POLL_MS = 500
-/** How often a process retries dropping a list that lacks a visit it stored while the cache could not answer. */
+/** How long after a failed call its write may still land. */
+const SETTLE_GRACE_MS = 10_000
+/** How often a process retries merging the visits it stored while the cache could not answer. */
 const STALE_RETRY_MS = 250
 
 /**
@@ -101,9 +103,8 @@ export class RecentVisits {
   readonly #inFlight = new Map<string, Promise<RecentVisitsResult>>()
   /** One wait per process for another instance's build. */
   #waiting: Promise<ListState<string> | undefined> | undefined
-  /** A visit was stored while the cached list could not be updated: that list misses it. */
-  #cachedListStale = false
-  #staleMarks = 0
+  /** Visits stored while the cached list could not be updated: the list lacks them until they are merged. */
+  readonly #unmerged = new Map<string, StoredVisit>()
   #repairing: Promise<void> | undefined
   #local: Snapshot | undefined
   /** The newest version announced; an older one is never taken as current. */
@@ -165,7 +166,7 @@ export class RecentVisits {
   /** The in-process copy, while it is known to be current. */
   #current (): Snapshot | undefined {
     const local = this.#local
-    if (local === undefined || !this.#subscription.live || this.#cachedListStale) return undefined
+    if (local === undefined || !this.#subscription.live || this.#unmerged.size > 0) return undefined
     if (Date.now() >= local.expiresAt) {
       this.#local = undefined
       return undefined
@@ -175,7 +176,7 @@ export class RecentVisits {
 
   async #decide (visitor: string, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
     const deadline = Date.now() + this.#budgetMs
-    if (this.#cachedListStale && !await this.#dropStaleList()) return await this.#withoutCache(visitor, deadline, beforeWrite)
+    if (this.#unmerged.size > 0 && !await this.#mergeUnmerged()) return await this.#withoutCache(visitor, deadline, beforeWrite)
     // Each turn either answers or waits for another writer; the deadline ends the waiting.
     while (Date.now() < deadline) {
       const reserved = await this.#cache.listReserve<string>(this.#key, { value: visitor, seed: visitor, order: Date.now() }, {
@@ -218,7 +219,7 @@ export class RecentVisits {
     const visit = await this.#write({ id: reserved.id, visitor, timestamp: new Date(reserved.order) }, deadline, { reserved: true })
     const merged = await this.#cache.listAdd(this.#key, [this.#entry(visit)], { limit: this.#limit })
     if (merged.status === 'ready') return { visits: this.#remember(merged).visits, cache: 'update' }
-    if (merged.status === 'unavailable') this.#markStale()
+    if (merged.status === 'unavailable') this.#markUnmerged(visit)
     if (merged.status === 'miss') {
       // Gone from the store (evicted, or expired early): every copy lacks this visit.
       this.#local = undefined
@@ -239,33 +240,40 @@ export class RecentVisits {
       return undefined
     }
 
-    const { latest, visit, ttl } = await this.#fromRepository(visitor, deadline, beforeWrite)
+    // A visit of this visitor reserved in the list that expired is still being written: its outcome decides, not this query.
+    const inFlight = begun.items.some((item) => item.reservedMs !== undefined && item.value === visitor)
+    const { latest, visit, ttl } = await this.#fromRepository(visitor, deadline, beforeWrite, { store: !inFlight })
     const visits = visit === undefined ? latest : [visit, ...latest]
     const built = await this.#cache.listAdd(this.#key, visits.map((v) => this.#entry(v)), { limit: this.#limit, complete: { ttl } })
-    if (built.status === 'ready') return { visits: this.#remember(built).visits, cache: 'miss' }
-    if (built.status === 'unavailable' && visit !== undefined) this.#markStale()
+    if (built.status === 'ready') {
+      const snapshot = this.#remember(built)
+      return inFlight ? undefined : { visits: snapshot.visits, cache: 'miss' }
+    }
+    if (built.status === 'unavailable' && visit !== undefined) this.#markUnmerged(visit)
     return { visits: shown(newestFirst(visits).slice(0, this.#limit)), cache: built.status === 'unavailable' ? 'bypass' : 'miss' }
   }
 
   /** The cache cannot help: the repository decides and answers alone. */
   async #withoutCache (visitor: string, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<RecentVisitsResult> {
     const { latest, visit } = await this.#fromRepository(visitor, deadline, beforeWrite)
-    if (visit !== undefined) this.#markStale()
+    if (visit !== undefined) this.#markUnmerged(visit)
     const visits = visit === undefined ? latest : [visit, ...latest]
     return { visits: shown(newestFirst(visits).slice(0, this.#limit)), cache: 'bypass' }
   }
 
   /**
-   * Reads the latest visits, and stores this one unless it is a refresh: the newest visit is
-   * this visitor's and younger than the TTL. A refresh's list lives only as long as that visit is fresh.
+   * Reads the latest visits, and stores this one (unless told not to) unless it is a refresh: the
+   * newest visit is this visitor's and younger than the TTL. A refresh's list lives only as long
+   * as that visit is fresh.
    */
-  async #fromRepository (visitor: string, deadline: number, beforeWrite: VisitOptions['beforeWrite']): Promise<{ latest: StoredVisit[], visit?: StoredVisit, ttl: number }> {
+  async #fromRepository (visitor: string, deadline: number, beforeWrite: VisitOptions['beforeWrite'], { store = true } = {}): Promise<{ latest: StoredVisit[], visit?: StoredVisit, ttl: number }> {
     const latest = await this.#repository.latest(this.#limit, { deadline })
     const newest = latest[0]
     const age = newest === undefined ? Infinity : Date.now() - newest.timestamp.getTime()
     if (newest !== undefined && newest.visitor === visitor && age < this.#ttlSeconds * 1000) {
       return { latest, ttl: Math.max(1, this.#ttlSeconds - Math.floor(age / 1000)) }
     }
+    if (!store) return { latest, ttl: this.#ttlSeconds }
     await beforeWrite?.()
     // After the visit it follows, and after the last one this process stored (a burst of over
     // 1,000 visits a second runs ahead of the clock until it ends).
@@ -302,14 +310,14 @@ export class RecentVisits {
   }
 
   async #settle (id: string, call: Promise<unknown>): Promise<void> {
-    let ended = false
+    let endedAt = Infinity
     let landed: StoredVisit | undefined
-    call.then((visit) => { landed = visit as StoredVisit }, () => {}).finally(() => { ended = true })
+    call.then((visit) => { landed = visit as StoredVisit }, () => {}).finally(() => { endedAt = Date.now() })
     const { signal } = this.#closing
     for (let pause = SETTLE_POLL_MS; !signal.aborted; pause = Math.min(2 * pause, SETTLE_MAX_POLL_MS)) {
       await sleep(pause, undefined, { signal }).catch(() => {})
       if (signal.aborted) return
-      const endedBefore = ended
+      const endedBefore = endedAt
       let found = landed
       if (found === undefined) {
         try {
@@ -322,15 +330,16 @@ export class RecentVisits {
         await this.#merge(found)
         return
       }
-      // Not there after the call ended: it never will be.
-      if (endedBefore) return
+      // Not there a while after the call ended: it never will be. A request that reached
+      // Firestore before its connection broke can still be committed after the call failed.
+      if (Date.now() - endedBefore > SETTLE_GRACE_MS) return
     }
   }
 
   /** A visit found stored after its write was given up on. */
   async #merge (visit: StoredVisit): Promise<void> {
     const merged = await this.#cache.listAdd(this.#key, [this.#entry(visit)], { limit: this.#limit })
-    if (merged.status === 'unavailable') this.#markStale()
+    if (merged.status === 'unavailable') this.#markUnmerged(visit)
   }
 
   /** Waits, up to the deadline and the lock, for the instance building the list. */
@@ -348,33 +357,41 @@ export class RecentVisits {
     return await this.#waiting
   }
 
-  /** Deletes a list that lacks a visit stored while it could not be updated; false when the cache still cannot answer. */
-  async #dropStaleList (): Promise<boolean> {
-    const marks = this.#staleMarks
-    if (await this.#cache.delete(this.#key) === 'failed') return false
-    // A visit marked stale meanwhile may have been stored after the delete: that one waits for the next.
-    if (this.#staleMarks === marks) this.#cachedListStale = false
-    await this.#cache.announce(this.#key)
-    return !this.#cachedListStale
+  /**
+   * Merges the visits stored while the cache could not answer into the list, which keeps the
+   * reservations of writes in flight (a deleted list would lose them). A list that is gone
+   * needs nothing: it is built again from Firestore, which holds them. False while the cache
+   * still cannot answer.
+   */
+  async #mergeUnmerged (): Promise<boolean> {
+    const visits = [...this.#unmerged.values()]
+    const merged = await this.#cache.listAdd(this.#key, visits.map((v) => this.#entry(v)), { limit: this.#limit })
+    if (merged.status === 'unavailable') return false
+    for (const visit of visits) this.#unmerged.delete(visit.id)
+    return this.#unmerged.size === 0
   }
 
   /**
-   * The list lacks a visit this process stored: it is dropped as soon as the cache answers,
-   * by the next request or by a retry in the background, whichever comes first, so that no
-   * instance serves it a moment longer than the cache's outage.
+   * The list lacks a visit this process stored: it is merged as soon as the cache answers, by
+   * the next request or by a retry in the background, whichever comes first, so that no
+   * instance serves the list without it a moment longer than the cache's outage.
    */
-  #markStale (): void {
-    this.#cachedListStale = true
-    this.#staleMarks++
+  #markUnmerged (visit: StoredVisit): void {
+    this.#unmerged.set(visit.id, visit)
+    // Only the newest can be listed: the others would be dropped by the merge anyway.
+    if (this.#unmerged.size > this.#limit) {
+      const oldest = [...this.#unmerged.values()].reduce((a, b) => a.timestamp <= b.timestamp ? a : b)
+      this.#unmerged.delete(oldest.id)
+    }
     this.#local = undefined
     this.#repairing ??= this.#repair().finally(() => { this.#repairing = undefined })
   }
 
   async #repair (): Promise<void> {
     const { signal } = this.#closing
-    while (this.#cachedListStale && !signal.aborted) {
+    while (this.#unmerged.size > 0 && !signal.aborted) {
       await sleep(STALE_RETRY_MS, undefined, { signal }).catch(() => {})
-      if (this.#cachedListStale && !signal.aborted) await this.#dropStaleList()
+      if (this.#unmerged.size > 0 && !signal.aborted) await this.#mergeUnmerged()
     }
   }
 
@@ -397,7 +414,7 @@ export class RecentVisits {
       version: list.version,
       expiresAt: Date.now() + Math.min(list.ttlMs < 0 ? Infinity : list.ttlMs, reservedUntil)
     }
-    if (this.#subscription.live && list.version >= this.#announced && !this.#cachedListStale) this.#local = snapshot
+    if (this.#subscription.live && list.version >= this.#announced && this.#unmerged.size === 0) this.#local = snapshot
     return snapshot
   }
 }

@@ -173,7 +173,7 @@ export function visitsContract (t: Test, name: string, makeSetup: MakeSetup): vo
       await visit(app, 'Browser A')
       const [a] = await repository.inner.latest(1)
       // Another instance stored B after A, and Redis failed it before the list was updated.
-      await repository.inner.add(visitId('127.0.0.0: Browser B', a), { visitor: '127.0.0.0: Browser B', timestamp: new Date() })
+      await repository.inner.add(visitId('127.0.0.0: Browser B', a), { visitor: '127.0.0.0: Browser B', timestamp: new Date(a!.timestamp.getTime() + 1) })
       const b = await visit(app, 'Browser B', json)
       t.equal(b.headers['x-cache'], 'update')
       t.same(visitors(b), ['127.0.0.0: Browser B', '127.0.0.0: Browser A'])

@@ -531,11 +531,30 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.teardown(async () => { await subscription.close() })
       await waitUntil(() => subscription.live)
       await ready(a, [entry('x', 1)])
-      await reserve(a, 'gone', 0, 0.05)
-      await sleep(80)
+      await reserve(a, 'gone', 0, 1)
+      await sleep(1100)
       t.same(await a.listGet('l'), { status: 'miss' }, 'its writer never said how its write ended: what the list lacks is unknown')
       await waitUntil(() => heard.includes('dropped'))
-      t.match(await a.listBegin('l', { lockSeconds: 5 }), { began: true }, 'so it is built again')
+      t.match(await a.listBegin('l', { lockSeconds: 5 }), { began: true, items: [] }, 'so it is built again, without the reservation that ran out')
+    })
+
+    t.test('lists: a list that expires is built again with the reservations still running in it', async (t) => {
+      const cache = await fresh(t)
+      await cache.listBegin('l', { lockSeconds: 5 })
+      await cache.listAdd('l', [entry('x', 1)], { limit: 3, complete: { ttl: 1 } })
+      const running = await reserve(cache, 'running')
+      const settled = await reserve(cache, 'settled', 0)
+      await sleep(1100)
+      t.same(await cache.listGet('l'), { status: 'miss' }, 'expired')
+      t.same(await reserve(cache, 'late'), { status: 'miss' }, 'nothing is decided on an expired list')
+      t.same(await cache.listAdd('l', [{ id: settled.status === 'reserved' ? settled.id : '', order: 9, value: 'settled' }], { limit: 3 }), { status: 'miss' },
+        'a reservation settled after the expiry is not added to it')
+      const begun = await cache.listBegin('l', { lockSeconds: 5 })
+      t.match(begun, { status: 'building', began: true })
+      t.same('items' in begun && begun.items.map((i) => [i.value, i.reservedMs !== undefined]), [['running', true]],
+        'the rebuild starts with the reservation still running, and not the one settled meanwhile')
+      t.same(ids(await cache.listAdd('l', [{ id: running.status === 'reserved' ? running.id : '', order: 5, value: 'running' }], { limit: 3, complete: { ttl: 60 } })).length, 1,
+        'which is settled into the rebuilt list')
     })
 
     t.test('lists: every change is announced to subscribers in every process', async (t) => {

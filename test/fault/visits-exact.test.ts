@@ -169,7 +169,10 @@ async function get (server: Running, userAgent: string, service: Service): Promi
   const body = await response.json() as { visits?: Array<{ visitor: string, timestamp: string }> }
   const visits = (body.visits ?? []).map((v) => ({ visitor: agentOf(v.visitor), at: Date.parse(v.timestamp) }))
   for (const v of visits) service.shown.add(`${v.visitor} ${v.at}`)
-  return { status: response.status, cache: response.headers.get('x-cache'), visits }
+  const cache = response.headers.get('x-cache')
+  const own = visits.find((v) => v.visitor === userAgent)
+  if (response.status === 200 && own !== undefined && cache !== 'hit') service.decided.set(`${userAgent} ${own.at}`, cache ?? '')
+  return { status: response.status, cache, visits }
 }
 
 t.test('two instances under faults: the list is always what Firestore holds', async (t) => {

@@ -14,8 +14,23 @@ interface Entry {
   usedAt: number
   bytes: number
   /** Present when the key holds a list; a reserved item holds `reservedUntil` instead of `reservedMs`. */
-  list?: { items: MemoryListItem[], building: boolean, version: number }
+  list?: MemoryList
 }
+
+/**
+ * As the Redis store keeps it: the list expires by `expiresAt` (0: never), not with its entry,
+ * so that a rebuild finds the reservations still running in it; `givenUp` once one ran out.
+ */
+interface MemoryList {
+  items: MemoryListItem[]
+  building: boolean
+  version: number
+  expiresAt: number
+  givenUp: boolean
+}
+
+/** How long a list's entry outlives the list, as in the Redis store. */
+const LIST_KEEP_MS = 120_000
 
 type MemoryListItem = Omit<ListItem, 'reservedMs'> & { reservedUntil?: number }
 
@@ -170,62 +185,75 @@ export class MemoryStore implements Store {
   }
 
   async listGet (key: string): Promise<StoredList | undefined> {
-    const entry = this.#liveList(key)
-    return entry === undefined ? undefined : this.#listOf(entry)
+    const { entry, live } = this.#loadList(key)
+    return live ? this.#listOf(entry!) : undefined
   }
 
   async listBegin (key: string, lockMs: number): Promise<StoredList & { began: boolean }> {
-    const entry = this.#liveList(key)
-    if (entry !== undefined) return { ...this.#listOf(entry), began: false }
-    const created = this.#putList(key, [], { building: true, expiresAt: this.#now() + lockMs })
+    const { entry, live } = this.#loadList(key)
+    if (live) return { ...this.#listOf(entry!), began: false }
+    // A list that expired or was given up is built anew with the reservations still running in it.
+    const now = this.#now()
+    const kept = (entry?.list?.items ?? []).filter((item) => item.reservedUntil !== undefined && item.reservedUntil > now)
+    const created = this.#putList(key, kept, { building: true, expiresAt: now + lockMs })
     return { ...this.#listOf(created), began: true }
   }
 
   async listAdd (key: string, items: readonly ListItem[], limit: number, completeTtlMs?: number): Promise<StoredList | undefined> {
-    const entry = this.#liveList(key)
-    if (entry === undefined) return undefined
-    const list = [...entry.list!.items]
+    const { entry, live } = this.#loadList(key)
+    if (!live) {
+      // Settled for good: a rebuild must not take it for a write still in flight.
+      const list = entry?.list
+      if (list !== undefined) list.items = list.items.filter((have) => have.reservedUntil === undefined || !items.some((item) => item.id === have.id))
+      return undefined
+    }
+    const { items: have, building, expiresAt } = entry!.list!
+    const list = [...have]
     for (const { id, order, value } of items) {
-      const found = list.findIndex((have) => have.id === id)
+      const found = list.findIndex((item) => item.id === id)
       if (found !== -1 && list[found]!.reservedUntil === undefined) continue
       if (found !== -1) list.splice(found, 1)
       insert(list, { id, order, value })
     }
     const complete = completeTtlMs !== undefined
     const updated = this.#putList(key, trim(list, limit), {
-      building: complete ? false : entry.list!.building,
-      expiresAt: complete ? (completeTtlMs === 0 ? 0 : this.#now() + completeTtlMs) : entry.expiresAt
+      building: complete ? false : building,
+      expiresAt: complete ? (completeTtlMs === 0 ? 0 : this.#now() + completeTtlMs) : expiresAt
     })
     this.#channels.emit(key, String(updated.list!.version))
     return this.#listOf(updated)
   }
 
   async listReserve (key: string, { value, seed, order }: ListReservationRequest, limit: number, reservedMs: number): Promise<ListReservation | undefined> {
-    const entry = this.#liveList(key)
-    if (entry === undefined) return undefined
-    const { items, building } = entry.list!
-    if (building) return { ...this.#listOf(entry), outcome: 'building' }
+    const { entry, live } = this.#loadList(key)
+    if (!live) return undefined
+    const { items, building, expiresAt } = entry!.list!
+    if (building) return { ...this.#listOf(entry!), outcome: 'building' }
     for (const item of items) {
       if (item.reservedUntil === undefined) {
-        if (item.value === value) return { ...this.#listOf(entry), outcome: 'same' }
+        if (item.value === value) return { ...this.#listOf(entry!), outcome: 'same' }
         break
       }
-      if (item.value === value) return { ...this.#listOf(entry), outcome: 'reserved-already' }
+      if (item.value === value) return { ...this.#listOf(entry!), outcome: 'reserved-already' }
     }
     const head = items[0]
     const id = listItemId(head?.id ?? '', seed)
     const reserved = { id, order: head !== undefined && order <= head.order ? head.order + 1 : order, value, reservedUntil: this.#now() + reservedMs }
-    const updated = this.#putList(key, trim([reserved, ...items], limit), { building: false, expiresAt: entry.expiresAt })
+    const updated = this.#putList(key, trim([reserved, ...items], limit), { building: false, expiresAt })
     return { ...this.#listOf(updated), outcome: 'reserved', id, order: reserved.order }
   }
 
   async listRelease (key: string, id: string): Promise<StoredList | undefined> {
-    const entry = this.#liveList(key)
-    if (entry === undefined) return undefined
-    const { items, building } = entry.list!
-    const at = items.findIndex((item) => item.id === id)
-    if (at === -1 || items[at]!.reservedUntil === undefined) return this.#listOf(entry)
-    return this.#listOf(this.#putList(key, items.filter((_, j) => j !== at), { building, expiresAt: entry.expiresAt }))
+    const { entry, live } = this.#loadList(key)
+    const list = entry?.list
+    if (list === undefined) return undefined
+    const at = list.items.findIndex((item) => item.id === id && item.reservedUntil !== undefined)
+    if (!live) {
+      if (at !== -1) list.items.splice(at, 1)
+      return undefined
+    }
+    if (at === -1) return this.#listOf(entry!)
+    return this.#listOf(this.#putList(key, list.items.filter((_, j) => j !== at), list))
   }
 
   async publish (channel: string, message: string): Promise<void> {
@@ -240,31 +268,34 @@ export class MemoryStore implements Store {
   }
 
   #listOf (entry: Entry): StoredList {
-    const { items, building, version } = entry.list!
+    const { items, building, version, expiresAt } = entry.list!
     const now = this.#now()
     return {
       items: items.map(({ id, order, value, reservedUntil }) =>
         reservedUntil === undefined ? { id, order, value } : { id, order, value, reservedMs: reservedUntil - now }),
       building,
       version,
-      ttlMs: entry.expiresAt === 0 ? -1 : entry.expiresAt - now
+      ttlMs: expiresAt === 0 ? -1 : expiresAt - now
     }
   }
 
   /**
-   * The list at key, if any. A reservation past its time belongs to a writer that never said
-   * how its write ended: nobody knows what the list lacks, so it is dropped, and that announced.
+   * The entry holding a list at key, if any, and whether the list is live: not expired, not
+   * given up. A reservation past its time belongs to a writer that never said how its write
+   * ended: nobody knows what the list lacks, so it is given up, and that announced once.
    */
-  #liveList (key: string): Entry | undefined {
+  #loadList (key: string): { entry: Entry | undefined, live: boolean } {
     const entry = this.#live(key)
-    if (entry?.list === undefined) return undefined
+    const list = entry?.list
+    if (list === undefined) return { entry: undefined, live: false }
     const now = this.#now()
-    if (entry.list.items.some((item) => item.reservedUntil !== undefined && item.reservedUntil <= now)) {
-      this.#remove(key, entry)
+    if (list.givenUp || (list.expiresAt !== 0 && list.expiresAt <= now)) return { entry, live: false }
+    if (list.items.some((item) => item.reservedUntil !== undefined && item.reservedUntil <= now)) {
+      list.givenUp = true
       this.#channels.emit(key, 'dropped')
-      return undefined
+      return { entry, live: false }
     }
-    return entry
+    return { entry, live: true }
   }
 
   #putList (key: string, items: MemoryListItem[], { building, expiresAt }: { building: boolean, expiresAt: number }): Entry {
@@ -273,7 +304,13 @@ export class MemoryStore implements Store {
     this.#version = Math.max(this.#version + 1, this.#now() * 1000)
     const value = JSON.stringify(items)
     const entry: Entry = {
-      value, casToken: '', expiresAt, usedAt: this.#now(), bytes: Buffer.byteLength(key) + Buffer.byteLength(value), list: { items, building, version: this.#version }
+      value,
+      casToken: '',
+      // The entry outlives the list, as the Redis key does.
+      expiresAt: expiresAt === 0 ? 0 : expiresAt + LIST_KEEP_MS,
+      usedAt: this.#now(),
+      bytes: Buffer.byteLength(key) + Buffer.byteLength(value),
+      list: { items, building, version: this.#version, expiresAt, givenUp: false }
     }
     this.#insert(key, entry)
     return entry

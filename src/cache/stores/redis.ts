@@ -59,10 +59,15 @@ end
 redis.call('HSET', k, 'c', ARGV[3])
 return value`
 
-// Lists: `v` holds the items as JSON ({i: id, t: order, v: value, r: reserved until, in
-// Redis' milliseconds}), `n` the version (Redis TIME in microseconds, never lower than the
-// last one), `b` marks a list being built. A key without `n` holds no list. Every script
-// starts with LIST_COMMON; a script's reply is RawList (its extra fields after).
+// Lists: `v` holds the items as JSON ({i: id, t: order, v: value, r: reserved until}), `n` the
+// version (Redis TIME in microseconds, never lower than the last one), `b` marks a list being
+// built, `x` when it expires, `g` that it was given up (a reservation ran out). Times are Redis'
+// milliseconds. A key without `n` holds no list. The list expires by `x`, not by the key's own
+// TTL, so that a rebuild finds the reservations of writes still in flight (LIST_BEGIN keeps
+// them); the key outlives `x` by LIST_KEEP_MS. Every script starts with LIST_COMMON; a script's
+// reply is RawList (its extra fields after).
+const LIST_KEEP_MS = 120_000
+
 const LIST_COMMON = `
 local k = KEYS[1]
 local t = redis.call('TIME')
@@ -80,20 +85,22 @@ local function newer (a, b)
   if a.t ~= b.t then return a.t > b.t end
   return bytesAfter(a.i, b.i)
 end
--- The list, or nothing. A reservation past its time belongs to a writer that never said how
--- its write ended: nobody knows what the list lacks, so it is dropped, and that announced.
+-- The fields and items of the list at k, and whether it is live (not expired, not given up). A
+-- reservation past its time belongs to a writer that never said how its write ended: nobody
+-- knows what the list lacks, so it is given up, and that announced once.
 local function load ()
-  local f = redis.call('HMGET', k, 'v', 'b', 'n')
+  local f = redis.call('HMGET', k, 'v', 'b', 'n', 'x', 'g')
   if not f[3] then return nil end
   local list = cjson.decode(f[1])
+  if f[5] or (f[4] and tonumber(f[4]) <= nowMs) then return f, list, false end
   for _, item in ipairs(list) do
     if item.r and item.r <= nowMs then
-      redis.call('DEL', k)
+      redis.call('HSET', k, 'g', '1')
       redis.call('PUBLISH', k, 'dropped')
-      return nil
+      return f, list, false
     end
   end
-  return f, list
+  return f, list, true
 end
 local function insert (list, item)
   local at = #list + 1
@@ -112,6 +119,16 @@ local function trim (list, limit)
   end
   return kept
 end
+-- Removes the reservation with that id, if there is one; true when it did.
+local function unreserve (list, id)
+  for j, item in ipairs(list) do
+    if item.i == id then
+      if item.r then table.remove(list, j) return true end
+      return false
+    end
+  end
+  return false
+end
 local function save (f, list)
   if now <= tonumber(f[3]) then now = tonumber(f[3]) + 1 end
   local n = string.format('%.0f', now)
@@ -121,53 +138,85 @@ local function save (f, list)
   f[1] = encoded
   f[3] = n
 end
+-- Expires the list in ms (0: never).
+local function expire (f, ms)
+  if ms == 0 then
+    redis.call('HDEL', k, 'x')
+    redis.call('PERSIST', k)
+    f[4] = false
+  else
+    f[4] = string.format('%.0f', nowMs + ms)
+    redis.call('HSET', k, 'x', f[4])
+    redis.call('PEXPIRE', k, ms + ${LIST_KEEP_MS})
+  end
+end
 local function reply (f)
-  return {f[1], f[2] or '', f[3], redis.call('PTTL', k), string.format('%.0f', nowMs)}
+  local ttl = -1
+  if f[4] then ttl = tonumber(f[4]) - nowMs end
+  return {f[1], f[2] or '', f[3], ttl, string.format('%.0f', nowMs)}
 end
 `
 
 const LIST_GET = `${LIST_COMMON}
-local f = load()
-if not f then return false end
+local f, list, live = load()
+if not live then return false end
 return reply(f)`
 
+// A list that expired or was given up is built anew with the reservations still running in it.
 const LIST_BEGIN = `${LIST_COMMON}
-local f = load()
-if f then
+local f, list, live = load()
+if live then
   local r = reply(f)
   table.insert(r, '')
   return r
 end
-local n = string.format('%.0f', now)
+local kept = {}
+for _, item in ipairs(list or {}) do
+  if item.r and item.r > nowMs then table.insert(kept, item) end
+end
+local fresh = {'[]', '1', string.format('%.0f', now)}
+if f and now <= tonumber(f[3]) then fresh[3] = string.format('%.0f', tonumber(f[3]) + 1) end
 redis.call('DEL', k)
-redis.call('HSET', k, 'v', '[]', 'b', '1', 'n', n)
-redis.call('PEXPIRE', k, ARGV[1])
-return {'[]', '1', n, tonumber(ARGV[1]), string.format('%.0f', nowMs), '1'}`
+redis.call('HSET', k, 'b', '1', 'n', fresh[3])
+save(fresh, kept)
+expire(fresh, tonumber(ARGV[1]))
+local r = reply(fresh)
+table.insert(r, '1')
+return r`
 
 const LIST_ADD = `${LIST_COMMON}
-local f, list = load()
-if not f then return false end
-for _, item in ipairs(cjson.decode(ARGV[1])) do
-  local found = nil
-  for j, have in ipairs(list) do
-    if have.i == item.i then found = j break end
+local f, list, live = load()
+local items = cjson.decode(ARGV[1])
+if not live then
+  -- Settled for good: a rebuild must not take it for a write still in flight.
+  if f then
+    local changed = false
+    for _, item in ipairs(items) do changed = unreserve(list, item.i) or changed end
+    if changed then save(f, list) end
   end
-  if found and list[found].r then table.remove(list, found) found = nil end
+  return false
+end
+for _, item in ipairs(items) do
+  local found = false
+  for _, have in ipairs(list) do
+    if have.i == item.i then found = true break end
+  end
+  if unreserve(list, item.i) then found = false end
   if not found then insert(list, item) end
 end
 save(f, trim(list, tonumber(ARGV[2])))
 if ARGV[3] ~= '' then
   redis.call('HDEL', k, 'b')
   f[2] = ''
-  if ARGV[3] == '0' then redis.call('PERSIST', k) else redis.call('PEXPIRE', k, ARGV[3]) end
+  expire(f, tonumber(ARGV[3]))
 end
 redis.call('PUBLISH', k, f[3])
 return reply(f)`
 
 // A reservation changes no settled item: it is not announced.
 const LIST_RESERVE = `${LIST_COMMON}
-local f, list = load()
-if not f then return false end
+local f, list, live = load()
+if not live then return false end
 local function answer (outcome, id, order)
   local r = reply(f)
   table.insert(r, outcome)
@@ -195,17 +244,10 @@ save(f, trim(list, tonumber(ARGV[4])))
 return answer('reserved', id, order)`
 
 const LIST_RELEASE = `${LIST_COMMON}
-local f, list = load()
+local f, list, live = load()
 if not f then return false end
-for j, item in ipairs(list) do
-  if item.i == ARGV[1] then
-    if item.r then
-      table.remove(list, j)
-      save(f, list)
-    end
-    break
-  end
-end
+if unreserve(list, ARGV[1]) then save(f, list) end
+if not live then return false end
 return reply(f)`
 
 /** [items as JSON, '1' while building, version, PTTL, Redis' clock in ms, ...what the script adds] */
