@@ -456,16 +456,19 @@ export class Cache {
 
   /** Stores the value; false when the store could not take it. */
   async set (key: string, value: unknown, options: WriteOptions = {}): Promise<boolean> {
+    checkKey(key)
     return (await this.setMulti({ [key]: value }, options)).length === 0
   }
 
   /** Stores the value only if the key is absent (and not locked by a delete). */
   async add (key: string, value: unknown, options: WriteOptions = {}): Promise<boolean> {
+    checkKey(key)
     return (await this.addMulti({ [key]: value }, options)).length === 0
   }
 
   /** Stores the value only if the key is present. */
   async replace (key: string, value: unknown, options: WriteOptions = {}): Promise<boolean> {
+    checkKey(key)
     return (await this.replaceMulti({ [key]: value }, options)).length === 0
   }
 
