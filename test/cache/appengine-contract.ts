@@ -396,6 +396,10 @@ export function appEngineContract (t: Test, name: string, { make }: StoreFactory
       t.same(await cache.setMulti(mapping), [])
       for (const [key, value] of Object.entries(mapping)) t.equal(typeof await cache.get(key), typeof value, `${key} is a ${typeof value}`)
       t.same(await cache.getMulti(Object.keys(mapping)), mapping)
+      const shared = { 'memo-bait': 'yum' }
+      await cache.set('one', { shared })
+      await cache.set('two', { shared })
+      t.same(await cache.get('two'), { shared }, 'a sub-object shared by two values comes back whole in each')
     })
 
     t.test('a value is at most 1,000,000 bytes: a Buffer or string of exactly that fits, one byte more is refused', async (t) => {
