@@ -159,6 +159,21 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.equal(await cache.get('other'), undefined)
     })
 
+    t.test('every store answers alike at a counter\'s edges, whatever the stored text', async (t) => {
+      const store = await make(t)
+      const cache = createCache({ store, namespace: uniqueName('ns') })
+      const raw = { beyond64: '18446744073709551615', beyond63: '9223372036854775808', negative: '-1', spaced: ' 1', plus: '+1', float: '1.0', max: '9223372036854775807', maxBig: '9223372036854775807n' }
+      await store.write('set', Object.entries(raw).map(([key, value]) => ({ key: `${cache.namespace}:k:${key}`, value, casToken: 't', ttlMs: 0 })))
+      for (const key of ['beyond64', 'beyond63', 'negative', 'spaced', 'plus', 'float']) {
+        t.equal(await cache.incr(key), undefined, `${key}: no counter`)
+        t.equal((await store.get([`${cache.namespace}:k:${key}`]))[0]?.value, raw[key as keyof typeof raw], `${key}: left as it is`)
+      }
+      await t.rejects(cache.incr('max'), CounterOverflowError)
+      await t.rejects(cache.incr('maxBig'), CounterOverflowError)
+      t.equal(await cache.decr('maxBig'), MAX_COUNTER - 1n)
+      t.equal((await store.get([`${cache.namespace}:k:maxBig`]))[0]?.value, '9223372036854775806n', 'a bigint counter stays one')
+    })
+
     t.test('offsetMulti', async (t) => {
       const cache = await fresh(t)
       await cache.setMulti({ a: 10, b: 10 }, { keyPrefix: 'c:' })
