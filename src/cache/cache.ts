@@ -2,13 +2,16 @@ import { createHash, randomUUID } from 'node:crypto'
 import { CircuitBreaker } from './breaker.js'
 import { decode, encode } from './codec.js'
 import {
-  CounterOverflowError, MAX_COUNTER, type Store, type StoredEntry, type StoredList, type SubscribeHandlers, type Subscription, type WriteMode
+  CounterOverflowError, MAX_COUNTER, type PeekedEntry, type Store, type StoredEntry, type StoredList, type SubscribeHandlers, type Subscription, type WriteMode
 } from './stores/store.js'
-import { ttlMs } from './ttl.js'
+import { memcacheTtlMs, ttlMs } from './ttl.js'
 
 /** Keys longer than memcache's limit are hashed, not refused. */
 export const MAX_KEY_BYTES = 250
-/** memcache's value limit, applied to the serialized value. */
+/**
+ * memcache's value limit: on the UTF-8 bytes of a string, the bytes of a Buffer, and the
+ * serialized form of any other value (memcache's pickle).
+ */
 export const MAX_VALUE_BYTES = 1_000_000
 
 export class ValueTooLargeError extends RangeError {
@@ -68,8 +71,29 @@ export type ListReservationLookup<T> =
   | { status: 'miss' }
   | { status: 'unavailable' }
 
-/** A counter's value: a number while it is a safe integer, a bigint beyond. */
+/** A counter's value: a number while it is a safe integer, a bigint beyond (or when a bigint was stored). */
 export type Counter = number | bigint
+
+/** A value with the token that cas() compares. */
+export interface CasItem<T> {
+  value: T
+  casToken: string
+}
+
+/**
+ * memcache's peek(): a value with its timestamps, in Unix seconds. Found also while the key
+ * is delete-locked, then without a value.
+ */
+export interface PeekedItem<T> {
+  /** undefined while the key is delete-locked. */
+  value: T | undefined
+  /** When it expires; 0 when it never does. */
+  expirationTimeSec: number
+  /** When it was last read or written; 0 when the store cannot tell (Redis under an LFU eviction policy). */
+  lastAccessTimeSec: number
+  /** Until when the delete lock holds; 0 when the key is not locked. */
+  deleteLockTimeSec: number
+}
 
 export interface CacheOptions {
   store: Store
@@ -194,13 +218,33 @@ const CENSUS_LIMIT = 100_000
 
 function toBigInt (value: Counter, what: string): bigint {
   if (typeof value === 'bigint') return value
+  if (typeof value !== 'number') throw new TypeError(`${what} must be a number or a bigint, got ${typeof value}`)
   if (!Number.isSafeInteger(value)) throw new RangeError(`${what} must be an integer, got ${value}`)
   return BigInt(value)
 }
 
-function toCounter (decimal: string): Counter {
-  const value = Number(decimal)
-  return Number.isSafeInteger(value) ? value : BigInt(decimal)
+/**
+ * Keys are strings, and nothing else: a number would be one key here and another there.
+ * Misuse throws before the store is called, so it never counts as a store failure.
+ */
+function checkKey (key: unknown, what = 'cache key'): asserts key is string {
+  if (typeof key !== 'string') {
+    throw new TypeError(`${what} must be a string, got ${key === null ? 'null' : typeof key}${typeof key === 'number' ? ` (${key})` : ''}`)
+  }
+}
+
+/** The keys with the prefix, each checked. */
+function prefixed (keys: readonly string[], keyPrefix: string): string[] {
+  checkKey(keyPrefix, 'keyPrefix')
+  if (!Array.isArray(keys)) throw new TypeError('keys must be an array of strings')
+  return keys.map((key) => {
+    checkKey(key)
+    return keyPrefix + key
+  })
+}
+
+function seconds (ms: number): number {
+  return Math.floor(ms / 1000)
 }
 
 /**
@@ -340,39 +384,91 @@ export class Cache {
     return found.status === 'hit' ? found.value : undefined
   }
 
-  /** The keys found, without the prefix; a failure finds nothing. */
-  async getMulti<T> (keys: readonly string[], { keyPrefix = '', namespace, statsKeys }: PrefixOption & NamespaceOption & { statsKeys?: number } = {}): Promise<Record<string, T>> {
+  /**
+   * The keys found, without the prefix; a failure finds nothing. With `forCas`, each with
+   * the token for cas() and casMulti() (read from the primary, as gets()).
+   */
+  async getMulti<T> (keys: readonly string[], options: PrefixOption & NamespaceOption & { forCas: true }): Promise<Record<string, CasItem<T>>>
+  async getMulti<T> (keys: readonly string[], options?: PrefixOption & NamespaceOption & { forCas?: false, statsKeys?: number }): Promise<Record<string, T>>
+  async getMulti<T> (keys: readonly string[], { keyPrefix = '', namespace, statsKeys, forCas = false }: PrefixOption & NamespaceOption & { forCas?: boolean, statsKeys?: number } = {}): Promise<Record<string, T | CasItem<T>>> {
     // statsKeys: only the first keys count as hits or misses (the rest are counters read along).
-    const found = await this.#read(keys.map((key) => keyPrefix + key), namespace, statsKeys)
-    const result: Record<string, T> = {}
+    // A replica's token may be older than the primary's: cas() would fail on it.
+    const found = await this.#read(prefixed(keys, keyPrefix), namespace, statsKeys, forCas ? 'primary' : this.reads)
+    const result: Record<string, T | CasItem<T>> = {}
     keys.forEach((key, i) => {
       const entry = found[i]
-      if (entry !== undefined && entry !== FAILED) result[key] = entry.value as T
+      if (entry !== undefined && entry !== FAILED) result[key] = forCas ? { value: entry.value as T, casToken: entry.casToken } : entry.value as T
     })
     return result
   }
 
   /** The value with a token for cas(). */
-  async gets<T> (key: string, options: NamespaceOption = {}): Promise<{ value: T, casToken: string } | undefined> {
-    // A replica's token may be older than the primary's: cas() would fail on it.
-    const [found] = await this.#read([key], options.namespace, 1, 'primary')
-    return found === undefined || found === FAILED ? undefined : { value: found.value as T, casToken: found.casToken }
+  async gets<T> (key: string, { namespace }: NamespaceOption = {}): Promise<CasItem<T> | undefined> {
+    checkKey(key)
+    return (await this.getMulti<T>([key], { namespace, forCas: true }))[key]
+  }
+
+  /** memcache's peek(): the value with its timestamps, also for a delete-locked key; see peekMulti(). */
+  async peek<T> (key: string, { namespace }: NamespaceOption = {}): Promise<PeekedItem<T> | undefined> {
+    checkKey(key)
+    return (await this.peekMulti<T>([key], { namespace }))[key]
+  }
+
+  /**
+   * The keys found, without the prefix, each with its timestamps; a delete-locked key is found
+   * without a value. Counted in the stats as a read (a locked key as a hit of no bytes), but
+   * the items keep their place in the eviction order. Reads the primary.
+   */
+  async peekMulti<T> (keys: readonly string[], { keyPrefix = '', namespace }: PrefixOption & NamespaceOption = {}): Promise<Record<string, PeekedItem<T>>> {
+    const storeKeys = prefixed(keys, keyPrefix).map((key) => this.#storeKey(key, namespace))
+    const found = await this.#run(namespace, () => this.#shared.store.peek(storeKeys))
+    const result: Record<string, PeekedItem<T>> = {}
+    if (found === FAILED) return result
+    const counters = this.counters(namespace)
+    found.forEach((entry: PeekedEntry | undefined, i) => {
+      let value: T | undefined
+      if (entry?.value !== undefined) {
+        try {
+          value = decode<T>(entry.value)
+        } catch (err) {
+          counters.errors++
+          this.#shared.log.warn({ err, namespace: namespace ?? this.namespace, key: keys[i] }, 'cache value could not be decoded; treated as a miss')
+          entry = undefined
+        }
+      }
+      if (entry === undefined) {
+        counters.misses++
+        return
+      }
+      counters.hits++
+      counters.byteHits += entry.value === undefined ? 0 : Buffer.byteLength(entry.value)
+      result[keys[i]!] = {
+        value,
+        expirationTimeSec: seconds(entry.expiresAtMs),
+        lastAccessTimeSec: seconds(entry.lastAccessMs),
+        deleteLockTimeSec: seconds(entry.lockedUntilMs)
+      }
+    })
+    return result
   }
 
   // Writes
 
   /** Stores the value; false when the store could not take it. */
   async set (key: string, value: unknown, options: WriteOptions = {}): Promise<boolean> {
+    checkKey(key)
     return (await this.setMulti({ [key]: value }, options)).length === 0
   }
 
   /** Stores the value only if the key is absent (and not locked by a delete). */
   async add (key: string, value: unknown, options: WriteOptions = {}): Promise<boolean> {
+    checkKey(key)
     return (await this.addMulti({ [key]: value }, options)).length === 0
   }
 
   /** Stores the value only if the key is present. */
   async replace (key: string, value: unknown, options: WriteOptions = {}): Promise<boolean> {
+    checkKey(key)
     return (await this.replaceMulti({ [key]: value }, options)).length === 0
   }
 
@@ -390,37 +486,59 @@ export class Cache {
   }
 
   /** Stores the value only if nobody wrote the key since gets() handed out the token. */
-  async cas (key: string, value: unknown, casToken: string, { ttl = 0, namespace }: WriteOptions = {}): Promise<boolean> {
-    const entry = { key: this.#storeKey(key, namespace), value: this.#encode(key, value), casToken: randomUUID(), ttlMs: ttlMs(ttl) }
-    return (await this.#run(namespace, () => this.#shared.store.cas(entry, casToken))) === true
+  async cas (key: string, value: unknown, casToken: string, options: WriteOptions = {}): Promise<boolean> {
+    checkKey(key)
+    return (await this.casMulti({ [key]: { value, casToken } }, options)).length === 0
   }
 
+  /** cas() of each key with its token (from gets() or getMulti with forCas); the keys not stored. */
+  async casMulti (mapping: Record<string, CasItem<unknown>>, { ttl = 0, keyPrefix = '', namespace }: WriteOptions & PrefixOption = {}): Promise<string[]> {
+    const keys = Object.keys(mapping)
+    const life = memcacheTtlMs(ttl)
+    const writes = prefixed(keys, keyPrefix).map((key, i) => {
+      const { value, casToken } = mapping[keys[i]!]!
+      if (typeof casToken !== 'string') throw new TypeError(`the casToken for cache key "${key.slice(0, 100)}" must be the string gets() answered`)
+      return { entry: { key: this.#storeKey(key, namespace), value: this.#encode(key, value), casToken: randomUUID(), ttlMs: life }, expected: casToken }
+    })
+    if (writes.length === 0) return []
+    const stored = await this.#run(namespace, async () => await Promise.all(writes.map(({ entry, expected }) => this.#shared.store.cas(entry, expected))))
+    return keys.filter((_key, i) => stored === FAILED || !stored[i])
+  }
+
+  /**
+   * 'deleted' when the key held a value or a delete lock (a lock is then renewed with the new
+   * lockSeconds, or lifted without: the last delete wins), 'missing', or 'failed'.
+   */
   async delete (key: string, options: DeleteOptions = {}): Promise<'deleted' | 'missing' | 'failed'> {
+    checkKey(key)
     const [result] = await this.#deleteAll([key], options)
     return result ?? 'failed'
   }
 
   /** True when every key is gone (deleted or already missing); false when the store failed. */
   async deleteMulti (keys: readonly string[], { keyPrefix = '', ...options }: DeleteOptions & PrefixOption = {}): Promise<boolean> {
-    const results = await this.#deleteAll(keys.map((key) => keyPrefix + key), options)
+    const results = await this.#deleteAll(prefixed(keys, keyPrefix), options)
     return !results.includes('failed')
   }
 
   /** The new value, or undefined when the key is missing (without initialValue), holds no integer, or the store failed. */
   async incr (key: string, options: OffsetOptions = {}): Promise<Counter | undefined> {
+    checkKey(key)
     return await this.#offset(key, toBigInt(options.delta ?? 1, 'delta'), options, 'incr')
   }
 
   /** Like incr, downwards; the value never goes below 0, as in memcache. */
   async decr (key: string, options: OffsetOptions = {}): Promise<Counter | undefined> {
+    checkKey(key)
     return await this.#offset(key, -toBigInt(options.delta ?? 1, 'delta'), options, 'decr')
   }
 
   /** Applies each delta (negative ones decrement); a key maps to its new value or undefined. */
   async offsetMulti (mapping: Record<string, Counter>, { keyPrefix = '', initialValue, namespace }: PrefixOption & Omit<OffsetOptions, 'delta'> = {}): Promise<Record<string, Counter | undefined>> {
     const entries = Object.entries(mapping).map(([key, delta]) => [key, toBigInt(delta, 'delta')] as const)
-    const values = await Promise.all(entries.map(async ([key, delta]) =>
-      await this.#offset(keyPrefix + key, delta, { initialValue, namespace }, 'offset')))
+    const keys = prefixed(entries.map(([key]) => key), keyPrefix)
+    const values = await Promise.all(entries.map(async ([, delta], i) =>
+      await this.#offset(keys[i]!, delta, { initialValue, namespace }, 'offset')))
     return Object.fromEntries(entries.map(([key], i) => [key, values[i]]))
   }
 
@@ -643,6 +761,8 @@ export class Cache {
    * another, then `k:` and the key, or `h:` and its SHA-256 when it is longer than memcache allows.
    */
   #storeKey (key: string, namespace = this.namespace): string {
+    checkKey(key)
+    checkKey(namespace, 'namespace')
     // UTF-8 (Redis' bytes, and the hash's) writes every lone surrogate as U+FFFD: such keys would collide.
     if (LONE_SURROGATE.test(key)) throw new TypeError(`cache key "${key.slice(0, 100)}" is not well-formed Unicode (a lone surrogate)`)
     const ns = encodeURIComponent(namespace)
@@ -652,9 +772,9 @@ export class Cache {
 
   #encode (key: string, value: unknown): string {
     const text = encode(value)
-    const bytes = Buffer.byteLength(text)
+    const bytes = typeof value === 'string' ? Buffer.byteLength(value) : Buffer.isBuffer(value) ? value.length : Buffer.byteLength(text)
     if (bytes > MAX_VALUE_BYTES) {
-      throw new ValueTooLargeError(`the value for cache key "${key.slice(0, 100)}" is ${bytes} bytes serialized; the limit is ${MAX_VALUE_BYTES}`)
+      throw new ValueTooLargeError(`the value for cache key "${key.slice(0, 100)}" is ${bytes} bytes; the limit is ${MAX_VALUE_BYTES}`)
     }
     return text
   }
@@ -688,10 +808,10 @@ export class Cache {
   async #writeMulti (mode: WriteMode, mapping: Record<string, unknown>, { ttl = 0, keyPrefix = '', namespace }: WriteOptions & PrefixOption): Promise<string[]> {
     const keys = Object.keys(mapping)
     // Validate everything before anything is written.
-    const life = ttlMs(ttl)
-    const entries = keys.map((key) => ({
-      key: this.#storeKey(keyPrefix + key, namespace),
-      value: this.#encode(keyPrefix + key, mapping[key]),
+    const life = memcacheTtlMs(ttl)
+    const entries = prefixed(keys, keyPrefix).map((key, i) => ({
+      key: this.#storeKey(key, namespace),
+      value: this.#encode(key, mapping[keys[i]!]),
       casToken: randomUUID(),
       ttlMs: life
     }))
@@ -701,9 +821,10 @@ export class Cache {
   }
 
   async #deleteAll (keys: readonly string[], { lockSeconds = 0, namespace }: DeleteOptions): Promise<Array<'deleted' | 'missing' | 'failed'>> {
-    const lock = ttlMs(lockSeconds)
+    const lock = memcacheTtlMs(lockSeconds)
+    const storeKeys = keys.map((key) => this.#storeKey(key, namespace))
     if (keys.length === 0) return []
-    const existed = await this.#run(namespace, () => this.#shared.store.delete(keys.map((key) => this.#storeKey(key, namespace)), lock))
+    const existed = await this.#run(namespace, () => this.#shared.store.delete(storeKeys, lock))
     return keys.map((_key, i) => existed === FAILED ? 'failed' : existed[i] === true ? 'deleted' : 'missing')
   }
 
@@ -716,7 +837,7 @@ export class Cache {
     }
     const storeKey = this.#storeKey(key, namespace)
     const value = await this.#run(namespace, () => this.#shared.store.incr(storeKey, delta, initial, randomUUID()))
-    return value === FAILED || value === undefined ? undefined : toCounter(value)
+    return value === FAILED || value === undefined ? undefined : decode<Counter>(value)
   }
 
   /** A read from the replica when this view reads there and it answers, else from the primary. */

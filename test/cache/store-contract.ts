@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { CounterOverflowError, createCache, listItemId, MAX_COUNTER, ValueTooLargeError, type Cache, type ListLookup, type ListReservationLookup, type Store } from '../../src/cache/index.js'
+import { CounterOverflowError, createCache, listItemId, MAX_COUNTER, UncacheableValueError, ValueTooLargeError, type Cache, type ListLookup, type ListReservationLookup, type Store } from '../../src/cache/index.js'
 import { uniqueName } from '../helper.js'
+import { appEngineContract } from './appengine-contract.js'
 
 export interface StoreFactory {
   /** A store for one test. */
@@ -12,6 +13,7 @@ export interface StoreFactory {
 
 /** The memcache contract: every store passes the same cases, through the Cache facade. */
 export function storeContract (t: Test, name: string, { make, peer }: StoreFactory): void {
+  appEngineContract(t, name, { make, peer })
   t.test(`${name} store: memcache contract`, async (t) => {
     const fresh = async (t: Test): Promise<Cache> => createCache({ store: await make(t), namespace: uniqueName('ns') })
 
@@ -40,13 +42,54 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
         date: new Date('2026-11-21T10:00:00.123Z'),
         buffer: Buffer.from([0, 1, 2, 255]),
         bigint: 2n ** 62n + 1n,
-        nestedBigint: { n: 2n ** 60n }
+        smallBigint: 5n,
+        negativeBigint: -5n,
+        nestedBigint: { n: 2n ** 60n, small: 1n },
+        bigNumber: 2 ** 60,
+        map: new Map<unknown, unknown>([['a', 1], [2, { b: new Date(0) }]]),
+        set: new Set(['x', 1, 3n]),
+        special: [NaN, Infinity, -Infinity, -0, undefined, null]
       }
       t.same(await cache.setMulti(values), [], 'all stored')
-      t.same(await cache.getMulti(Object.keys(values)), values)
+      const read = await cache.getMulti<unknown>(Object.keys(values))
+      t.same(read, values)
+      for (const [key, value] of Object.entries(values)) {
+        t.equal(Object.prototype.toString.call(read[key]), Object.prototype.toString.call(value), `${key} keeps its type`)
+      }
       t.ok((await cache.get<Date>('date')) instanceof Date, 'a Date comes back as a Date')
       t.ok(Buffer.isBuffer(await cache.get('buffer')), 'a Buffer comes back as a Buffer')
+      t.equal(await cache.get('smallBigint'), 5n, 'a small bigint stays a bigint')
+      t.equal(await cache.get('bigNumber'), 2 ** 60, 'a number past 2^53 stays a number')
+      t.ok(Object.is((await cache.get<number[]>('special'))?.[3], -0), '-0 stays -0')
+      t.ok(Number.isNaN((await cache.get<number[]>('special'))?.[0]), 'NaN stays NaN')
       t.equal(await cache.get('digits'), '42', 'a string of digits stays a string')
+      await cache.set('invalidDate', new Date(NaN))
+      const invalid = await cache.get<Date>('invalidDate')
+      t.ok(invalid instanceof Date && Number.isNaN(invalid.getTime()), 'an invalid Date stays an invalid Date')
+    })
+
+    t.test('values that would not come back as they are are refused at set time, and nothing of the call is written', async (t) => {
+      const cache = await fresh(t)
+      class Point { x = 1 }
+      const refused: Record<string, unknown> = {
+        regexp: /x/g,
+        typedArray: new Uint8Array([1, 2]),
+        arrayBuffer: new ArrayBuffer(2),
+        instance: new Point(),
+        error: new Error('e'),
+        url: new URL('https://example.com/'),
+        fn: () => 1,
+        symbol: Symbol('s'),
+        nested: { ok: 1, inner: [new Point()] },
+        inMap: new Map([['k', /x/]]),
+        undefined
+      }
+      for (const [key, value] of Object.entries(refused)) {
+        await t.rejects(cache.set(key, value), { name: 'UncacheableValueError', message: /cannot be cached/ }, key)
+      }
+      await t.rejects(cache.setMulti({ fine: 1, bad: new Point() }), UncacheableValueError)
+      t.same(await cache.getMulti(['fine', ...Object.keys(refused)]), {}, 'nothing written')
+      t.equal(cache.counters().errors, 0, 'a refused value is no store error')
     })
 
     t.test('set, add, replace and their multi forms', async (t) => {
@@ -75,7 +118,6 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.equal(await cache.get('c'), undefined)
       t.equal(await cache.add('c', 'during lock'), false, 'add fails while the key is locked')
       t.equal(await cache.replace('c', 'during lock'), false, 'replace finds nothing to replace')
-      t.equal(await cache.delete('c'), 'missing')
       await sleep(1100)
       t.equal(await cache.add('c', 'after lock'), true, 'add works once the lock expires')
 
@@ -115,6 +157,21 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.equal(await cache.get('big'), MAX_COUNTER, 'the value is unchanged')
       await t.rejects(cache.incr('other', { initialValue: MAX_COUNTER }), CounterOverflowError)
       t.equal(await cache.get('other'), undefined)
+    })
+
+    t.test('every store answers alike at a counter\'s edges, whatever the stored text', async (t) => {
+      const store = await make(t)
+      const cache = createCache({ store, namespace: uniqueName('ns') })
+      const raw = { beyond64: '18446744073709551615', beyond63: '9223372036854775808', negative: '-1', spaced: ' 1', plus: '+1', float: '1.0', max: '9223372036854775807', maxBig: '9223372036854775807n' }
+      await store.write('set', Object.entries(raw).map(([key, value]) => ({ key: `${cache.namespace}:k:${key}`, value, casToken: 't', ttlMs: 0 })))
+      for (const key of ['beyond64', 'beyond63', 'negative', 'spaced', 'plus', 'float']) {
+        t.equal(await cache.incr(key), undefined, `${key}: no counter`)
+        t.equal((await store.get([`${cache.namespace}:k:${key}`]))[0]?.value, raw[key as keyof typeof raw], `${key}: left as it is`)
+      }
+      await t.rejects(cache.incr('max'), CounterOverflowError)
+      await t.rejects(cache.incr('maxBig'), CounterOverflowError)
+      t.equal(await cache.decr('maxBig'), MAX_COUNTER - 1n)
+      t.equal((await store.get([`${cache.namespace}:k:maxBig`]))[0]?.value, '9223372036854775806n', 'a bigint counter stays one')
     })
 
     t.test('offsetMulti', async (t) => {
@@ -202,14 +259,15 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.equal(await cache.delete(`${base}1`), 'deleted')
     })
 
-    t.test('values over 1,000,000 bytes serialized are refused with a clear error', async (t) => {
+    t.test('values over 1,000,000 bytes are refused with a clear error', async (t) => {
       const cache = await fresh(t)
-      await t.rejects(cache.set('huge', 'x'.repeat(1_000_000)), ValueTooLargeError)
-      await t.rejects(cache.setMulti({ ok: 1, huge: 'x'.repeat(1_000_000) }), { name: 'ValueTooLargeError', message: /huge.*1000002 bytes.*limit is 1000000/ })
+      await t.rejects(cache.set('huge', 'x'.repeat(1_000_001)), ValueTooLargeError)
+      await t.rejects(cache.setMulti({ ok: 1, huge: 'x'.repeat(1_000_001) }), { name: 'ValueTooLargeError', message: /huge.*1000001 bytes.*limit is 1000000/ })
       t.equal(await cache.get('ok'), undefined, 'nothing of a refused batch is written')
-      t.equal(await cache.set('fits', 'x'.repeat(999_998)), true)
-      t.equal((await cache.get<string>('fits'))?.length, 999_998)
-      await t.rejects(cache.set('fn', () => 1), TypeError)
+      await t.rejects(cache.set('accents', 'é'.repeat(500_001)), ValueTooLargeError, 'a string counts its UTF-8 bytes')
+      t.equal(await cache.set('fits', 'x'.repeat(1_000_000)), true, 'a string of exactly 1,000,000 bytes fits')
+      t.equal((await cache.get<string>('fits'))?.length, 1_000_000)
+      await t.rejects(cache.set('fn', () => 1), UncacheableValueError)
     })
 
     t.test('namespaces are isolated, per cache and per call', async (t) => {

@@ -28,6 +28,15 @@ t.test('the memory store evicts the least recently used entries beyond its byte 
   t.equal((await store.get(['a']))[0]?.value, '123456', 'and does not flush the rest')
 })
 
+t.test('the memory store evicts the least recently used: a read moves an entry up, a peek does not', async (t) => {
+  const store = new MemoryStore({ maxBytes: 30 })
+  await store.write('set', [entry('a', '123456'), entry('b', '123456'), entry('c', '123456')]) // 8 bytes each
+  await store.peek(['a'])
+  await store.get(['b'])
+  await store.write('set', [entry('d', '123456')])
+  t.same((await store.get(['a', 'b', 'c', 'd'])).map((e) => e?.value), [undefined, '123456', '123456', '123456'], 'a, only peeked, went first')
+})
+
 t.test('the memory store expires by its clock', async (t) => {
   let now = 1_000_000
   const store = new MemoryStore({ now: () => now })

@@ -1,17 +1,20 @@
 import t from 'tap'
 import { CircuitBreaker, createCache, MemoryStore, type Store } from '../../src/cache/index.js'
-import { decode, encode } from '../../src/cache/codec.js'
-import { ttlMs } from '../../src/cache/ttl.js'
+import { decode, encode, UncacheableValueError } from '../../src/cache/codec.js'
+import { memcacheTtlMs, ttlMs } from '../../src/cache/ttl.js'
 import { capturingLogger } from '../helper.js'
 
 t.test('codec: tags cannot be forged by caller data', async (t) => {
   const tricky = { $date: 5, $buffer: 'aGk=', $$x: 1, plain: { $date: 'not a date' } }
   t.same(decode(encode(tricky)), tricky)
   t.same(decode(encode([new Date(0), { at: new Date(1) }])), [new Date(0), { at: new Date(1) }])
-  t.throws(() => encode(undefined), TypeError)
+  t.throws(() => encode(undefined), UncacheableValueError)
   t.equal(encode(5), '5', 'a number is bare decimal, so Redis can increment it')
-  t.equal(encode(2n ** 64n), '18446744073709551616')
-  t.equal(decode('18446744073709551616'), 2n ** 64n, 'a big integer comes back exact')
+  t.equal(encode(5n), '5n', 'a bigint is bare decimal too, marked as a bigint')
+  t.equal(encode(2n ** 53n + 1n), '9007199254740993n')
+  t.equal(encode(2 ** 60), '{"$number":"1152921504606847000"}', 'a number past 2^53 is not taken for a counter')
+  t.equal(decode(encode(2 ** 60)), 2 ** 60)
+  t.equal(decode('18446744073709551616'), 2n ** 64n, 'a counter past 2^53 comes back exact')
   t.equal(decode('9007199254740991'), Number.MAX_SAFE_INTEGER)
 })
 
@@ -25,6 +28,16 @@ t.test('ttl follows memcache: 0 forever, up to 30 days relative, beyond an absol
   t.equal(ttlMs(now / 1000 - 1, now), -1, 'a time in the past: written and gone at once')
   t.throws(() => ttlMs(-5, now), RangeError)
   t.throws(() => ttlMs(Number.NaN, now), RangeError)
+  t.throws(() => ttlMs('5' as unknown as number, now), TypeError)
+})
+
+t.test('memcache TTLs round fractional seconds up to whole ones, as App Engine does', async (t) => {
+  const now = 1_800_000_000_000
+  t.equal(memcacheTtlMs(0.5, now), 1000)
+  t.equal(memcacheTtlMs(1.2, now), 2000)
+  t.equal(memcacheTtlMs(3, now), 3000)
+  t.equal(memcacheTtlMs(now / 1000 + 59.5, now), 60_000, 'an absolute time too')
+  t.throws(() => memcacheTtlMs(-0.5, now), RangeError, 'a negative fraction is refused, not rounded to 0')
 })
 
 t.test('breaker: opens after the threshold, probes once after the reset time', async (t) => {
@@ -68,6 +81,7 @@ t.test('the facade fails open and logs once per state change', async (t) => {
     kind: 'redis',
     connected: true,
     get: async (keys) => { fail(); return keys.map(() => ({ value: '"v"', casToken: 't' })) },
+    peek: async (keys) => { fail(); return keys.map(() => ({ value: '"v"', expiresAtMs: 0, lastAccessMs: 0, lockedUntilMs: 0 })) },
     write: async (_mode, entries) => { fail(); return entries.map(() => true) },
     cas: async () => { fail(); return true },
     delete: async (keys) => { fail(); return keys.map(() => true) },

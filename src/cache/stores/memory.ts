@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import {
-  CounterOverflowError, MAX_COUNTER, listItemId, type Census, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList,
+  COUNTER, CounterOverflowError, MAX_COUNTER, listItemId, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList,
   type StoreWrite, type SubscribeHandlers, type Subscription, type WriteMode
 } from './store.js'
 
@@ -62,8 +62,6 @@ export interface MemoryStoreOptions {
   now?: () => number
 }
 
-const INTEGER = /^-?\d+$/
-
 /** An in-process store: the embedded default when no Redis is configured, and a fast first tier. */
 export class MemoryStore implements Store {
   readonly kind = 'memory'
@@ -97,6 +95,15 @@ export class MemoryStore implements Store {
     })
   }
 
+  async peek (keys: readonly string[]): Promise<Array<PeekedEntry | undefined>> {
+    return keys.map((key) => {
+      const entry = this.#live(key)
+      if (entry === undefined) return undefined
+      const times = { expiresAtMs: entry.expiresAt, lastAccessMs: entry.usedAt }
+      return entry.value === undefined ? { ...times, lockedUntilMs: entry.expiresAt } : { value: entry.value, ...times, lockedUntilMs: 0 }
+    })
+  }
+
   async write (mode: WriteMode, entries: readonly StoreWrite[]): Promise<boolean[]> {
     return entries.map((entry) => {
       const current = this.#live(entry.key)
@@ -114,8 +121,9 @@ export class MemoryStore implements Store {
 
   async delete (keys: readonly string[], lockMs: number): Promise<boolean[]> {
     return keys.map((key) => {
+      // A delete lock is deleted too, and locked again with the new time: the last delete wins.
       const current = this.#live(key)
-      if (current?.value === undefined) return false
+      if (current === undefined) return false
       this.#remove(key, current)
       if (lockMs > 0) this.#insert(key, { expiresAt: this.#now() + lockMs, usedAt: this.#now(), bytes: Buffer.byteLength(key) })
       return true
@@ -125,9 +133,13 @@ export class MemoryStore implements Store {
   async incr (key: string, delta: bigint, initial: bigint | undefined, casToken: string): Promise<string | undefined> {
     const current = this.#live(key)
     let base: bigint
+    let suffix = ''
     if (current?.value !== undefined) {
-      if (!INTEGER.test(current.value)) return undefined
-      base = BigInt(current.value)
+      const counter = COUNTER.exec(current.value)
+      if (counter === null) return undefined
+      base = BigInt(counter[1]!)
+      suffix = counter[2]!
+      if (base > MAX_COUNTER) return undefined
     } else if (initial !== undefined) {
       base = initial
     } else {
@@ -136,7 +148,7 @@ export class MemoryStore implements Store {
     let next = base + delta
     if (next > MAX_COUNTER) throw new CounterOverflowError(`incrementing ${key} would pass 2^63 - 1`)
     if (next < 0n) next = 0n
-    const value = next.toString()
+    const value = `${next}${suffix}`
     // A counter keeps its expiry; one created from an initial value has none.
     const ttlMs = current?.value !== undefined && current.expiresAt !== 0 ? Math.max(1, current.expiresAt - this.#now()) : 0
     this.#put(key, { key, value, casToken, ttlMs })

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { Cluster, type Redis, type Result } from 'ioredis'
 import {
-  CounterOverflowError, type Census, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList, type StoreWrite,
+  CounterOverflowError, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList, type StoreWrite,
   type SubscribeHandlers, type Subscription, type WriteMode
 } from './store.js'
 
@@ -32,9 +32,10 @@ redis.call('HSET', k, 'v', ARGV[2], 'c', ARGV[3])
 if ARGV[4] ~= '0' then redis.call('PEXPIRE', k, ARGV[4]) else redis.call('PERSIST', k) end
 return 1`
 
+// A delete lock is deleted too, and locked again with the new time: the last delete wins.
 const DELETE = `
 local k = KEYS[1]
-if redis.call('HEXISTS', k, 'v') == 0 then return 0 end
+if redis.call('EXISTS', k) == 0 then return 0 end
 redis.call('DEL', k)
 if ARGV[1] ~= '0' then
   redis.call('HSET', k, 'l', '1')
@@ -42,22 +43,64 @@ if ARGV[1] ~= '0' then
 end
 return 1`
 
-// The result goes back as a string: a Lua number is a double and would round big counters.
+// A counter is bare digits, with an "n" after them for a bigint, which it keeps. HINCRBY
+// does the arithmetic on the digits: exact to 2^63 - 1, refusing a larger value (no counter)
+// and an overflow (an error, after the value is put back). The result goes back as a
+// string: a Lua number is a double and would round big counters.
 const INCR = `
 local k = KEYS[1]
-if redis.call('HEXISTS', k, 'v') == 0 then
+local stored = redis.call('HGET', k, 'v')
+local digits, suffix = stored, ''
+if not stored then
   if ARGV[2] == '' then return false end
   redis.call('DEL', k)
-  redis.call('HSET', k, 'v', ARGV[2])
+  digits = ARGV[2]
+  redis.call('HSET', k, 'v', digits)
+else
+  if string.sub(stored, -1) == 'n' then
+    digits = string.sub(stored, 1, -2)
+    suffix = 'n'
+  end
+  if not string.match(digits, '^%d+$') then return false end
+  if suffix == 'n' then redis.call('HSET', k, 'v', digits) end
 end
-redis.call('HINCRBY', k, 'v', ARGV[1])
+local done = redis.pcall('HINCRBY', k, 'v', ARGV[1])
+if type(done) == 'table' and done.err then
+  if stored then redis.call('HSET', k, 'v', stored) else redis.call('DEL', k) end
+  if string.find(done.err, 'overflow') then return redis.error_reply('ERR increment or decrement would overflow') end
+  return false
+end
 local value = redis.call('HGET', k, 'v')
-if string.sub(value, 1, 1) == '-' then
-  value = '0'
-  redis.call('HSET', k, 'v', value)
-end
-redis.call('HSET', k, 'c', ARGV[3])
+if string.sub(value, 1, 1) == '-' then value = '0' end
+value = value .. suffix
+redis.call('HSET', k, 'v', value, 'c', ARGV[3])
 return value`
+
+// Read without counting as a use: OBJECT reads the key's idle time (or, under an LFU policy,
+// its frequency) untouched, and RESTORE puts it back after the read. Where RESTORE is refused
+// the peek still answers, and the key counts as used.
+const PEEK = `
+local k = KEYS[1]
+local idle = redis.pcall('OBJECT', 'IDLETIME', k)
+local freq = redis.pcall('OBJECT', 'FREQ', k)
+local f = redis.call('HMGET', k, 'v', 'l')
+if not f[1] and not f[2] then return false end
+local t = redis.call('TIME')
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = redis.call('PTTL', k)
+local expires, restoreAt = -1, 0
+if ttl >= 0 then
+  expires = nowMs + ttl
+  restoreAt = expires
+end
+local last = 0
+if type(idle) == 'number' then
+  last = nowMs - idle * 1000
+  redis.pcall('RESTORE', k, restoreAt, redis.call('DUMP', k), 'REPLACE', 'ABSTTL', 'IDLETIME', idle)
+elseif type(freq) == 'number' then
+  redis.pcall('RESTORE', k, restoreAt, redis.call('DUMP', k), 'REPLACE', 'ABSTTL', 'FREQ', freq)
+end
+return {f[1] or '', expires, string.format('%.0f', last)}`
 
 // Lists: `v` holds the items as JSON ({i: id, t: order, v: value, r: reserved until}), `n` the
 // version (Redis TIME in microseconds, never lower than the last one), `b` marks a list being
@@ -269,6 +312,7 @@ declare module 'ioredis' {
     cacheCas (key: string, expected: string, value: string, casToken: string, ttlMs: number): Result<number, Context>
     cacheDelete (key: string, lockMs: number): Result<number, Context>
     cacheIncr (key: string, delta: string, initial: string, casToken: string): Result<string | null, Context>
+    cachePeek (key: string): Result<[string, number, string] | null, Context>
     cacheListGet (key: string): Result<RawList | null, Context>
     cacheListBegin (key: string, lockMs: number): Result<RawList, Context>
     cacheListAdd (key: string, items: string, limit: number, completeTtlMs: string): Result<RawList | null, Context>
@@ -323,6 +367,7 @@ export class RedisStore implements Store {
       client.defineCommand('cacheCas', { numberOfKeys: 1, lua: CAS })
       client.defineCommand('cacheDelete', { numberOfKeys: 1, lua: DELETE })
       client.defineCommand('cacheIncr', { numberOfKeys: 1, lua: INCR })
+      client.defineCommand('cachePeek', { numberOfKeys: 1, lua: PEEK })
       client.defineCommand('cacheListGet', { numberOfKeys: 1, lua: LIST_GET })
       client.defineCommand('cacheListBegin', { numberOfKeys: 1, lua: LIST_BEGIN })
       client.defineCommand('cacheListAdd', { numberOfKeys: 1, lua: LIST_ADD })
@@ -339,6 +384,15 @@ export class RedisStore implements Store {
     const toEntry = ([value, casToken]: Array<string | null>) =>
       value === null || value === undefined ? undefined : { value, casToken: casToken ?? '' }
     return (await Promise.all(keys.map((key) => this.client.hmget(key, 'v', 'c')))).map(toEntry)
+  }
+
+  async peek (keys: readonly string[]): Promise<Array<PeekedEntry | undefined>> {
+    return (await Promise.all(keys.map((key) => this.client.cachePeek(key)))).map((found) => {
+      if (found === null) return undefined
+      const [value, expires, last] = found
+      const times = { expiresAtMs: Math.max(0, expires), lastAccessMs: Number(last) }
+      return value === '' ? { ...times, lockedUntilMs: times.expiresAtMs } : { value, ...times, lockedUntilMs: 0 }
+    })
   }
 
   async write (mode: WriteMode, entries: readonly StoreWrite[]): Promise<boolean[]> {
@@ -360,9 +414,7 @@ export class RedisStore implements Store {
     try {
       return (await this.client.cacheIncr(key, delta.toString(), initial?.toString() ?? '', casToken)) ?? undefined
     } catch (err) {
-      const message = (err as Error).message
-      if (message.includes('overflow')) throw new CounterOverflowError(`incrementing ${key} would pass 2^63 - 1`)
-      if (message.includes('not an integer')) return undefined
+      if ((err as Error).message.includes('overflow')) throw new CounterOverflowError(`incrementing ${key} would pass 2^63 - 1`)
       throw err
     }
   }

@@ -8,6 +8,18 @@ export interface StoredEntry {
 
 export type WriteMode = 'set' | 'add' | 'replace'
 
+/** What peek() finds under a key: a value or a delete lock, with its timestamps (epoch milliseconds). */
+export interface PeekedEntry {
+  /** Absent while the key is only a delete lock. */
+  value?: string
+  /** 0 when it never expires. */
+  expiresAtMs: number
+  /** The last read or write; 0 when the store cannot tell (Redis under an LFU eviction policy). */
+  lastAccessMs: number
+  /** Until when the delete lock holds; 0 when the key holds a value. */
+  lockedUntilMs: number
+}
+
 export interface StoreWrite {
   key: string
   value: string
@@ -24,6 +36,9 @@ export class CounterOverflowError extends RangeError {
 /** The largest value a counter may hold: a signed 64-bit integer, as Redis keeps it. */
 export const MAX_COUNTER = 2n ** 63n - 1n
 
+/** A counter as stored: its digits, and "n" for a bigint. */
+export const COUNTER = /^(\d+)(n?)$/
+
 /**
  * A backend for the cache. Keys arrive already namespaced and values already
  * serialized; every method is atomic per key, also against other processes
@@ -35,16 +50,27 @@ export interface Store {
   readonly connected: boolean
   /** One entry per key, in order; undefined where missing. */
   get (keys: readonly string[]): Promise<Array<StoredEntry | undefined>>
+  /**
+   * The entries with their timestamps, delete locks included, without counting as a use:
+   * the entries keep their place in the eviction order.
+   */
+  peek (keys: readonly string[]): Promise<Array<PeekedEntry | undefined>>
   /** Writes each entry if the mode allows (add: key absent and not locked; replace: key present); true where stored. */
   write (mode: WriteMode, entries: readonly StoreWrite[]): Promise<boolean[]>
   /** Stores the value only if the key's token is still the expected one. */
   cas (entry: StoreWrite, expectedToken: string): Promise<boolean>
-  /** True where a value existed. With lockMs > 0 a deleted key refuses add for that long. */
+  /**
+   * True where a value or a delete lock existed. With lockMs > 0 the key is (again) locked
+   * for that long: add and replace fail; with 0 a lock goes too.
+   */
   delete (keys: readonly string[], lockMs: number): Promise<boolean[]>
   /**
-   * Adds delta (negative to decrement) to an integer value, flooring at 0. A missing key
-   * is created from initial when one is given. Returns the new value in decimal, or
-   * undefined when the key is missing without an initial value or holds no integer.
+   * Adds delta (negative to decrement) to a counter, flooring at 0. A counter is a stored
+   * value of bare decimal digits, with an "n" after them for a bigint (which it keeps), up to
+   * MAX_COUNTER; anything else (a negative number, a larger one, no integer) is left as it is.
+   * A missing (or delete-locked) key is created from initial when one is given. Returns the
+   * new value as stored, or undefined when the key is missing without an initial value or
+   * holds no counter. Throws a CounterOverflowError, changing nothing, past MAX_COUNTER.
    */
   incr (key: string, delta: bigint, initial: bigint | undefined, casToken: string): Promise<string | undefined>
   /** Removes every value whose key starts with the prefix. */
