@@ -153,6 +153,28 @@ function warnIfCluster (client: Redis, log: FastifyBaseLogger, where: string): v
   }, () => {})
 }
 
+/**
+ * Memorystore's default eviction policy, volatile-lru, evicts only keys with a TTL: a cache full of
+ * entries without one (memcache's ttl 0, the stats counters) then refuses writes, where App Engine
+ * evicted any entry. Memorystore refuses CONFIG, so the policy is read from INFO; a server without
+ * a memory limit (maxmemory 0, a local Redis) never evicts and needs no warning.
+ */
+export function evictionHint (memoryInfo: string, where: string): string | undefined {
+  const policy = /maxmemory_policy:(\S+)/.exec(memoryInfo)?.[1]
+  const limit = Number(/^maxmemory:(\d+)/m.exec(memoryInfo)?.[1] ?? 0)
+  if (policy === undefined || limit === 0 || policy.startsWith('allkeys-')) return undefined
+  return `${where} evicts with maxmemory-policy ${policy}: entries without a TTL are never evicted, and a full instance refuses ` +
+    'writes. Set an allkeys policy: gcloud redis instances update INSTANCE --region=REGION --update-redis-config maxmemory-policy=allkeys-lru'
+}
+
+function warnIfEvictionUnsafe (client: RedisClient, log: FastifyBaseLogger, where: string): void {
+  const servers = client instanceof Cluster ? client.nodes('master') : [client]
+  Promise.all(servers.map(async (server) => await server.info('memory'))).then((infos) => {
+    const hint = infos.map((info) => evictionHint(info, where)).find((found) => found !== undefined)
+    if (hint !== undefined) log.warn({ redis: where, hint }, 'redis may refuse cache writes once full')
+  }, () => {})
+}
+
 /** Logs the client's connection state once per change, never once per failed command. */
 function watch (client: RedisClient, log: FastifyBaseLogger, where: string): { closing: () => void } {
   let state: 'up' | 'down' | 'new' | 'closing' = 'new'
@@ -160,6 +182,7 @@ function watch (client: RedisClient, log: FastifyBaseLogger, where: string): { c
     if (state === 'closing') return
     log.info({ redis: where }, state === 'new' ? 'redis connected' : 'redis reconnected')
     if (state === 'new' && !(client instanceof Cluster)) warnIfCluster(client, log, where)
+    if (state === 'new') warnIfEvictionUnsafe(client, log, where)
     state = 'up'
   })
   const down = (err?: Error) => {
