@@ -296,6 +296,14 @@ export class Cache {
     return [...this.#shared.counters.keys()]
   }
 
+  /**
+   * Counts a hit that a caller served from a copy of its own (a first tier in front of the
+   * store), so the namespace's hit ratio tells the whole story.
+   */
+  recordHit ({ namespace }: NamespaceOption = {}): void {
+    this.counters(namespace).hits++
+  }
+
   /** This process's counters for a namespace (the default one unless named). */
   counters (namespace = this.namespace): CacheCounters {
     let counters = this.#shared.counters.get(namespace)

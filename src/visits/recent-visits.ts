@@ -149,7 +149,7 @@ export class RecentVisits {
   hit (visitor: string): readonly Visit[] | undefined {
     const local = this.#current()
     if (local === undefined || local.newest !== visitor) return undefined
-    this.#cache.counters().hits++
+    this.#cache.recordHit()
     return local.visits
   }
 

@@ -493,7 +493,7 @@ export class RedisStore implements Store {
    * channel of its own every HEARTBEAT_MS, and its subscriptions count as live only while
    * that comes back through the subscriber within SILENCE_MS.
    */
-  readonly #heartbeatChannel = `visitme-heartbeat:${randomUUID()}`
+  readonly #heartbeatChannel = `heartbeat:${randomUUID()}`
   #heardAt = 0
   /** When this process last ran again after not running for a while. */
   #resumedAt = 0
