@@ -39,6 +39,7 @@ async function storedVisits (db: Firestore, collection: string): Promise<Stored[
 }
 
 interface Service {
+  /** The instances serving; an instance stopped by a test leaves it. */
   servers: Running[]
   redis: TestRedisServer
   proxy: TcpProxy
@@ -83,14 +84,15 @@ function remember (service: Service, record: LoadRecord, body: string): string |
 
 /**
  * 40 clients, 20 on each instance, for `durationMs`: two requests of three are the repeat
- * visitor's, the third a newcomer's; `fault` runs meanwhile.
+ * visitor's, the third a newcomer's; `fault` runs meanwhile. The records, by instance.
  */
-async function phase (service: Service, name: string, durationMs: number, fault: () => Promise<void> = async () => {}): Promise<LoadRecord[]> {
+async function phaseByInstance (service: Service, name: string, durationMs: number, fault: () => Promise<void> = async () => {}): Promise<LoadRecord[][]> {
   const runs = service.servers.map((server, i) => runLoad({
     url: `http://127.0.0.1:${server.port}/`,
     clients: 20,
     durationMs,
     timeoutMs: 10_000,
+    pauseAfterErrorMs: 50,
     plan: (client, seq) => ({
       visitor: seq % 3 === 2 ? `newcomer ${name} ${i} ${seq}` : REPEAT,
       headers: { accept: 'application/json' }
@@ -98,9 +100,13 @@ async function phase (service: Service, name: string, durationMs: number, fault:
     inspect: (record, body) => remember(service, record, body)
   }))
   await fault()
-  const records = (await Promise.all(runs.map(async (run) => await run.done))).flat()
-  service.records.push(...records)
+  const records = await Promise.all(runs.map(async (run) => await run.done))
+  service.records.push(...records.flat())
   return records
+}
+
+async function phase (service: Service, name: string, durationMs: number, fault?: () => Promise<void>): Promise<LoadRecord[]> {
+  return (await phaseByInstance(service, name, durationMs, fault)).flat()
 }
 
 /** The list each instance shows now, read by a probe visitor (whose first read may store its visit). */
@@ -253,5 +259,18 @@ t.test('two instances under faults: the list is always what Firestore holds', as
       t.same(b.lines().slice(logged).filter((l) => Number(l.level) >= 40).map((l) => l.message), [], 'nothing logged as a warning or an error')
     }
     await checkExact(t, service, 'freeze', [])
+  })
+
+  t.test('SIGTERM to one instance under load: it answers what it accepted and exits 0; the other lists what Firestore holds', async (t) => {
+    const [a, b] = servers as [Running, Running]
+    const [onA, onB] = await phaseByInstance(service, 'SIGTERM', 3000, async () => {
+      await sleep(1000)
+      b.child.kill('SIGTERM')
+    }) as [LoadRecord[], LoadRecord[]]
+    t.equal(await b.exited, 0, 'it exits 0')
+    t.same(onB.filter((r) => r.status !== 200 && r.error !== 'ECONNREFUSED').map((r) => `${r.seq}: ${r.status ?? r.error}`), [],
+      `every request sent to it is answered 200 or refused, none cut (${onB.filter((r) => r.status === 200).length} answered)`)
+    service.servers = [a]
+    await checkExact(t, service, 'SIGTERM', [...onA, ...onB.filter((r) => r.status === 200)])
   })
 })
