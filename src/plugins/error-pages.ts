@@ -118,10 +118,10 @@ async function pageOf (app: FastifyInstance, { statusCode, title, message, advic
 }
 
 /** Sends an answer: the site's page, or JSON to a client that prefers it; never stored by a cache. */
-export async function sendAnswer (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, answer: ErrorAnswer): Promise<FastifyReply> {
+export async function sendAnswer (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, answer: ErrorAnswer, json = prefersJson(request)): Promise<FastifyReply> {
   reply.code(answer.statusCode).header('cache-control', 'no-store').header('vary', 'Accept')
   for (const [name, value] of Object.entries(answer.headers ?? {})) reply.header(name, value)
-  if (prefersJson(request)) return await reply.type('application/json; charset=utf-8').send(jsonOf(answer))
+  if (json) return await reply.type('application/json; charset=utf-8').send(jsonOf(answer))
   return await reply.type('text/html; charset=utf-8').send(await pageOf(app, answer))
 }
 
@@ -192,8 +192,9 @@ export class EarlyErrors {
 
   /** Fastify's frameworkErrors. */
   readonly frameworkError = (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    // The request is Fastify's bare one: no plugin's decorators (request.accepts) are on it.
     reply.headers(this.#headers)
-    sendAnswer(request.server, request, reply, answerFor(err)).catch((error: unknown) => { reply.send(error) })
+    sendAnswer(request.server, request, reply, answerFor(err), acceptPrefersJson(request.headers.accept)).catch((error: unknown) => { reply.send(error) })
   }
 
   async prepare (app: FastifyInstance, headers: Readonly<Record<string, string>>): Promise<void> {
