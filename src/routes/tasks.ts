@@ -73,10 +73,11 @@ export default async function tasksRoutes (app: FastifyInstance, { tasks, cache,
   function expiredForm (what: string, keepName: boolean): RouteShorthandOptions['errorHandler'] {
     return async (err, request, reply) => {
       if (!isCsrfFailure(err) || prefersJson(request)) throw err
-      const name = keepName && fromOurOwnPage(request) ? typedText(request.body, 'name', MAX_NAME) : undefined
-      const flash = name === undefined
+      const ours = fromOurOwnPage(request)
+      const name = keepName && ours ? typedText(request.body, 'name', MAX_NAME) : undefined
+      const flash = !ours
         ? `The form had expired or was not sent from this page, so ${what}. Please try again.`
-        : `The form had expired, so ${what}. Here it is again: please add it once more.`
+        : `The form had expired, so ${what}. ${keepName ? 'Here it is again: please add it once more.' : 'Please try again.'}`
       const html = await page(reply, { flash, name })
       return await reply.code(403).header('cache-control', 'private, no-store').type('text/html; charset=utf-8').send(html.replaceAll(TOKEN_SLOT, reply.generateCsrf()))
     }
