@@ -130,7 +130,7 @@ function contract (t: Test, name: string, setup: Setup): void {
       t.match(byOrigin.body, 'Typed before &lt;/textarea&gt;', 'an Origin of this host counts as our own page')
 
       // Another site's post is not put in our form: the user would be sending someone else's text.
-      for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }, {}]) {
+      for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }, {}] as Array<Record<string, string>>) {
         const foreign = await post(headers)
         t.equal(foreign.statusCode, 403)
         t.match(foreign.body, /The form had expired or was not sent from this page, so nothing was posted\./, JSON.stringify(headers))
