@@ -1,8 +1,8 @@
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
-import type { LightMyRequestResponse } from 'fastify'
-import { acceptPrefersJson } from '../../src/plugins/error-pages.js'
+import type { ConnectionError, LightMyRequestResponse } from 'fastify'
+import { acceptPrefersJson, EarlyErrors } from '../../src/plugins/error-pages.js'
 import { MemoryGreetingsRepository } from '../../src/guestbook/greetings.js'
 import type { VisitsRepository } from '../../src/visits/repository.js'
 import { buildTestApp, testConfig } from '../helper.js'
@@ -137,6 +137,25 @@ t.test('Accept negotiation for requests the parser rejected', async (t) => {
   t.equal(acceptPrefersJson('text/html, application/json'), false, 'a tie goes to HTML')
   t.equal(acceptPrefersJson('application/*, text/*;q=0.2'), false, 'names no json')
   t.equal(acceptPrefersJson('application/json;q=0, */*'), false, 'refused json')
+})
+
+t.test('the parser\'s answers: JSON until the pages are rendered, then negotiated; 408 for a request that never finished', async (t) => {
+  const written: string[] = []
+  const socket = { destroyed: false, writable: true, write: (data: string | Buffer) => { written.push(data.toString()) }, destroySoon: () => { written.push('<closed>') } }
+  const answerTo = (code: string, rawPacket?: Buffer) => {
+    written.length = 0
+    early.clientError(Object.assign(new Error(code), { code, rawPacket }) as unknown as ConnectionError, socket as unknown as Socket)
+    return written.join('')
+  }
+  const early = new EarlyErrors()
+  t.match(answerTo('ERR_HTTP_REQUEST_TIMEOUT'), /^HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*content-type: application\/json[\s\S]*"message":"The request did not arrive completely in time\."\}<closed>$/)
+  const app = await buildTestApp(t, testConfig())
+  await early.prepare(app, { 'x-test': 'yes' })
+  const page = answerTo('ERR_HTTP_REQUEST_TIMEOUT', Buffer.from('GET / HTTP/1.1\r\nAccept: text/html\r\n'))
+  t.match(page, /^HTTP\/1\.1 408 Request Timeout\r\nx-test: yes\r\ncontent-type: text\/html; charset=utf-8\r\n/)
+  t.match(page, '<h1>Request timed out</h1>')
+  t.match(answerTo('HPE_INVALID_METHOD', Buffer.from('BREW / HTTP/1.1\r\nACCEPT: application/json\r\n')), /^HTTP\/1\.1 400 Bad Request[\s\S]*"message":"The request was not valid HTTP\."/)
+  t.equal(answerTo('ECONNRESET'), '', 'a reset connection gets nothing')
 })
 
 /** One raw request to a listening server; the whole answer, as the server closes the connection. */
