@@ -404,8 +404,10 @@ t.test('error pages and forms shown again escape what they echo', async (t) => {
     if (deleted.statusCode === 303) assert.equal(deleted.headers.location, '/tasks')
     else assertSafePage(deleted, [], allowed, deleted.statusCode)
     // Fields past their limits are refused before anything is stored or shown.
-    const tooLong = await browser.post(`/sign?guestbook_name=${encodeURIComponent('x'.repeat(100) + codePoints(text, 50))}`, { content: text })
+    const tooLong = await browser.post(`/sign?guestbook_name=${encodeURIComponent('x'.repeat(100) + codePoints(text, 50))}`, { content: 'hello' })
     assertSafePage(tooLong, ['In the address, guestbook_name must not have more than 100 characters.'], allowed, 400)
+    const longMessage = await browser.post('/sign', { content: 'x'.repeat(2000) + text })
+    assertSafePage(longMessage, ['In the form, content must not have more than 2000 characters.'], allowed, 400)
     // A blank greeting: the form again, with the name typed.
     const author = codePoints(text, 100)
     await browser.get(`/guestbook?guestbook_name=${encodeURIComponent(book)}`)
