@@ -1,3 +1,4 @@
+import type { HelmetOptions } from 'helmet'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type Session } from 'fastify'
 import accepts from '@fastify/accepts'
 import cookie from '@fastify/cookie'
@@ -14,12 +15,13 @@ import type { Config } from './config.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
 import firestorePlugin, { connectionFails, describeFirestore, firestoreHint } from './plugins/firestore.js'
 import redisPlugin, { describeClient } from './plugins/redis.js'
-import securityHeaders from './plugins/security-headers.js'
+import errorPages, { EarlyErrors } from './plugins/error-pages.js'
+import securityHeadersPlugin, { securityHeaders } from './plugins/security-headers.js'
 import viewPlugin from './plugins/view.js'
 import assetRoutes from './routes/assets.js'
 import healthRoutes from './routes/health.js'
 import statsRoutes from './routes/stats.js'
-import visitsRoutes, { prefersJson } from './routes/visits.js'
+import visitsRoutes from './routes/visits.js'
 import { FirestoreGreetingsRepository, MemoryGreetingsRepository, type GreetingsRepository } from './guestbook/greetings.js'
 import guestbookRoutes from './routes/guestbook.js'
 import tasksRoutes from './routes/tasks.js'
@@ -28,8 +30,8 @@ import { FirestoreVisitsRepository } from './visits/firestore-repository.js'
 import { MemoryVisitsRepository } from './visits/memory-repository.js'
 import { RecentVisits } from './visits/recent-visits.js'
 import type { VisitsRepository } from './visits/repository.js'
-import { BoundedCalls, RepositoryUnavailableError } from './lib/bounded-calls.js'
-import { TooManyWritesError, writeLimit } from './lib/write-limit.js'
+import { BoundedCalls } from './lib/bounded-calls.js'
+import { writeLimit } from './lib/write-limit.js'
 
 /** What a caller (a test, another app) may hand in instead of what the config describes. */
 export interface AppDependencies {
@@ -55,8 +57,28 @@ function trustHops (hops: number): FastifyServerOptions['trustProxy'] {
   return hops > 0 ? (_address: string, hop: number) => hop < hops : false
 }
 
+/** Our pages load nothing but our own stylesheet and icon and post forms to ourselves: the CSP says exactly that. */
+const helmetOptions: HelmetOptions = {
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      defaultSrc: ["'none'"],
+      styleSrc: ["'self'"],
+      imgSrc: ["'self'"],
+      formAction: ["'self'"],
+      baseUri: ["'none'"],
+      frameAncestors: ["'none'"]
+    }
+  },
+  // Cloud Run serves HTTPS only; HSTS is the front end's to send for the domain.
+  strictTransportSecurity: false
+}
+
 export async function buildApp (config: Config, deps: AppDependencies = {}): Promise<FastifyInstance> {
+  const early = new EarlyErrors()
   const app = Fastify({
+    clientErrorHandler: early.clientError,
+    frameworkErrors: early.frameworkError,
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? loggerOptions({ level: config.logLevel, projectId: config.projectId }) }
       : { loggerInstance: deps.loggerInstance }),
@@ -78,22 +100,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   })
 
   await app.register(accepts)
-  // Our pages load nothing but our own stylesheet and post forms to ourselves: the CSP says exactly that.
-  await app.register(securityHeaders, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'none'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'"],
-        formAction: ["'self'"],
-        baseUri: ["'none'"],
-        frameAncestors: ["'none'"]
-      }
-    },
-    // Cloud Run serves HTTPS only; HSTS is the front end's to send for the domain.
-    strictTransportSecurity: false
-  })
+  await app.register(securityHeadersPlugin, helmetOptions)
   await app.register(formbody)
   if (config.sessionSecret === undefined && config.onCloudRun) {
     app.log.warn('SESSION_SECRET is not set: cookies are signed with a key of this instance only, so a form ' +
@@ -111,6 +118,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     namespace: config.cacheNamespace
   })
   await app.register(viewPlugin)
+  await app.register(errorPages, { early, securityHeaders: securityHeaders(helmetOptions) })
 
   // The client this app made is tried once at start-up: its set-up is paid before the first
   // page, and a mistake in the configuration is reported before anyone asks for a page.
@@ -154,22 +162,6 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   repository ??= new MemoryVisitsRepository()
   greetings ??= new MemoryGreetingsRepository()
   tasks ??= new MemoryTasksRepository()
-
-  app.setErrorHandler(async (err, request, reply) => {
-    let answer: { statusCode: number, error: string, title: string, message: string, retryAfter: number }
-    if (err instanceof RepositoryUnavailableError) {
-      request.log.error({ err }, 'repository unavailable')
-      answer = { statusCode: 503, error: 'Service Unavailable', title: 'Temporarily unavailable', message: 'The database is not answering right now.', retryAfter: 5 }
-    } else if (err instanceof TooManyWritesError) {
-      answer = { statusCode: 429, error: 'Too Many Requests', title: 'Too many changes', message: err.message, retryAfter: err.retryAfterSeconds }
-    } else {
-      throw err
-    }
-    const { statusCode, error, title, message, retryAfter } = answer
-    reply.code(statusCode).header('retry-after', String(retryAfter)).header('cache-control', 'no-store')
-    if (prefersJson(request)) return { statusCode, error, message }
-    return await reply.viewAsync('unavailable', { title, message })
-  })
 
   // Counted in Redis when there is one, so the budget holds across instances.
   const limitWrites = await writeLimit(app, {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Cache } from '../cache/index.js'
 import type { RepositoryUsage } from '../visits/repository.js'
-import { hitRatioChart, HitRatioHistory } from '../stats/hit-ratio.js'
+import { describeSpan, hitRatioChart, HitRatioHistory } from '../stats/hit-ratio.js'
 import { prefersJson } from './visits.js'
 
 export interface StatsRoutesOptions {
@@ -14,26 +14,41 @@ export interface StatsRoutesOptions {
   visitsUsage: Readonly<RepositoryUsage>
 }
 
+/** How long a count of the cache is shown before it is made again. */
+const COUNT_TTL_SECONDS = 10
+
 export default async function statsRoutes (app: FastifyInstance, { cache, namespaces, sampleEveryMs = 10_000, visitsUsage }: StatsRoutesOptions): Promise<void> {
   const history = new HitRatioHistory(cache, { intervalMs: sampleEveryMs })
   history.start()
   app.addHook('onClose', async () => { history.stop() })
 
   // Counting items scans the store: one scan per 10 s at most, however often the page is asked for.
-  const rowsOnce = cache.memoize(async function cacheStatsRows () {
+  // The time of the count is kept with it, as the page may show a count up to 10 s old.
+  const countedOnce = cache.memoize(async function countCacheStats () {
     const names = [...new Set([...namespaces, ...cache.namespaces()])].sort()
-    return await Promise.all(names.map(async (namespace) => {
+    const rows = await Promise.all(names.map(async (namespace) => {
       const stats = await cache.getStats({ namespace })
       const reads = stats.hits + stats.misses
       return { namespace, ...stats, hitRatio: reads === 0 ? null : stats.hits / reads }
     }))
-  }, { ttl: 10, namespace: `${cache.namespace}/stats-page` })
+    return { rows, computedAt: new Date() }
+  }, { ttl: COUNT_TTL_SECONDS, namespace: `${cache.namespace}/stats-page` })
 
   app.get('/stats', async (request, reply) => {
-    const rows = await rowsOnce()
+    const { rows, computedAt } = await countedOnce()
     reply.header('cache-control', 'no-store').header('vary', 'Accept')
     const samples = history.samples()
-    if (prefersJson(request)) return { namespaces: rows, history: samples, instance: { visits: visitsUsage } }
-    return await reply.viewAsync('stats', { rows, chart: hitRatioChart(samples), minutes: Math.round(samples.length * sampleEveryMs / 60_000) })
+    if (prefersJson(request)) return { namespaces: rows, computedAt, history: samples, instance: { visits: visitsUsage } }
+    const now = new Date()
+    return await reply.viewAsync('stats', {
+      rows,
+      computedAt,
+      countedAgo: now.getTime() - computedAt.getTime() < 1000 ? 'just now' : `${describeSpan(now.getTime() - computedAt.getTime())} ago`,
+      recountEvery: describeSpan(COUNT_TTL_SECONDS * 1000),
+      chart: hitRatioChart(samples, { now, intervalMs: sampleEveryMs }),
+      window: samples.length === 0 ? undefined : describeSpan(samples.length * sampleEveryMs),
+      sampleEvery: describeSpan(sampleEveryMs),
+      lastSample: samples.at(-1)?.at
+    })
   })
 }

@@ -1,8 +1,10 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from 'fastify'
 import type { Cache, RouteCache } from '../cache/index.js'
+import { fromOurOwnPage, isCsrfFailure, typedText } from '../lib/forms.js'
 import { Retry } from '../lib/retry.js'
 import type { WriteLimit } from '../lib/write-limit.js'
 import type { TasksRepository } from '../tasks/tasks.js'
+import { prefersJson } from './visits.js'
 
 declare module 'fastify' {
   interface Session {
@@ -28,6 +30,7 @@ export interface TasksRoutesOptions {
  * can imitate it.
  */
 const TOKEN_SLOT = '<csrf-token>'
+const MAX_NAME = 200
 const hasFlash = (request: FastifyRequest) => request.session.get('flash') !== undefined
 
 /**
@@ -43,6 +46,11 @@ export default async function tasksRoutes (app: FastifyInstance, { tasks, cache,
   app.addHook('onClose', async () => { invalidation.stop() })
   const invalidate = async (): Promise<void> => { await invalidation.run() }
 
+  /** The page with the token slot, to be filled for the user it is sent to. */
+  async function page (reply: FastifyReply, form: { flash?: string, name?: string } = {}): Promise<string> {
+    return await reply.viewAsync('tasks', { tasks: await allTasks(), token: TOKEN_SLOT, ...form })
+  }
+
   app.get('/tasks', {
     // One key for everyone: the page is the same for all, once its token slot is filled per user.
     config: { cache: { ttl: 300, tags: ['tasks'], unless: hasFlash, key: () => 'tasks' } },
@@ -55,8 +63,25 @@ export default async function tasksRoutes (app: FastifyInstance, { tasks, cache,
   }, async (request, reply) => {
     const flash = request.session.get('flash')
     if (flash !== undefined) request.session.set('flash', undefined)
-    return await reply.viewAsync('tasks', { tasks: await allTasks(), flash, token: TOKEN_SLOT })
+    return await page(reply, { flash })
   })
+
+  /**
+   * A form that expired (open across a restart, or too old) shows the list again with a fresh
+   * token, and the name typed when the post came from our own page (see fromOurOwnPage).
+   */
+  function expiredForm (what: string, keepName: boolean): RouteShorthandOptions['errorHandler'] {
+    return async (err, request, reply) => {
+      if (!isCsrfFailure(err) || prefersJson(request)) throw err
+      const ours = fromOurOwnPage(request)
+      const name = keepName && ours ? typedText(request.body, 'name', MAX_NAME) : undefined
+      const flash = !ours
+        ? `The form had expired or was not sent from this page, so ${what}. Please try again.`
+        : `The form had expired, so ${what}. ${keepName ? 'Here it is again: please add it once more.' : 'Please try again.'}`
+      const html = await page(reply, { flash, name })
+      return await reply.code(403).header('cache-control', 'private, no-store').type('text/html; charset=utf-8').send(html.replaceAll(TOKEN_SLOT, reply.generateCsrf()))
+    }
+  }
 
   const form = {
     // After the form is parsed (the token is in it), before it is validated.
@@ -67,7 +92,8 @@ export default async function tasksRoutes (app: FastifyInstance, { tasks, cache,
 
   app.post<{ Body: { name?: string } }>('/tasks', {
     ...form,
-    schema: { body: { type: 'object', properties: { name: { type: 'string', maxLength: 200 }, _csrf: { type: 'string' } } } }
+    errorHandler: expiredForm('the task was not added', true),
+    schema: { body: { type: 'object', properties: { name: { type: 'string', maxLength: MAX_NAME }, _csrf: { type: 'string' } } } }
   }, async (request, reply) => {
     const name = request.body.name?.trim() ?? ''
     if (name === '') {
@@ -81,6 +107,7 @@ export default async function tasksRoutes (app: FastifyInstance, { tasks, cache,
 
   app.post<{ Params: { id: string } }>('/tasks/:id/delete', {
     ...form,
+    errorHandler: expiredForm('nothing was deleted', false),
     schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } } } }
   }, async (request, reply) => {
     if (await tasks.delete(request.params.id)) {

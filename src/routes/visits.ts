@@ -53,8 +53,8 @@ export default async function visitsRoutes (app: FastifyInstance, { recentVisits
     return page
   }
 
-  // A HEAD would record a visit too (uptime checks, link previews): refuse it.
-  app.head('/', async (_request, reply) => await reply.code(405).header('allow', 'GET').send())
+  // A HEAD would record a visit too (uptime checks, link previews): without a HEAD route it
+  // answers 405, Allow: GET, as every other method does.
   app.get('/', { exposeHeadRoute: false, schema: { response: { 200: visitsBody } } }, function (request, reply) {
     const visitor = visitorOf(request.ip, request.headers['user-agent'], ipMode)
     const json = prefersJson(request)

@@ -58,24 +58,63 @@ export class HitRatioHistory {
   }
 }
 
+/** A duration as words: seconds under a minute, else whole minutes; singular or plural. */
+export function describeSpan (ms: number): string {
+  const seconds = Math.round(ms / 1000)
+  if (seconds < 60) return `${seconds} ${seconds === 1 ? 'second' : 'seconds'}`
+  const minutes = Math.round(seconds / 60)
+  return `${minutes} ${minutes === 1 ? 'minute' : 'minutes'}`
+}
+
+/** Tick spacings of the time axis: the smallest that gives at most five intervals is used. */
+const TICK_STEPS_MS = [10, 15, 30, 60, 120, 300, 600, 900].map((s) => s * 1000)
+
+/** How long before `now` a tick is, as its label: "now", "−30 s", "−5 min". */
+function tickLabel (agoMs: number): string {
+  if (agoMs === 0) return 'now'
+  return agoMs < 60_000 ? `−${agoMs / 1000} s` : `−${agoMs / 60_000} min`
+}
+
+export interface ChartOptions {
+  /** The right end of the time axis: when the page is drawn. */
+  now: Date
+  /** The time each sample covers (the one before it). */
+  intervalMs: number
+  width?: number
+  height?: number
+}
+
 /**
- * The samples as a small inline SVG line chart (0–100 %), drawn on the server: no
- * script, no chart library, nothing fetched by the browser.
+ * The samples as a small inline SVG line chart: hit ratio (0–100 %) over time, the time axis
+ * ending at `now` and labelled in time before it (the page says when that is). Drawn on the
+ * server: no script, no chart library, nothing fetched by the browser.
  */
-export function hitRatioChart (samples: readonly HitRatioSample[], { width = 600, height = 160 } = {}): string {
-  const pad = 28
+export function hitRatioChart (samples: readonly HitRatioSample[], { now, intervalMs, width = 480, height = 200 }: ChartOptions): string {
+  const left = 48
+  const right = 14
+  const top = 10
+  const bottom = 30
+  const end = now.getTime()
+  // Each sample covers the interval before it: the axis starts where the first one's does.
+  const start = Math.min(end - intervalMs, (samples[0]?.at.getTime() ?? end) - intervalMs)
+  const x = (ms: number) => (left + (ms - start) / (end - start) * (width - left - right)).toFixed(1)
+  const y = (ratio: number) => (height - bottom - ratio * (height - top - bottom)).toFixed(1)
+  const yAxis = [0, 0.5, 1].map((r) =>
+    `<line x1="${left}" x2="${width - right}" y1="${y(r)}" y2="${y(r)}" class="grid"/>` +
+    `<text x="${left - 6}" y="${Number(y(r)) + 4}" text-anchor="end">${r * 100}%</text>`).join('')
+  const step = TICK_STEPS_MS.find((ms) => (end - start) / ms <= 5) ?? TICK_STEPS_MS.at(-1)!
+  let xAxis = `<line x1="${left}" x2="${width - right}" y1="${height - bottom}" y2="${height - bottom}" class="axis"/>`
+  for (let ago = 0; end - ago >= start; ago += step) {
+    const at = x(end - ago)
+    const anchor = ago === 0 ? 'end' : 'middle'
+    xAxis += `<line x1="${at}" x2="${at}" y1="${height - bottom}" y2="${height - bottom + 4}" class="axis"/>` +
+      `<text x="${at}" y="${height - bottom + 18}" text-anchor="${anchor}">${tickLabel(ago)}</text>`
+  }
   const plotted = samples.filter((s): s is { at: Date, hitRatio: number } => s.hitRatio !== null)
-  const first = samples[0]?.at.getTime() ?? 0
-  const span = Math.max(1, (samples.at(-1)?.at.getTime() ?? 0) - first)
-  const x = (at: Date) => (pad + (at.getTime() - first) / span * (width - 2 * pad)).toFixed(1)
-  const y = (ratio: number) => (height - pad - ratio * (height - 2 * pad)).toFixed(1)
-  const grid = [0, 0.5, 1].map((r) =>
-    `<line x1="${pad}" x2="${width - pad}" y1="${y(r)}" y2="${y(r)}" class="grid"/><text x="2" y="${Number(y(r)) + 4}">${r * 100}%</text>`).join('')
   const line = plotted.length === 0
-    ? `<text x="${width / 2}" y="${height / 2}" text-anchor="middle">no reads yet</text>`
-    : `<polyline points="${plotted.map((s) => `${x(s.at)},${y(s.hitRatio)}`).join(' ')}" class="ratio"/>` +
-      plotted.map((s) => `<circle cx="${x(s.at)}" cy="${y(s.hitRatio)}" r="2.5" class="ratio"/>`).join('')
-  const minutes = Math.round(span / 60_000)
-  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" ` +
-    `aria-label="Cache hit ratio over the last ${minutes} minutes">${grid}${line}</svg>`
+    ? `<text x="${(left + width - right) / 2}" y="${(top + height - bottom) / 2}" text-anchor="middle">${samples.length === 0 ? 'no samples yet' : 'no reads yet'}</text>`
+    : `<polyline points="${plotted.map((s) => `${x(s.at.getTime())},${y(s.hitRatio)}`).join(' ')}" class="ratio"/>` +
+      plotted.map((s) => `<circle cx="${x(s.at.getTime())}" cy="${y(s.hitRatio)}" r="3" class="ratio"/>`).join('')
+  const label = samples.length === 0 ? 'Cache hit ratio: no samples yet' : `Cache hit ratio over the last ${describeSpan(samples.length * intervalMs)}`
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" role="img" aria-label="${label}">${yAxis}${xAxis}${line}</svg>`
 }

@@ -187,8 +187,8 @@ function pageProblems (body: string, expected: string[], allowed: ReadonlySet<st
   return problems
 }
 
-function assertSafePage (response: LightMyRequestResponse, expected: string[], allowed: ReadonlySet<string>): void {
-  assert.equal(response.statusCode, 200, `status ${response.statusCode}: ${response.body.slice(0, 300)}`)
+function assertSafePage (response: LightMyRequestResponse, expected: string[], allowed: ReadonlySet<string>, status = 200): void {
+  assert.equal(response.statusCode, status, `status ${response.statusCode}: ${response.body.slice(0, 300)}`)
   assertHtmlHeaders(response)
   assert.deepEqual(pageProblems(response.body, expected, allowed), [])
 }
@@ -203,11 +203,8 @@ function assertHtmlHeaders (response: LightMyRequestResponse): void {
   assert.equal(response.headers['x-content-type-options'], 'nosniff')
 }
 
-/** JSON, which no browser renders as a page, whatever it repeats. */
-function assertJson (response: LightMyRequestResponse): void {
-  assert.match(String(response.headers['content-type']), /^application\/json(;|$)/, `a ${response.statusCode} as ${String(response.headers['content-type'])}: ${response.body.slice(0, 300)}`)
-  assert.doesNotThrow(() => JSON.parse(response.body))
-}
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
+const FROM_OUR_PAGE = { 'sec-fetch-site': 'same-origin' }
 
 /** Runs a property; its counterexample, shrunk, is the failure message. */
 async function holds<Ts extends [unknown, ...unknown[]]> (t: Test, property: fc.IAsyncProperty<Ts>, numRuns: number): Promise<void> {
@@ -254,6 +251,12 @@ async function ourMarkup (t: Test): Promise<Set<string>> {
   await browser.post('/tasks', { name: 'one' })
   await browser.post('/tasks', { name: '' })
   pages.push(await browser.get('/tasks'))
+  // The forms again: a blank greeting, an expired form, and an error page.
+  await browser.get('/guestbook?guestbook_name=plain')
+  pages.push(await browser.post('/sign?guestbook_name=plain', { content: ' ', author: 'Ann' }))
+  pages.push(await app.inject({ method: 'POST', url: '/sign', headers: { ...FORM, ...FROM_OUR_PAGE }, payload: 'content=hello&author=Ann' }))
+  pages.push(await app.inject({ method: 'POST', url: '/tasks', headers: { ...FORM, ...FROM_OUR_PAGE }, payload: 'name=one' }))
+  pages.push(await app.inject('/no-such-page'))
   const skeletons = new Set<string>()
   for (const page of pages) {
     const markup = markupOf(page.body)
@@ -261,8 +264,9 @@ async function ourMarkup (t: Test): Promise<Set<string>> {
     t.notMatch(markup.text, /[<>"]/)
     for (const skeleton of markup.skeletons) skeletons.add(skeleton)
   }
-  t.ok(skeletons.has('span[class]') && skeletons.has('blockquote[]') && skeletons.has('input[name,value,maxlength]') && skeletons.has('p[class,role]'),
-    'every branch of the templates was rendered')
+  t.ok(skeletons.has('span[class]') && skeletons.has('blockquote[]') && skeletons.has('input[name,value,maxlength]') && skeletons.has('p[class,role]') &&
+    skeletons.has('a[href]'),
+  'every branch of the templates was rendered')
   return skeletons
 }
 
@@ -384,24 +388,44 @@ for (const [label, setup] of Object.entries(setups)) {
   })
 }
 
-t.test('answers that echo input are never HTML', async (t) => {
+t.test('error pages and forms shown again escape what they echo', async (t) => {
+  const allowed = await ourMarkup(t)
   const app = await buildTestApp(t, testConfig(), { greetings: new MemoryGreetingsRepository(), tasks: new MemoryTasksRepository() })
   const browser = new FormClient(app)
   await browser.get('/tasks')
-  await holds(t, fc.asyncProperty(payload.filter((p) => p !== ''), async (text) => {
+  await holds(t, fc.asyncProperty(payload.filter((p) => p !== ''), payload.map(withinLength(100)), async (text, book) => {
     const part = encodeURIComponent(text)
-    // A path nobody serves: the 404 repeats the URL.
+    // A path nobody serves: the page does not repeat it.
     const missing = await app.inject(`/no-such-page/${part}`)
-    assert.equal(missing.statusCode, 404)
-    assertJson(missing)
+    assertSafePage(missing, ['<h1>Page not found</h1>'], allowed, 404)
     // A task id that fails validation, or names no task.
     const deleted = await browser.post(`/tasks/${part}/delete`, {})
     assert.ok([303, 400, 404, 414].includes(deleted.statusCode), `status ${deleted.statusCode}`)
     if (deleted.statusCode === 303) assert.equal(deleted.headers.location, '/tasks')
-    else assertJson(deleted)
+    else assertSafePage(deleted, [], allowed, deleted.statusCode)
     // Fields past their limits are refused before anything is stored or shown.
-    const tooLong = await browser.post(`/sign?guestbook_name=${encodeURIComponent('x'.repeat(100) + codePoints(text, 50))}`, { content: text })
-    assert.equal(tooLong.statusCode, 400)
-    assertJson(tooLong)
+    const tooLong = await browser.post(`/sign?guestbook_name=${encodeURIComponent('x'.repeat(100) + codePoints(text, 50))}`, { content: 'hello' })
+    assertSafePage(tooLong, ['In the address, guestbook_name must not have more than 100 characters.'], allowed, 400)
+    const longMessage = await browser.post('/sign', { content: 'x'.repeat(2000) + text })
+    assertSafePage(longMessage, ['In the form, content must not have more than 2000 characters.'], allowed, 400)
+    // A blank greeting: the form again, with the name typed.
+    const author = codePoints(text, 100)
+    await browser.get(`/guestbook?guestbook_name=${encodeURIComponent(book)}`)
+    const blank = await browser.post(`/sign?guestbook_name=${encodeURIComponent(book)}`, { content: ' ', author })
+    assertSafePage(blank, [`<input name="author" maxlength="100" value="${escapeHtml(author)}">`], allowed)
+    // An expired form from our own page: the form again, with the text typed, the book from the address.
+    const expired = await app.inject({
+      method: 'POST',
+      url: `/sign?guestbook_name=${encodeURIComponent(book)}`,
+      headers: { ...FORM, ...FROM_OUR_PAGE },
+      payload: new URLSearchParams({ content: text, author }).toString()
+    })
+    assertSafePage(expired, [
+      `<h1>Guestbook: ${escapeHtml(book || 'default_guestbook')}</h1>`,
+      `maxlength="2000" required>\n${escapeHtml(codePoints(text, 2000))}</textarea>`,
+      `<input name="author" maxlength="100" value="${escapeHtml(author)}">`
+    ], allowed, 403)
+    const task = await app.inject({ method: 'POST', url: '/tasks', headers: { ...FORM, ...FROM_OUR_PAGE }, payload: new URLSearchParams({ name: text }).toString() })
+    assertSafePage(task, [`<input name="name" maxlength="200" value="${escapeHtml(codePoints(text, 200))}">`], allowed, 403)
   }), 40)
 })

@@ -76,11 +76,67 @@ function contract (t: Test, name: string, setup: Setup): void {
       t.same(await greetings.latest(book, 10), [])
     })
 
-    t.test('an empty message is refused with a reason', async (t) => {
-      const { app } = await setup(t)
-      const response = await sign(app, uniqueName('empty'), { content: '   ' })
-      t.equal(response.statusCode, 400)
-      t.match(response.json(), { message: /content/ })
+    t.test('an empty or blank message: the form again with one message and the name kept; nothing stored', async (t) => {
+      const { app, greetings } = await setup(t)
+      const book = uniqueName('empty')
+      for (const content of ['', '   \n\t ']) {
+        const response = await sign(app, book, { content, author: 'Ann <i>' })
+        t.equal(response.statusCode, 200, `${JSON.stringify(content)}: the form again, not a 400`)
+        t.equal([...response.body.matchAll(/<p class="flash" role="alert">([^<]*)<\/p>/g)].map((m) => m[1]).join('|'), 'Write a message before signing.', 'one message')
+        t.match(response.body, '<input name="author" maxlength="100" value="Ann &lt;i&gt;">')
+        t.match(response.body, /<input type="hidden" name="_csrf" value="[^"]+">/, 'ready to send again')
+        t.match(response.body, `Guestbook: ${book}`)
+      }
+      t.same(await greetings.latest(book, 10), [])
+      const api = await app.inject({ method: 'POST', url: '/sign', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, payload: 'content=%20' })
+      t.equal(api.statusCode, 403, 'a JSON client without a token is refused first')
+    })
+
+    t.test('a form open across a restart: the form again, with a fresh token and what was typed', async (t) => {
+      const { app, greetings } = await setup(t)
+      const book = uniqueName('restart')
+      // Another process's cookie and token: without SESSION_SECRET each process signs with a key of its own.
+      const before = await buildTestApp(t, testConfig())
+      const old = await before.inject(`/guestbook?guestbook_name=${book}`)
+      const oldCookie = old.cookies.map((c) => `${c.name}=${c.value}`).join('; ')
+      const post = async (headers: Record<string, string>) => await app.inject({
+        method: 'POST',
+        url: `/sign?guestbook_name=${book}`,
+        headers: { cookie: oldCookie, 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        payload: new URLSearchParams({ content: 'Typed before </textarea><b>', author: 'Bo "B"', _csrf: /name="_csrf" value="([^"]+)"/.exec(old.body)![1]! }).toString()
+      })
+
+      const ours = await post({ 'sec-fetch-site': 'same-origin' })
+      t.equal(ours.statusCode, 403)
+      t.match(ours.body, `Guestbook: ${book}`, 'the same book')
+      t.match(ours.body, /<p class="flash" role="alert">The form had expired, so your message was not posted\. Here it is again: please sign once more\.<\/p>/)
+      t.match(ours.body, '<textarea name="content" rows="3" cols="60" maxlength="2000" required>\nTyped before &lt;/textarea&gt;&lt;b&gt;</textarea>', 'the message, escaped')
+      t.match(ours.body, '<input name="author" maxlength="100" value="Bo &quot;B&quot;">')
+      t.same(await greetings.latest(book, 10), [], 'nothing posted')
+      const token = /name="_csrf" value="([^"]+)"/.exec(ours.body)![1]!
+      const cookie = ours.cookies.map((c) => `${c.name}=${c.value}`).join('; ')
+      t.ok(cookie.includes('_csrf='), 'a fresh secret')
+      const again = await app.inject({
+        method: 'POST',
+        url: `/sign?guestbook_name=${book}`,
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ content: 'Sent again', _csrf: token }).toString()
+      })
+      t.equal(again.statusCode, 303, 'the form sent again goes through')
+      t.equal((await greetings.latest(book, 10)).length, 1)
+
+      // By Origin, for a browser that does not send Sec-Fetch-Site.
+      const byOrigin = await post({ origin: 'http://localhost:8080', host: 'localhost:8080' })
+      t.match(byOrigin.body, 'Typed before &lt;/textarea&gt;', 'an Origin of this host counts as our own page')
+
+      // Another site's post is not put in our form: the user would be sending someone else's text.
+      for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }, {}] as Array<Record<string, string>>) {
+        const foreign = await post(headers)
+        t.equal(foreign.statusCode, 403)
+        t.match(foreign.body, /The form had expired or was not sent from this page, so nothing was posted\./, JSON.stringify(headers))
+        t.notMatch(foreign.body, /Typed before/)
+        t.notMatch(foreign.body, /Bo &quot;B&quot;/)
+      }
     })
   })
 }

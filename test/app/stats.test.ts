@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createCache, MemoryStore } from '../../src/cache/index.js'
-import { hitRatioChart, HitRatioHistory } from '../../src/stats/hit-ratio.js'
+import { describeSpan, hitRatioChart, HitRatioHistory } from '../../src/stats/hit-ratio.js'
 import { buildTestApp, redisReady, testConfig, testRedis } from '../helper.js'
 
 interface Row { namespace: string, hits: number, misses: number, hitRatio: number | null, errors: number, items: number, bytes: number }
@@ -35,7 +35,14 @@ for (const backend of ['embedded', 'redis'] as const) {
     t.match(page.headers['content-type'], /^text\/html/)
     t.match(page.body, /<h1>Cache stats<\/h1>/)
     t.match(page.body, `<td>${config.cacheNamespace}/visits</td>`)
-    t.match(page.body, /<svg [^>]*role="img" aria-label="Cache hit ratio over the last \d+ minutes">/)
+    t.match(page.body, /<svg [^>]*role="img" aria-label="Cache hit ratio: no samples yet">/, 'the first sample is 10 s away')
+    t.match(page.body, '<h2>Hit ratio, this instance</h2>')
+    t.match(page.body, /Sampled every 10 seconds; the time axis ends when this page was made\./)
+    // The count is made at most every 10 s: the page and the JSON say when.
+    const computedAt = (json.json() as { computedAt: string }).computedAt
+    t.match(computedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+    t.match(page.body, `Counted at <time datetime="${computedAt}">${computedAt.slice(11, 19)} UTC</time> (`)
+    t.match(page.body, /\((just now|\d+ seconds? ago)\); counted again at most every 10 seconds\./)
     t.match(page.body, /<a href="\/stats" aria-current="page">/, 'the nav marks the current page')
   })
 }
@@ -57,14 +64,32 @@ t.test('the hit ratio history: one ratio per interval, bounded', async (t) => {
   t.equal(history.samples().length, 3)
 })
 
-t.test('the chart is an SVG drawn from the samples', async (t) => {
+t.test('the chart: the ratio over time, on a time axis that ends now', async (t) => {
+  const now = new Date(30_000)
   const svg = hitRatioChart([
-    { at: new Date(0), hitRatio: 0 },
-    { at: new Date(60_000), hitRatio: null },
-    { at: new Date(120_000), hitRatio: 1 }
-  ], { width: 200, height: 100 })
-  t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/)
-  t.match(svg, /<polyline points="28\.0,72\.0 172\.0,28\.0" class="ratio"\/>/, 'two points: 0 % at the left bottom, 100 % at the right top')
-  t.match(svg, /aria-label="Cache hit ratio over the last 2 minutes"/)
-  t.match(hitRatioChart([]), /no reads yet/)
+    { at: new Date(10_000), hitRatio: 0 },
+    { at: new Date(20_000), hitRatio: null },
+    { at: new Date(30_000), hitRatio: 1 }
+  ], { now, intervalMs: 10_000, width: 200, height: 100 })
+  t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" viewBox="0 0 200 100"/)
+  t.match(svg, /<polyline points="94\.0,70\.0 186\.0,10\.0" class="ratio"\/>/, 'two points: 0 % low, 100 % high at the right end')
+  t.match(svg, /aria-label="Cache hit ratio over the last 30 seconds"/, 'three samples of 10 s')
+  const ticks = (chart: string) => [...chart.matchAll(/<text [^>]*text-anchor="(?:middle|end)">([^<]*)<\/text>/g)].map((m) => m[1]).filter((l) => !l!.endsWith('%'))
+  t.same(ticks(svg), ['now', '−10 s', '−20 s', '−30 s'], 'the time axis, labelled back from now')
+
+  const minutes = (n: number) => Array.from({ length: n }, (_, i) => ({ at: new Date(1_000_000 + i * 10_000), hitRatio: 0.5 }))
+  const fifteen = hitRatioChart(minutes(90), { now: new Date(1_000_000 + 89 * 10_000), intervalMs: 10_000 })
+  t.match(fifteen, /aria-label="Cache hit ratio over the last 15 minutes"/)
+  t.same(ticks(fifteen), ['now', '−5 min', '−10 min', '−15 min'])
+  t.match(hitRatioChart(minutes(6), { now: new Date(1_050_000), intervalMs: 10_000 }), /over the last 1 minute"/, 'singular')
+  t.match(hitRatioChart(minutes(1), { now: new Date(1_000_000), intervalMs: 10_000 }), /over the last 10 seconds"/)
+  t.match(hitRatioChart([{ at: new Date(0), hitRatio: null }], { now: new Date(0), intervalMs: 10_000 }), /no reads yet/)
+  const empty = hitRatioChart([], { now: new Date(0), intervalMs: 10_000 })
+  t.match(empty, /aria-label="Cache hit ratio: no samples yet"/)
+  t.match(empty, />no samples yet</)
+})
+
+t.test('durations in words: seconds under a minute, singular and plural', async (t) => {
+  t.same([0, 1000, 59_000, 60_000, 90_000, 120_000, 900_000].map(describeSpan),
+    ['0 seconds', '1 second', '59 seconds', '1 minute', '2 minutes', '2 minutes', '15 minutes'])
 })

@@ -69,6 +69,48 @@ function contract (t: Test, label: string, setup: Setup): void {
       t.notMatch(fragment, tokens[1]!)
     })
 
+    t.test('a form open across a restart: the list again, with a fresh token and the name typed', async (t) => {
+      const { app, tasks } = await setup(t)
+      // Another process's cookie and token: without SESSION_SECRET each process signs with a key of its own.
+      const before = new FormClient(await buildTestApp(t, testConfig(), { tasks: new MemoryTasksRepository() }))
+      const token = /name="_csrf" value="([^"]+)"/.exec((await before.get('/tasks')).body)![1]!
+      const post = async (url: string, headers: Record<string, string>) => await app.inject({
+        method: 'POST',
+        url,
+        headers: { cookie: before.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        payload: new URLSearchParams({ name: 'Typed <task>', _csrf: token }).toString()
+      })
+      const ours = await post('/tasks', { 'sec-fetch-site': 'same-origin' })
+      t.equal(ours.statusCode, 403)
+      t.equal(ours.headers['cache-control'], 'private, no-store')
+      t.match(ours.body, /<p class="flash" role="alert">The form had expired, so the task was not added\. Here it is again: please add it once more\.<\/p>/)
+      t.match(ours.body, '<input name="name" maxlength="200" value="Typed &lt;task&gt;">')
+      t.same(await tasks.all(), [], 'nothing added')
+      const fresh = /name="_csrf" value="([^"]+)"/.exec(ours.body)![1]!
+      t.not(fresh, '<csrf-token>', 'a real token in the form')
+      const cookie = ours.cookies.map((c) => `${c.name}=${c.value}`).join('; ')
+      const again = await app.inject({
+        method: 'POST',
+        url: '/tasks',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ name: 'Typed <task>', _csrf: fresh }).toString()
+      })
+      t.equal(again.statusCode, 303, 'the form sent again goes through')
+      t.same((await tasks.all()).map((task) => task.name), ['Typed <task>'])
+
+      const foreign = await post('/tasks', { 'sec-fetch-site': 'cross-site' })
+      t.match(foreign.body, /The form had expired or was not sent from this page, so the task was not added\./)
+      t.match(foreign.body, '<input name="name" maxlength="200" value="">', 'another site\'s text is not put in our form')
+
+      const id = (await tasks.all())[0]!.id
+      const deleted = await post(`/tasks/${id}/delete`, { 'sec-fetch-site': 'same-origin' })
+      t.equal(deleted.statusCode, 403)
+      t.match(deleted.body, /The form had expired, so nothing was deleted\. Please try again\./)
+      t.equal((await tasks.all()).length, 1, 'nothing deleted')
+      const fragment = await app.fragments.get<string>(`task:${id}`)
+      t.match(fragment, 'value="<csrf-token>"', 'the row cached meanwhile holds the slot, not a token')
+    })
+
     t.test('forms are protected: no token, no task', async (t) => {
       const { app, tasks } = await setup(t)
       const forged = await app.inject({ method: 'POST', url: '/tasks', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'name=forged' })
