@@ -12,6 +12,7 @@ import { CacheSessionStore } from './cache/session-store.js'
 import cachePlugin from './cache/plugin.js'
 import type { Config } from './config.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
+import drainPlugin from './plugins/drain.js'
 import firestorePlugin from './plugins/firestore.js'
 import redisPlugin, { describeClient } from './plugins/redis.js'
 import securityHeaders from './plugins/security-headers.js'
@@ -62,17 +63,15 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
       : { loggerInstance: deps.loggerInstance }),
     childLoggerFactory: traceChildLogger(config.projectId),
     logController: new ErrorsOnlyLogController(),
-    trustProxy: trustHops(config.trustProxyHops)
+    trustProxy: trustHops(config.trustProxyHops),
+    // Fastify's default answers 503 to every request that reaches a route once close() has begun,
+    // even one sent before the signal on a connection already open: those are served instead.
+    return503OnClosing: false
   })
 
-  // A keep-alive connection whose request ends during shutdown would hold close() open until
-  // the grace period runs out; Cloud Run's front end keeps connections alive. Close them after the response.
-  let closing = false
-  app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close')
-    done(null, payload)
-  })
+  // Shutdown answers every request it has taken on, closes connections once they are idle, and
+  // does not wait for connections that never send a request (src/plugins/drain.ts).
+  await app.register(drainPlugin, config.drain ?? { acceptMs: 0, firstRequestMs: 1000 })
 
   await app.register(accepts)
   // Our pages load nothing but our own stylesheet and post forms to ourselves: the CSP says exactly that.
