@@ -58,6 +58,7 @@ for image in "$NODE_IMAGE" "$REDIS_IMAGE" "$EMULATOR_IMAGE"; do
   fi
 done
 [ ${#wanted[@]} -eq 0 ] && exit 0
+say "missing ${wanted[*]}: building stand-ins (where a registry is reachable, docker pull the real images instead)"
 mkdir -p "$cache"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -66,8 +67,8 @@ trap 'rm -rf "$work"' EXIT
 if ! current "$base"; then
   rootfs_tar="$cache/bookworm-minbase-$script_hash.tar"
   if [ ! -s "$rootfs_tar" ]; then
-    command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: apt-get install debootstrap)"
-    [ "$(id -u)" -eq 0 ] || die "debootstrap needs root"
+    command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: apt-get install debootstrap), or docker pull ${wanted[*]}"
+    [ "$(id -u)" -eq 0 ] || die "debootstrap needs root (or docker pull ${wanted[*]})"
     # The mirror of bookworm (and of its updates and security suites) that apt uses on this machine.
     mapfile -t repos < <(apt-get indextargets --no-release-info --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' 2>/dev/null | sort -u)
     mirror=$(printf '%s\n' "${repos[@]}" | awk '$2 == "bookworm" { print $1; exit }')
