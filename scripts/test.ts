@@ -1,20 +1,23 @@
 /**
  * The test command: uses the Redis and Firestore emulator the environment names
  * (REDISHOST/REDISPORT, FIRESTORE_EMULATOR_HOST), starts its own on free ports
- * when none is named, runs tap, stops what it started, and ends with the line
- * "N passed, N failed".
+ * when none is named, and the Docker engine DOCKER_HOST names (or its own dockerd),
+ * runs tap, stops what it started, and ends with the line "N passed, N failed".
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, openSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 
 const started: Array<{ name: string, stop: () => Promise<void> }> = []
 
+/** A prerequisite is missing: the run ends with what to install, after stopping what it started. */
+class PrerequisiteError extends Error {}
+
 function fail (message: string): never {
-  console.error(`\n${message}\n`)
-  console.log('0 passed, 1 failed')
-  process.exit(1)
+  throw new PrerequisiteError(message)
 }
 
 function installed (command: string): boolean {
@@ -96,6 +99,67 @@ async function startEmulator (): Promise<Record<string, string>> {
   return { FIRESTORE_EMULATOR_HOST: host }
 }
 
+/** Runs a command to its end; its output goes to ours, as comment lines. */
+async function runShown (command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number, output: string }> {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const show = (chunk: Buffer) => {
+    output += chunk.toString()
+    process.stdout.write(chunk.toString().split('\n').filter((l) => l !== '').map((l) => l.startsWith('#') ? `${l}\n` : `# ${l}\n`).join(''))
+  }
+  child.stdout.on('data', show)
+  child.stderr.on('data', show)
+  const code = await new Promise<number>((resolve) => child.once('close', (c) => resolve(c ?? 1)))
+  return { code, output }
+}
+
+async function dockerAnswers (env: NodeJS.ProcessEnv): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const child = spawn('docker', ['info', '--format', '{{.ServerVersion}}'], { env, stdio: 'ignore' })
+    child.once('error', () => resolve(false))
+    child.once('close', (code) => resolve(code === 0))
+  })
+}
+
+/**
+ * The Docker engine of the image and compose tests (test/docker/): the one DOCKER_HOST (or the
+ * default socket) names, or else a dockerd of its own, started as .ci/run starts one: the host's
+ * network only (no bridge, no iptables rules), its own data root (the images stay cached between
+ * runs) and socket; stopped by its pid afterwards. Then the base images: the real ones if present,
+ * otherwise the local stand-ins test/docker/standins.sh builds (and caches).
+ */
+async function dockerEngine (env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+  if (!installed('docker-compose')) fail('docker-compose is not installed (Debian: apt-get install docker-compose): the compose tests run docker-compose.yml with it.')
+  if (!installed('docker')) fail('Docker is not installed (Debian: apt-get install docker.io): the image and compose tests need its client and engine.')
+  const ours: Record<string, string> = {}
+  if (!(await dockerAnswers(env))) {
+    if (!installed('dockerd') || process.getuid?.() !== 0) {
+      fail(`No Docker engine answers (DOCKER_HOST=${env.DOCKER_HOST ?? 'unset'}) and none can be started here: install Docker ` +
+        '(Debian: apt-get install docker.io) and run the tests as root, which starts one, or start dockerd and set DOCKER_HOST.')
+    }
+    const runDir = '/run/visitme-docker'
+    mkdirSync(runDir, { recursive: true })
+    ours.DOCKER_HOST = `unix://${runDir}/docker.sock`
+    const log = openSync(`${runDir}/dockerd.log`, 'w')
+    const child = spawn('dockerd', ['--bridge=none', '--iptables=false', '--ip-masq=false', '--data-root=/var/lib/visitme-docker',
+      `--exec-root=${runDir}/exec`, `--pidfile=${runDir}/dockerd.pid`, `--host=${ours.DOCKER_HOST}`], { stdio: ['ignore', log, log] })
+    started.push({
+      name: 'dockerd',
+      stop: async () => {
+        child.kill('SIGTERM')
+        if (child.exitCode === null) await Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(30_000)])
+      }
+    })
+    await waitUntil('dockerd', async () => await dockerAnswers({ ...env, ...ours }), 60_000, child)
+    console.log(`# started dockerd (pid ${child.pid}) on ${ours.DOCKER_HOST}, host network only`)
+  }
+  const began = Date.now()
+  const standins = await runShown('bash', [fileURLToPath(new URL('../test/docker/standins.sh', import.meta.url))], { ...env, ...ours })
+  if (standins.code !== 0) fail(`The base images are missing and their stand-ins could not be built:\n${standins.output.trim()}`)
+  console.log(`# base images ready in ${((Date.now() - began) / 1000).toFixed(1)} s`)
+  return ours
+}
+
 async function stopStarted (): Promise<void> {
   for (const service of started.splice(0).reverse()) {
     await service.stop().catch((err) => console.error(`# could not stop ${service.name}: ${String(err)}`))
@@ -132,6 +196,10 @@ async function main (): Promise<{ code: number, line: string }> {
   try {
     if (env.REDISHOST === undefined || env.REDISHOST === '') Object.assign(env, await startRedis())
     if (env.FIRESTORE_EMULATOR_HOST === undefined || env.FIRESTORE_EMULATOR_HOST === '') Object.assign(env, await startEmulator())
+    // The Docker tests, when they are part of this run (all of them, or files named under test/docker/).
+    const args = process.argv.slice(2)
+    if (args.every((a) => a.startsWith('-')) || args.some((a) => a.includes('test/docker'))) Object.assign(env, await dockerEngine(env))
+    else if (args.some((a) => a.includes('deploy')) && !installed('docker-compose')) fail('docker-compose is not installed (Debian: apt-get install docker-compose): it validates docker-compose.yml.')
     const redis = `${env.REDISHOST}:${env.REDISPORT ?? 6379}`
     console.log(`# Redis ${redis}, Firestore emulator ${env.FIRESTORE_EMULATOR_HOST}`)
     // Tests get the services under names of their own and pass them to the code explicitly:
@@ -146,6 +214,10 @@ async function main (): Promise<{ code: number, line: string }> {
       code: failed > 0 ? 1 : code,
       line: `${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`
     }
+  } catch (err) {
+    if (!(err instanceof PrerequisiteError)) throw err
+    console.error(`\n${err.message}\n`)
+    return { code: 1, line: '0 passed, 1 failed' }
   } finally {
     await stopStarted()
   }

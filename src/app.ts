@@ -13,6 +13,7 @@ import { CacheSessionStore } from './cache/session-store.js'
 import cachePlugin from './cache/plugin.js'
 import type { Config } from './config.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
+import drainPlugin from './plugins/drain.js'
 import firestorePlugin, { connectionFails, describeFirestore, firestoreHint } from './plugins/firestore.js'
 import redisPlugin, { describeClient } from './plugins/redis.js'
 import errorPages, { EarlyErrors } from './plugins/error-pages.js'
@@ -84,20 +85,18 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
       : { loggerInstance: deps.loggerInstance }),
     childLoggerFactory: traceChildLogger(config.projectId),
     logController: new ErrorsOnlyLogController(),
-    trustProxy: trustHops(config.trustProxyHops)
+    trustProxy: trustHops(config.trustProxyHops),
+    // Fastify's default answers 503 to every request that reaches a route once close() has begun,
+    // even one sent before the signal on a connection already open: those are served instead.
+    return503OnClosing: false
   })
 
   // The first line says which parts are real; what each part then reports follows it.
   app.log.info(describeDependencies(config, deps), 'dependencies in use')
 
-  // A keep-alive connection whose request ends during shutdown would hold close() open until
-  // the grace period runs out; Cloud Run's front end keeps connections alive. Close them after the response.
-  let closing = false
-  app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close')
-    done(null, payload)
-  })
+  // Shutdown answers every request it has taken on, closes connections once they are idle, and
+  // does not wait for connections that never send a request (src/plugins/drain.ts).
+  await app.register(drainPlugin, config.drain ?? { acceptMs: 0, firstRequestMs: 1000 })
 
   await app.register(accepts)
   await app.register(securityHeadersPlugin, helmetOptions)
@@ -123,6 +122,9 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   // The client this app made is tried once at start-up: its set-up is paid before the first
   // page, and a mistake in the configuration is reported before anyone asks for a page.
   let firestoreWarmUp: Promise<void> | undefined
+  // A check still running when the app closes fails because of the close: no warning for that.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
   function checkFirestore (repository: VisitsRepository, connection: Parameters<typeof firestoreHint>[1]): Promise<void> {
     const started = Date.now()
     const check = repository.ping()

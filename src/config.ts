@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
+import type { DrainOptions } from './plugins/drain.js'
 
 const Port = (fallback: number) => Type.Integer({ minimum: 1, maximum: 65535, default: fallback })
 const Millis = (fallback: number, maximum: number) => Type.Integer({ minimum: 1, maximum, default: fallback })
@@ -86,6 +87,8 @@ export interface Config {
   /** Writes (visits stored, forms posted) one client IP may make per minute; 0: unlimited. */
   rateLimitWrites: number
   shutdownTimeoutMs: number
+  /** How shutdown treats connections (src/plugins/drain.ts); unset: no accept window, as for apps a test builds. */
+  drain?: DrainOptions
   /** Signs cookies (CSRF, sessions); undefined: a random one per process. */
   sessionSecret?: string
   projectId?: string
@@ -93,6 +96,13 @@ export interface Config {
   /** Who writes the logs, for Cloud Error Reporting: the Cloud Run service and revision. */
   service: { name: string, version?: string }
 }
+
+/**
+ * Shutdown of the server process (src/plugins/drain.ts): the port accepts for half a second more,
+ * so the connections the kernel had already accepted are served rather than reset; a connection
+ * that has sent nothing a second after the port closed is not waited for.
+ */
+export const DRAIN: DrainOptions = { acceptMs: 500, firstRequestMs: 1000 }
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -143,11 +153,13 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     throw new ConfigError(`Invalid configuration: ${messages.join('; ') || (err as Error).message}`)
   }
 
-  // A page waits at most for two Redis commands and its Firestore budget; that must fit the shutdown window.
+  // A page waits at most for two Redis commands and its Firestore budget; one taken on at the end of
+  // shutdown's accept window must still fit the shutdown window.
   const worstRequestMs = 2 * parsed.REDIS_COMMAND_TIMEOUT_MS + parsed.FIRESTORE_TIMEOUT_MS
-  if (worstRequestMs >= parsed.SHUTDOWN_TIMEOUT_MS) {
+  if (worstRequestMs + DRAIN.acceptMs >= parsed.SHUTDOWN_TIMEOUT_MS) {
     throw new ConfigError(`Invalid configuration: FIRESTORE_TIMEOUT_MS + 2 x REDIS_COMMAND_TIMEOUT_MS (${worstRequestMs} ms) ` +
-      `must be below SHUTDOWN_TIMEOUT_MS (${parsed.SHUTDOWN_TIMEOUT_MS} ms), so requests in flight finish before shutdown`)
+      `must be below SHUTDOWN_TIMEOUT_MS (${parsed.SHUTDOWN_TIMEOUT_MS} ms) less the ${DRAIN.acceptMs} ms in which shutdown still ` +
+      'accepts connections, so requests in flight finish before shutdown')
   }
 
   if (parsed.REDIS_TLS_CA_FILE !== undefined && !existsSync(parsed.REDIS_TLS_CA_FILE)) {
@@ -205,6 +217,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     trustProxyHops: parsed.TRUST_PROXY_HOPS ?? (onCloudRun ? 1 : 0),
     rateLimitWrites: parsed.RATE_LIMIT_WRITES,
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
+    drain: DRAIN,
     sessionSecret: parsed.SESSION_SECRET,
     projectId: parsed.GOOGLE_CLOUD_PROJECT,
     onCloudRun,

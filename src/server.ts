@@ -39,7 +39,7 @@ async function main (): Promise<void> {
   // Cloud Run sends SIGTERM and kills the instance 10 s later: finish what is in flight before that.
   closeWithGrace({ delay: config.shutdownTimeoutMs, logger: app.log }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after an unexpected error')
-    else app.log.info({ signal }, 'closing: no new requests; finishing those in flight')
+    else app.log.info({ signal }, 'closing: finishing the requests in flight')
     await app.close()
   })
 }

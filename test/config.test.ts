@@ -86,6 +86,11 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     name: 'ConfigError',
     message: /FIRESTORE_TIMEOUT_MS \+ 2 x REDIS_COMMAND_TIMEOUT_MS \(10000 ms\) must be below SHUTDOWN_TIMEOUT_MS \(8000 ms\)/
   }, 'a request must be able to finish within the shutdown window')
+  t.throws(() => loadConfig({ FIRESTORE_TIMEOUT_MS: '6600' }), {
+    name: 'ConfigError',
+    message: /\(7600 ms\) must be below SHUTDOWN_TIMEOUT_MS \(8000 ms\) less the 500 ms in which shutdown still accepts connections/
+  }, 'including one taken on at the end of the accept window')
+  t.equal(loadConfig({ FIRESTORE_TIMEOUT_MS: '6400' }).drain?.acceptMs, 500, '7400 ms + 500 ms fits')
   const both = t.throws(() => loadConfig({ REDISPORT: 'abc', PORT: 'x' })) as ConfigError
   t.match(both.message, /PORT="x"/)
   t.match(both.message, /REDISPORT="abc"/, 'every bad variable is named at once')

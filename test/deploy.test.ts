@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { parse } from 'yaml'
-import { variables } from '../src/config.js'
+import { loadConfig, variables } from '../src/config.js'
+import { checkGcloud, cloudRunService, gcloudTree, shellCommands, validate } from './deploy-checks.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8')
@@ -19,6 +20,72 @@ t.test('docker-compose.yml is valid and runs the app with Redis and the Firestor
   t.same(Object.keys(compose.services).sort(), ['app', 'firestore', 'redis'])
   t.match(compose.services.app.environment, { REDISHOST: 'redis', REDISPORT: '6379', FIRESTORE_EMULATOR_HOST: 'firestore:8681' })
   t.match(compose.services.firestore.command.join(' '), /emulators firestore start --host-port=0\.0\.0\.0:8681/)
+})
+
+/**
+ * service.yaml as the README deploys it: its sed command run on the file with the README's example
+ * project and region (and a Memorystore address), so no placeholder is left.
+ */
+function deployedService (): { text: string, service: any } {
+  const sed = shellCommands(read('README.md'), 'Deploy to Cloud Run').find((words) => words[0] === 'sed' && words.includes('service.yaml'))
+  if (sed === undefined) throw new Error('the README no longer fills in service.yaml with sed')
+  const values: Record<string, string> = { PROJECT_ID: 'my-project', REGION: 'europe-west1', REDISHOST: '10.1.2.3' }
+  let text = read('service.yaml')
+  sed.forEach((word, i) => {
+    if (sed[i - 1] !== '-e') return
+    const [, from, to, flags] = /^s\/([^/]*)\/([^/]*)\/(g?)$/.exec(word) ?? []
+    if (from === undefined) throw new Error(`unexpected sed expression ${word}`)
+    const replacement = to!.replace(/\$([A-Z_]+)/g, (_m, name: string) => values[name] ?? `$${name}`)
+    text = flags === 'g' ? text.replaceAll(from, replacement) : text.replace(from, replacement)
+  })
+  return { text, service: parse(text) }
+}
+
+t.test('service.yaml, filled in as the README says, is a Knative service Cloud Run accepts: its fields, annotation names and values', async (t) => {
+  const { text, service } = deployedService()
+  t.notMatch(text.split('\n').filter((l) => !l.trim().startsWith('#')).join('\n'), /PROJECT_ID|REGION/, 'no placeholder left')
+  t.same(validate(cloudRunService, service), [], 'no unknown field or annotation, every value of the right type and within Cloud Run\'s limits')
+  // The alternative the comments offer (Direct VPC egress) is valid too, in place of the connector.
+  const direct = /run\.googleapis\.com\/network-interfaces: (.+)$/m.exec(text)?.[1]
+  t.ok(direct !== undefined, 'the comments show the Direct VPC egress annotation')
+  const annotations = { ...service.spec.template.metadata.annotations }
+  delete annotations['run.googleapis.com/vpc-access-connector']
+  annotations['run.googleapis.com/network-interfaces'] = parse(direct!)
+  t.same(validate(cloudRunService, { ...service, spec: { template: { ...service.spec.template, metadata: { annotations } } } }), [], 'with Direct VPC egress instead of the connector')
+  const container = service.spec.template.spec.containers[0]
+  t.equal(container.startupProbe.httpGet.port, container.ports[0].containerPort, 'the startup probe asks the port the container serves')
+  t.ok(service.spec.template.spec.timeoutSeconds * 1000 > loadConfig({}).shutdownTimeoutMs, 'a request may take longer than the shutdown window')
+  // Schema-invalid variants are caught: the check itself is tested.
+  const broken = structuredClone(service)
+  broken.spec.template.metadata.annotations['autoscaling.knative.dev/maxScale'] = 10
+  broken.spec.template.metadata.annotations['run.googleapis.com/vpc-access-egres'] = 'all-traffic'
+  broken.spec.template.spec.containers[0].env.push({ name: 'PORT', value: '8080' }, { name: 'REDISPORT', value: 6379 })
+  broken.spec.template.spec.containers[0].startupProbe.timeoutSeconds = 5
+  t.same(validate(cloudRunService, broken).length, 5, `a number as an annotation, an unknown annotation, PORT, a number as a value and a probe timeout above its period are each refused:\n${validate(cloudRunService, broken).join('\n')}`)
+})
+
+t.test('the README\'s gcloud commands pass gcloud\'s own flag parsing (a dry parse, nothing runs)', async (t) => {
+  const tree = gcloudTree()
+  if (tree === undefined) {
+    t.fail('the Google Cloud CLI is not installed: its command tree checks the README\'s commands (Debian, Google\'s repository: apt-get install google-cloud-cli)')
+    return
+  }
+  const readme = read('README.md')
+  const commands = [...shellCommands(readme, 'Local development'), ...shellCommands(readme, 'Deploy to Cloud Run')].filter((words) => words[0] === 'gcloud')
+  t.ok(commands.length >= 15, `${commands.length} gcloud commands`)
+  for (const words of commands) {
+    const { command, problems } = checkGcloud(tree, words.slice(1))
+    t.same(problems, [], `gcloud ${command}`)
+  }
+  const deploy = commands.find((w) => w[1] === 'run' && w[2] === 'deploy')!
+  const { service } = deployedService()
+  t.equal(deploy[3], service.metadata.name, 'gcloud run deploy and service.yaml name the same service')
+  const flag = (name: string) => deploy.find((w) => w.startsWith(`${name}=`))?.slice(name.length + 1)
+  t.equal(flag('--vpc-egress'), service.spec.template.metadata.annotations['run.googleapis.com/vpc-access-egress'], 'the same VPC egress')
+  t.match(flag('--set-env-vars') ?? '', /^([A-Z_]+=[^,]+)(,[A-Z_]+=[^,]+)*$/, '--set-env-vars is NAME=value,...')
+  t.match(flag('--set-secrets') ?? '', /^([A-Z_]+=[a-z0-9-]+:(latest|[0-9]+))(,[A-Z_]+=[a-z0-9-]+:(latest|[0-9]+))*$/, '--set-secrets is NAME=secret:version,...')
+  // The checker itself refuses what gcloud would.
+  t.same(checkGcloud(tree, ['run', 'deploy', 'x', '--vpc-egress=private', '--allow-unauthenticated=yes', '--regoin=x']).problems.length, 3, 'a bad choice, a switch with a value and an unknown flag are refused')
 })
 
 t.test('service.yaml is a Cloud Run service reaching Memorystore through a VPC connector', async (t) => {

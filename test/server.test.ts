@@ -63,7 +63,7 @@ t.test('SIGTERM: the request in flight completes, the process exits cleanly and 
 
   const lines = server.lines()
   t.ok(lines.every((l) => typeof l.severity === 'string' && typeof l.message === 'string'), 'every line is Cloud Logging JSON')
-  t.ok(lines.some((l) => l.message === 'closing: no new requests; finishing those in flight'))
+  t.ok(lines.some((l) => l.message === 'closing: finishing the requests in flight'))
   t.notOk(lines.some((l) => l.severity === 'WARNING' && /redis/.test(String(l.message))), 'closing its own Redis connection is no outage')
 })
 

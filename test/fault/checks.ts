@@ -104,10 +104,11 @@ export interface Traffic {
 /**
  * The load of the fault tests: `clients` virtual clients back to back (closed loop), plus
  * requests arriving on their own schedule, `ratePerSecond` of them (open loop), which keep
- * coming while the service stalls, as users would, instead of waiting for it.
+ * coming while the service stalls, as users would, instead of waiting for it. `fresh`: every
+ * request on a connection of its own (see LoadOptions.fresh).
  */
-export function steadyTraffic (url: string, name: string, durationMs: number, { clients = 8, ratePerSecond = 50, newcomerEvery = 200 } = {}): Traffic {
-  const common = { url, durationMs, timeoutMs: 10_000, inspect: inspectVisitsBody }
+export function steadyTraffic (url: string, name: string, durationMs: number, { clients = 8, ratePerSecond = 50, newcomerEvery = 200, fresh = false } = {}): Traffic {
+  const common = { url, durationMs, timeoutMs: 10_000, inspect: inspectVisitsBody, fresh }
   const closed = runLoad({ ...common, clients, plan: regularWithNewcomers(newcomerEvery, name) })
   const open = runLoad({ ...common, clients: 200, ratePerSecond, plan: regularWithNewcomers(newcomerEvery, `${name} arrivals`) })
   return {

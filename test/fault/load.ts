@@ -65,6 +65,11 @@ export interface LoadOptions {
   plan: (client: number, seq: number) => Planned
   /** A request not answered in full after this long is recorded as an error and its socket dropped (default 30 s). */
   timeoutMs?: number
+  /**
+   * A new connection for every request (the request says `Connection: close`), as clients that
+   * do not keep connections alive do; otherwise connections are kept alive and reused.
+   */
+  fresh?: boolean
   /** A client waits this long after a network error, so a refused port is not hammered in a tight loop. */
   pauseAfterErrorMs?: number
   keepHeaders?: readonly string[]
@@ -151,7 +156,7 @@ async function send (agent: Agent, url: URL, client: number, seq: number, planne
 
 export function runLoad (options: LoadOptions): LoadRun {
   const url = new URL(options.url)
-  const agent = new Agent({ keepAlive: true, maxSockets: options.clients })
+  const agent = new Agent({ keepAlive: options.fresh !== true, maxSockets: options.clients })
   const records: LoadRecord[] = []
   const stopAt = performance.now() + (options.durationMs ?? Infinity)
   const maxRequests = options.maxRequests ?? Infinity

@@ -1,0 +1,76 @@
+import type { Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import fp from 'fastify-plugin'
+
+export interface DrainOptions {
+  /**
+   * Once close() begins, the port keeps accepting for this long. Closing a listening socket resets
+   * every connection still in the kernel's accept queue: under load that is several connections
+   * whose requests were already sent (measured: 5 to 13 of 16 clients opening a connection per
+   * request). During this window those are accepted and answered; every answer says
+   * `Connection: close`.
+   */
+  acceptMs: number
+  /**
+   * After the port closes, a connection that has sent nothing for this long is closed. Node counts a
+   * new connection as busy until its first request arrives, so server.close() would wait for a
+   * client (or proxy) that connected and has not sent its request yet, up to the kill.
+   */
+  firstRequestMs: number
+}
+
+/** How often connections are looked at once the port is closed. */
+const SWEEP_MS = 50
+
+/**
+ * Shutdown that answers every request it has taken on and waits for nothing else:
+ * - answers sent while closing carry `Connection: close`, so kept-alive connections end after them;
+ * - the port keeps accepting for `acceptMs` (see DrainOptions), then closes (server.close()),
+ *   which also closes the connections then idle between two requests;
+ * - from then on, every SWEEP_MS: connections that have become idle since (an answer that was
+ *   already on its way with keep-alive) are closed, and so are those that have sent nothing
+ *   for `firstRequestMs`.
+ * Requests in flight, and requests arriving on open connections, are served to the end: the
+ * routes answer them (the app sets Fastify's return503OnClosing to false).
+ */
+export default fp<DrainOptions>(async function drainPlugin (app, { acceptMs, firstRequestMs }) {
+  let closing = false
+  let sweeper: NodeJS.Timeout | undefined
+  const accepted = new Map<Socket, number>()
+  app.server.on('connection', (socket: Socket) => {
+    accepted.set(socket, Date.now())
+    socket.once('close', () => accepted.delete(socket))
+  })
+
+  // Requests that came in before closing began, still in their handlers: their answers end the connection too.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
+
+  app.addHook('preClose', async () => {
+    closing = true
+    // app.inject() alone, or never listened: no sockets to look after.
+    if (!app.server.listening) return
+    if (acceptMs > 0) await sleep(acceptMs)
+    // Fastify calls server.close() as soon as this hook returns.
+    const portClosedAt = Date.now()
+    let silent = 0
+    sweeper = setInterval(() => {
+      app.server.closeIdleConnections()
+      const now = Date.now()
+      for (const [socket, at] of accepted) {
+        if (socket.bytesRead === 0 && now - Math.max(at, portClosedAt) >= firstRequestMs) {
+          silent++
+          socket.destroy()
+        }
+      }
+    }, SWEEP_MS)
+    sweeper.unref()
+    app.server.once('close', () => {
+      clearInterval(sweeper)
+      if (silent > 0) app.log.info({ connections: silent }, `closed connections that sent no request within ${firstRequestMs} ms`)
+    })
+  })
+  app.addHook('onClose', async () => { clearInterval(sweeper) })
+}, { name: 'drain', fastify: '5.x' })
