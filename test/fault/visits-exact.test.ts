@@ -14,12 +14,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import type { Firestore } from '@google-cloud/firestore'
+import { DRAIN } from '../../src/config.js'
 import { emulatorHost, hostPort, startServer, TcpProxy, testFirestore, TestRedisServer, uniqueName, waitFor, type ProxyMode, type Running } from '../helper.js'
 import { runLoad, type LoadRecord } from './load.js'
+import { REFUSED } from './shutdown.js'
 
 const REPEAT = 'repeat visitor'
 const LIMIT = 10
 const FIRESTORE_TIMEOUT_MS = 1500
+/** How long after SIGTERM a request sent must still be answered: well inside the server's accept window (DRAIN.acceptMs). */
+const ANSWERED_AFTER_SIGNAL_MS = DRAIN.acceptMs - 200
 
 interface Shown { visitor: string, at: number }
 interface Stored extends Shown { id: string }
@@ -263,13 +267,19 @@ t.test('two instances under faults: the list is always what Firestore holds', as
 
   t.test('SIGTERM to one instance under load: it answers what it accepted and exits 0; the other lists what Firestore holds', async (t) => {
     const [a, b] = servers as [Running, Running]
+    let signalledAt = Infinity
     const [onA, onB] = await phaseByInstance(service, 'SIGTERM', 3000, async () => {
       await sleep(1000)
+      signalledAt = Date.now()
       b.child.kill('SIGTERM')
     }) as [LoadRecord[], LoadRecord[]]
     t.equal(await b.exited, 0, 'it exits 0')
-    t.same(onB.filter((r) => r.status !== 200 && r.error !== 'ECONNREFUSED').map((r) => `${r.seq}: ${r.status ?? r.error}`), [],
-      `every request sent to it is answered 200 or refused, none cut (${onB.filter((r) => r.status === 200).length} answered)`)
+    // Within its accept window every request is served; after it, a connection still in the kernel's queue as the port closes is reset unread.
+    const served = onB.filter((r) => r.start < signalledAt + ANSWERED_AFTER_SIGNAL_MS)
+    t.same(served.filter((r) => r.status !== 200).map((r) => `${r.seq}: ${r.status ?? r.error}`), [],
+      `every request sent before the signal or just after it is answered 200 (${served.length})`)
+    t.same(onB.filter((r) => r.status !== 200 && !REFUSED.has(r.error ?? '')).map((r) => `${r.seq}: ${r.status ?? r.error}`), [],
+      'the later ones are answered 200 or refused at the connection, never cut mid-answer')
     service.servers = [a]
     await checkExact(t, service, 'SIGTERM', [...onA, ...onB.filter((r) => r.status === 200)])
   })
