@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { CircuitBreaker } from './breaker.js'
 import { decode, encode } from './codec.js'
 import {
-  CounterOverflowError, MAX_COUNTER, type PeekedEntry, type Store, type StoredEntry, type StoredList, type SubscribeHandlers, type Subscription, type WriteMode
+  CounterOverflowError, MAX_COUNTER, type PeekedEntry, type Store, type ListReservations, type StoredEntry, type StoredList, type SubscribeHandlers, type Subscription, type WriteMode
 } from './stores/store.js'
 import { memcacheTtlMs, ttlMs } from './ttl.js'
 
@@ -35,12 +35,13 @@ export interface ListEntry<T> {
   id: string
   order: number
   value: T
-  /** Present while the entry is only reserved (listReserve): milliseconds left before it is given up on. */
-  reservedMs?: number
 }
 
 export interface ListState<T> {
+  /** The settled entries, newest first. */
   items: Array<ListEntry<T>>
+  /** What is reserved and not settled yet (listReserve): not listed, not counted in the limit. */
+  reserved: ListReservations
   /** Grows with every change, also across a delete. */
   version: number
   /** Milliseconds left; -1 for no expiry. */
@@ -639,9 +640,8 @@ export class Cache {
   /** The list with its values decoded; undefined (a miss, counted as an error) when one cannot be. */
   #listState<T> (key: string, namespace: string | undefined, list: StoredList): ListState<T> | undefined {
     try {
-      const items = list.items.map(({ id, order, value, reservedMs }) =>
-        reservedMs === undefined ? { id, order, value: decode(value) as T } : { id, order, value: decode(value) as T, reservedMs })
-      return { items, version: list.version, ttlMs: list.ttlMs }
+      const items = list.items.map(({ id, order, value }) => ({ id, order, value: decode(value) as T }))
+      return { items, reserved: list.reserved, version: list.version, ttlMs: list.ttlMs }
     } catch (err) {
       this.counters(namespace).errors++
       this.#shared.log.warn({ err, namespace: namespace ?? this.namespace, key }, 'cached list could not be decoded; treated as a miss')

@@ -8,7 +8,7 @@ export { CircuitBreaker, type BreakerOptions, type BreakerState } from './breake
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, type RedisClient } from './stores/redis.js'
 export {
-  CounterOverflowError, listItemId, MAX_COUNTER, type Census, type ListItem, type ListReservation, type ListReservationRequest, type PeekedEntry, type Store, type StoredEntry, type StoredList, type StoreWrite,
+  CounterOverflowError, listItemId, MAX_COUNTER, type Census, type ListItem, type ListReservation, type ListReservationRequest, type ListReservations, type PeekedEntry, type Store, type StoredEntry, type StoredList, type StoreWrite,
   type Subscription, type SubscribeHandlers, type WriteMode
 } from './stores/store.js'
 export { fragmentRenderer, RouteCache, type CachedResponse, type RouteCacheTicket } from './route-cache.js'

@@ -241,7 +241,10 @@ export class RecentVisits {
     }
 
     // A visit of this visitor reserved in the list that expired is still being written: its outcome decides, not this query.
-    const inFlight = begun.items.some((item) => item.reservedMs !== undefined && item.value === visitor)
+    const inFlight = (await this.#cache.listReserve<string>(this.#key, { value: visitor, seed: visitor, order: Date.now() }, {
+      limit: this.#limit,
+      reserveSeconds: this.#reserveSeconds
+    })).status === 'reserved-already'
     const { latest, visit, ttl } = await this.#fromRepository(visitor, deadline, beforeWrite, { store: !inFlight })
     const visits = visit === undefined ? latest : [visit, ...latest]
     const built = await this.#cache.listAdd(this.#key, visits.map((v) => this.#entry(v)), { limit: this.#limit, complete: { ttl } })
@@ -400,33 +403,23 @@ export class RecentVisits {
   }
 
   #storedVisits (list: ListState<string>): Visit[] {
-    return list.items.filter((item) => item.reservedMs === undefined).map(({ order, value }) => ({ visitor: value, timestamp: new Date(order) }))
+    return list.items.map(({ order, value }) => ({ visitor: value, timestamp: new Date(order) }))
   }
 
   /** Keeps the version as the in-process copy, unless a newer one was announced meanwhile. */
   #remember (list: ListState<string>): Snapshot {
     const local = this.#local
     if (local !== undefined && local.version === list.version) return local
-    const reservedUntil = Math.min(...list.items.map((item) => item.reservedMs ?? Infinity))
     const snapshot = {
       visits: this.#storedVisits(list),
-      newest: newestOf(list.items),
+      // A visit of the newest visitor reserved above their stored one is being written: no hit decided here.
+      newest: list.reserved.newestSettled ? undefined : list.items[0]?.value,
       version: list.version,
-      expiresAt: Date.now() + Math.min(list.ttlMs < 0 ? Infinity : list.ttlMs, reservedUntil)
+      expiresAt: Date.now() + Math.min(list.ttlMs < 0 ? Infinity : list.ttlMs, list.reserved.soonestMs ?? Infinity)
     }
     if (this.#subscription.live && list.version >= this.#announced && this.#unmerged.size === 0) this.#local = snapshot
     return snapshot
   }
-}
-
-/** The newest stored entry's value, unless an entry of the same value is reserved above it. */
-function newestOf (items: ReadonlyArray<ListEntry<string>>): string | undefined {
-  const reserved = new Set<string>()
-  for (const item of items) {
-    if (item.reservedMs === undefined) return reserved.has(item.value) ? undefined : item.value
-    reserved.add(item.value)
-  }
-  return undefined
 }
 
 function newestFirst<T extends Visit> (visits: T[]): T[] {

@@ -541,19 +541,21 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       t.match(await reserve(cache, 'alice'), { status: 'same' }, 'the newest settled entry\'s value: nothing to add')
       const bob = await reserve(cache, 'bob', 50)
       t.match(bob, { status: 'reserved', id: listItemId('a', 'bob'), order: 101 }, 'named after the head; its order raised above the head\'s')
-      t.ok('items' in bob && bob.items[0]!.reservedMs! > 9000 && bob.items[0]!.reservedMs! <= 10_000, 'the reservation carries its time left')
+      t.same('items' in bob && bob.items.map((i) => i.value), ['alice'], 'a reservation is not listed')
+      t.ok('reserved' in bob && bob.reserved.count === 1 && bob.reserved.soonestMs! > 9000 && bob.reserved.soonestMs! <= 10_000,
+        'it is counted, with its time left')
       t.match(await reserve(cache, 'bob'), { status: 'reserved-already' }, 'a second request of the same value waits for the first')
-      t.match(await reserve(cache, 'alice'), { status: 'same' }, 'still the newest settled value: a reservation above it is not settled yet')
+      t.match(await reserve(cache, 'alice'), { status: 'same', reserved: { newestSettled: false } }, 'still the newest settled value: a reservation above it is not settled yet')
       const carol = await reserve(cache, 'carol', 5000)
       t.match(carol, { status: 'reserved', id: listItemId(listItemId('a', 'bob'), 'carol'), order: 5000 }, 'a later value follows the reserved head')
 
       const settled = await cache.listAdd('l', [{ id: listItemId('a', 'bob'), order: 120, value: 'bob' }], { limit: 3 })
-      t.same('items' in settled && settled.items.map((i) => [i.id.slice(0, 4), i.order, i.value, i.reservedMs === undefined]),
-        [[listItemId(listItemId('a', 'bob'), 'carol').slice(0, 4), 5000, 'carol', false], [listItemId('a', 'bob').slice(0, 4), 120, 'bob', true], ['a', 100, 'alice', true]],
-        'listAdd settles a reserved entry with the order it is given')
+      t.same('items' in settled && settled.items.map((i) => [i.id.slice(0, 4), i.order, i.value]),
+        [[listItemId('a', 'bob').slice(0, 4), 120, 'bob'], ['a', 100, 'alice']], 'listAdd settles a reserved entry with the order it is given')
+      t.match(settled, { reserved: { count: 1 } }, 'carol is still reserved')
       t.match(await reserve(cache, 'bob'), { status: 'same' }, 'the settled entry is the newest settled one now')
-      t.same(ids(await cache.listRelease('l', listItemId('a', 'bob'))).length, 3, 'a settled entry is not released')
-      t.same(ids(await cache.listRelease('l', listItemId(listItemId('a', 'bob'), 'carol'))), [listItemId('a', 'bob'), 'a'], 'a reserved one is')
+      t.match(await cache.listRelease('l', listItemId('a', 'bob')), { items: [{ value: 'bob' }, { value: 'alice' }], reserved: { count: 1 } }, 'a settled entry is not released')
+      t.match(await cache.listRelease('l', listItemId(listItemId('a', 'bob'), 'carol')), { reserved: { count: 0 } }, 'a reserved one is')
       t.same(await cache.listRelease('nothing', 'x'), { status: 'miss' })
     })
 
@@ -563,7 +565,8 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
       const b = createCache({ store: await peer(t, store), namespace: a.namespace })
       await ready(a, [entry('x', 1), entry('y', 2), entry('z', 3)])
       const first = await reserve(a, 'new')
-      t.same(ids(first), [listItemId('z', 'new'), 'z', 'y', 'x'], 'three settled entries and the reservation above them')
+      t.same(ids(first), ['z', 'y', 'x'], 'three settled entries')
+      t.match(first, { reserved: { count: 1 } }, 'and the reservation above them')
       t.match(await reserve(b, 'new'), { status: 'reserved-already' }, 'the other client sees it at once')
       await a.listAdd('l', [{ id: listItemId('z', 'new'), order: 10, value: 'new' }], { limit: 3 })
       t.same(ids(await b.listGet('l')), [listItemId('z', 'new'), 'z', 'y'], 'once settled, the limit holds again')
@@ -609,8 +612,9 @@ export function storeContract (t: Test, name: string, { make, peer }: StoreFacto
         'a reservation settled after the expiry is not added to it')
       const begun = await cache.listBegin('l', { lockSeconds: 5 })
       t.match(begun, { status: 'building', began: true })
-      t.same('items' in begun && begun.items.map((i) => [i.value, i.reservedMs !== undefined]), [['running', true]],
-        'the rebuild starts with the reservation still running, and not the one settled meanwhile')
+      t.match(begun, { items: [], reserved: { count: 1 } }, 'the rebuild starts with the reservation still running, and not the one settled meanwhile')
+      t.match(await reserve(cache, 'running'), { status: 'reserved-already' }, 'whose value is known to be in flight while the list is built')
+      t.match(await reserve(cache, 'other'), { status: 'building' })
       t.same(ids(await cache.listAdd('l', [{ id: running.status === 'reserved' ? running.id : '', order: 5, value: 'running' }], { limit: 3, complete: { ttl: 60 } })).length, 1,
         'which is settled into the rebuilt list')
     })

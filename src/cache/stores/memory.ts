@@ -13,7 +13,7 @@ interface Entry {
   /** Epoch milliseconds of the last read or write. */
   usedAt: number
   bytes: number
-  /** Present when the key holds a list; a reserved item holds `reservedUntil` instead of `reservedMs`. */
+  /** Present when the key holds a list; a reserved item holds `reservedUntil`. */
   list?: MemoryList
 }
 
@@ -32,7 +32,7 @@ interface MemoryList {
 /** How long a list's entry outlives the list, as in the Redis store. */
 const LIST_KEEP_MS = 120_000
 
-type MemoryListItem = Omit<ListItem, 'reservedMs'> & { reservedUntil?: number }
+type MemoryListItem = ListItem & { reservedUntil?: number }
 
 /** Newest first: by order, then by id descending (UTF-16 order, the same as bytes for ASCII ids). */
 function newer (a: MemoryListItem, b: MemoryListItem): boolean {
@@ -240,7 +240,11 @@ export class MemoryStore implements Store {
     const { entry, live } = this.#loadList(key)
     if (!live) return undefined
     const { items, building, expiresAt } = entry!.list!
-    if (building) return { ...this.#listOf(entry!), outcome: 'building' }
+    if (building) {
+      // Carried into the list being built: that write is still in flight.
+      const inFlight = items.some((item) => item.reservedUntil !== undefined && item.value === value)
+      return { ...this.#listOf(entry!), outcome: inFlight ? 'reserved-already' : 'building' }
+    }
     for (const item of items) {
       if (item.reservedUntil === undefined) {
         if (item.value === value) return { ...this.#listOf(entry!), outcome: 'same' }
@@ -279,15 +283,31 @@ export class MemoryStore implements Store {
     return { live: true, close: async () => { this.#channels.off(channel, listener) } }
   }
 
+  /** The settled items, and of the reservations only what callers decide by (see ListReservations). */
   #listOf (entry: Entry): StoredList {
     const { items, building, version, expiresAt } = entry.list!
     const now = this.#now()
+    const settled: ListItem[] = []
+    const above = new Set<string>()
+    let count = 0
+    let soonest = Infinity
+    let newestSettled = false
+    for (const { id, order, value, reservedUntil } of items) {
+      if (reservedUntil !== undefined) {
+        count++
+        soonest = Math.min(soonest, reservedUntil)
+        if (settled.length === 0) above.add(value)
+        continue
+      }
+      if (settled.length === 0) newestSettled = above.has(value)
+      settled.push({ id, order, value })
+    }
     return {
-      items: items.map(({ id, order, value, reservedUntil }) =>
-        reservedUntil === undefined ? { id, order, value } : { id, order, value, reservedMs: reservedUntil - now }),
+      items: settled,
       building,
       version,
-      ttlMs: expiresAt === 0 ? -1 : expiresAt - now
+      ttlMs: expiresAt === 0 ? -1 : expiresAt - now,
+      reserved: count === 0 ? { count, newestSettled } : { count, soonestMs: soonest - now, newestSettled }
     }
   }
 

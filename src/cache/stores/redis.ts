@@ -193,23 +193,41 @@ local function expire (f, ms)
     redis.call('PEXPIRE', k, ms + ${LIST_KEEP_MS})
   end
 end
-local function reply (f)
+-- The settled items, and of the reservations only what callers decide by: how many, the time
+-- left to the soonest to run out, and whether the newest settled value is also reserved above
+-- it. A reply does not grow with the writes in flight.
+local function reply (f, list)
+  local settled, count, soonest, newestReserved, above = {}, 0, false, '', {}
+  for _, item in ipairs(list) do
+    if item.r then
+      count = count + 1
+      if not soonest or item.r < soonest then soonest = item.r end
+      if #settled == 0 then above[item.v] = true end
+    else
+      if #settled == 0 and above[item.v] then newestReserved = '1' end
+      table.insert(settled, item)
+    end
+  end
+  local encoded = '[]'
+  if #settled > 0 then encoded = cjson.encode(settled) end
   local ttl = -1
   if f[4] then ttl = tonumber(f[4]) - nowMs end
-  return {f[1], f[2] or '', f[3], ttl, string.format('%.0f', nowMs)}
+  local left = ''
+  if soonest then left = string.format('%.0f', soonest - nowMs) end
+  return {encoded, f[2] or '', f[3], ttl, count, left, newestReserved}
 end
 `
 
 const LIST_GET = `${LIST_COMMON}
 local f, list, live = load()
 if not live then return false end
-return reply(f)`
+return reply(f, list)`
 
 // A list that expired or was given up is built anew with the reservations still running in it.
 const LIST_BEGIN = `${LIST_COMMON}
 local f, list, live = load()
 if live then
-  local r = reply(f)
+  local r = reply(f, list)
   table.insert(r, '')
   return r
 end
@@ -223,7 +241,7 @@ redis.call('DEL', k)
 redis.call('HSET', k, 'b', '1', 'n', fresh[3])
 save(fresh, kept)
 expire(fresh, tonumber(ARGV[1]))
-local r = reply(fresh)
+local r = reply(fresh, kept)
 table.insert(r, '1')
 return r`
 
@@ -247,21 +265,22 @@ for _, item in ipairs(items) do
   if unreserve(list, item.i) then found = false end
   if not found then insert(list, item) end
 end
-save(f, trim(list, tonumber(ARGV[2])))
+list = trim(list, tonumber(ARGV[2]))
+save(f, list)
 if ARGV[3] ~= '' then
   redis.call('HDEL', k, 'b')
   f[2] = ''
   expire(f, tonumber(ARGV[3]))
 end
 redis.call('PUBLISH', k, f[3])
-return reply(f)`
+return reply(f, list)`
 
 // A reservation changes no settled item: it is not announced.
 const LIST_RESERVE = `${LIST_COMMON}
 local f, list, live = load()
 if not live then return false end
 local function answer (outcome, id, order)
-  local r = reply(f)
+  local r = reply(f, list)
   table.insert(r, outcome)
   if id then
     table.insert(r, id)
@@ -269,8 +288,14 @@ local function answer (outcome, id, order)
   end
   return r
 end
-if f[2] == '1' then return answer('building') end
 local value = ARGV[1]
+if f[2] == '1' then
+  -- Carried into the list being built: that write is still in flight.
+  for _, item in ipairs(list) do
+    if item.r and item.v == value then return answer('reserved-already') end
+  end
+  return answer('building')
+end
 for _, item in ipairs(list) do
   if not item.r then
     if item.v == value then return answer('same') end
@@ -283,7 +308,8 @@ local id = redis.sha1hex((head and head.i or '') .. '\\n' .. ARGV[2])
 local order = tonumber(ARGV[3])
 if head and order <= head.t then order = head.t + 1 end
 table.insert(list, 1, {i = id, t = order, v = value, r = nowMs + tonumber(ARGV[5])})
-save(f, trim(list, tonumber(ARGV[4])))
+list = trim(list, tonumber(ARGV[4]))
+save(f, list)
 return answer('reserved', id, order)`
 
 const LIST_RELEASE = `${LIST_COMMON}
@@ -291,19 +317,25 @@ local f, list, live = load()
 if not f then return false end
 if unreserve(list, ARGV[1]) then save(f, list) end
 if not live then return false end
-return reply(f)`
+return reply(f, list)`
 
-/** [items as JSON, '1' while building, version, PTTL, Redis' clock in ms, ...what the script adds] */
-type RawList = [string, string, string, number, string, ...string[]]
+/** [settled items as JSON, '1' while building, version, ms left, reservations, ms left to the soonest, '1' if the newest settled value is reserved, ...what the script adds] */
+type RawList = [string, string, string, number, number, string, string, ...string[]]
 
-function toList ([encoded, building, version, ttlMs, nowMs]: RawList): StoredList {
+function toList ([encoded, building, version, ttlMs, count, soonest, newestReserved]: RawList): StoredList {
   const parsed: unknown = JSON.parse(encoded)
   const items = Array.isArray(parsed)
-    ? parsed.map((item: { i: string, t: number, v: string, r?: number }) => item.r === undefined
-      ? { id: item.i, order: item.t, value: item.v }
-      : { id: item.i, order: item.t, value: item.v, reservedMs: item.r - Number(nowMs) })
+    ? parsed.map((item: { i: string, t: number, v: string }) => ({ id: item.i, order: item.t, value: item.v }))
     : []
-  return { items, building: building === '1', version: Number(version), ttlMs: Number(ttlMs) }
+  return {
+    items,
+    building: building === '1',
+    version: Number(version),
+    ttlMs: Number(ttlMs),
+    reserved: soonest === ''
+      ? { count: Number(count), newestSettled: newestReserved === '1' }
+      : { count: Number(count), soonestMs: Number(soonest), newestSettled: newestReserved === '1' }
+  }
 }
 
 declare module 'ioredis' {
@@ -426,7 +458,7 @@ export class RedisStore implements Store {
 
   async listBegin (key: string, lockMs: number): Promise<StoredList & { began: boolean }> {
     const raw = await this.client.cacheListBegin(key, lockMs)
-    return { ...toList(raw), began: raw[5] === '1' }
+    return { ...toList(raw), began: raw[7] === '1' }
   }
 
   async listAdd (key: string, items: readonly ListItem[], limit: number, completeTtlMs?: number): Promise<StoredList | undefined> {
@@ -439,8 +471,8 @@ export class RedisStore implements Store {
     const raw = await this.client.cacheListReserve(key, value, seed, order, limit, reservedMs)
     if (raw === null) return undefined
     const list = toList(raw)
-    const outcome = raw[5] as ListReservation['outcome']
-    return outcome === 'reserved' ? { ...list, outcome, id: raw[6]!, order: Number(raw[7]) } : { ...list, outcome }
+    const outcome = raw[7] as ListReservation['outcome']
+    return outcome === 'reserved' ? { ...list, outcome, id: raw[8]!, order: Number(raw[9]) } : { ...list, outcome }
   }
 
   async listRelease (key: string, id: string): Promise<StoredList | undefined> {

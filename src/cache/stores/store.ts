@@ -119,16 +119,25 @@ export interface ListItem {
   order: number
   /** Serialized. */
   value: string
-  /**
-   * Present while the item is only reserved (listReserve): the milliseconds left before the
-   * reservation is given up on. A reserved item is not yet settled, and not counted in the limit.
-   */
-  reservedMs?: number
 }
 
-/** A bounded list as stored: its items, whether it is still being built, and its version. */
+/**
+ * The reservations in a list (listReserve), as far as a reader needs them: they are not settled
+ * items, are not counted in the limit, and are not listed, so that a reply does not grow with the
+ * writes in flight.
+ */
+export interface ListReservations {
+  count: number
+  /** Milliseconds left before the soonest to run out is given up on; absent without reservations. */
+  soonestMs?: number
+  /** Whether the newest settled item's value is also reserved above it (its writer has not settled it yet). */
+  newestSettled: boolean
+}
+
+/** A bounded list as stored: its settled items, its reservations, whether it is still being built, and its version. */
 export interface StoredList {
   items: ListItem[]
+  reserved: ListReservations
   /** Started by listBegin() and not yet completed: the items may lack older ones. */
   building: boolean
   /** Grows with every change of the list, also across its deletion and re-creation. */
