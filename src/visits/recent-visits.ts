@@ -241,7 +241,7 @@ export class RecentVisits {
     }
 
     // A visit of this visitor reserved in the list that expired is still being written: its outcome decides, not this query.
-    const inFlight = (await this.#cache.listReserve<string>(this.#key, { value: visitor, seed: visitor, order: Date.now() }, {
+    const inFlight = begun.reserved.count > 0 && (await this.#cache.listReserve<string>(this.#key, { value: visitor, seed: visitor, order: Date.now() }, {
       limit: this.#limit,
       reserveSeconds: this.#reserveSeconds
     })).status === 'reserved-already'
