@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { listItemId, type Cache, type ListEntry, type ListState, type Subscription } from '../cache/index.js'
+import { listItemId, type Cache, type ListEntry, type ListReservationLookup, type ListState, type Subscription } from '../cache/index.js'
 import { RepositoryUnavailableError } from '../lib/bounded-calls.js'
 import type { VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
@@ -179,10 +179,7 @@ export class RecentVisits {
     if (this.#unmerged.size > 0 && !await this.#mergeUnmerged()) return await this.#withoutCache(visitor, deadline, beforeWrite)
     // Each turn either answers or waits for another writer; the deadline ends the waiting.
     while (Date.now() < deadline) {
-      const reserved = await this.#cache.listReserve<string>(this.#key, { value: visitor, seed: visitor, order: Date.now() }, {
-        limit: this.#limit,
-        reserveSeconds: this.#reserveSeconds
-      })
+      const reserved = await this.#reserve(visitor)
       switch (reserved.status) {
         case 'unavailable':
           return await this.#withoutCache(visitor, deadline, beforeWrite)
@@ -205,6 +202,14 @@ export class RecentVisits {
       }
     }
     throw new RepositoryUnavailableError('the visit could not be decided in time: a concurrent visit of this visitor is still being stored')
+  }
+
+  /** The shared decision for this visitor: newest already, or the head reserved for a new visit (see Cache.listReserve). */
+  async #reserve (visitor: string): Promise<ListReservationLookup<string>> {
+    return await this.#cache.listReserve<string>(this.#key, { value: visitor, seed: visitor, order: Date.now() }, {
+      limit: this.#limit,
+      reserveSeconds: this.#reserveSeconds
+    })
   }
 
   /** A reserved visit: written, then settled in the list with the document as stored. */
@@ -241,10 +246,7 @@ export class RecentVisits {
     }
 
     // A visit of this visitor reserved in the list that expired is still being written: its outcome decides, not this query.
-    const inFlight = begun.reserved.count > 0 && (await this.#cache.listReserve<string>(this.#key, { value: visitor, seed: visitor, order: Date.now() }, {
-      limit: this.#limit,
-      reserveSeconds: this.#reserveSeconds
-    })).status === 'reserved-already'
+    const inFlight = begun.reserved.count > 0 && (await this.#reserve(visitor)).status === 'reserved-already'
     const { latest, visit, ttl } = await this.#fromRepository(visitor, deadline, beforeWrite, { store: !inFlight })
     const visits = visit === undefined ? latest : [visit, ...latest]
     const built = await this.#cache.listAdd(this.#key, visits.map((v) => this.#entry(v)), { limit: this.#limit, complete: { ttl } })

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import {
-  COUNTER, CounterOverflowError, MAX_COUNTER, listItemId, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList,
+  COUNTER, CounterOverflowError, LIST_KEEP_MS, MAX_COUNTER, listItemId, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList,
   type StoreWrite, type SubscribeHandlers, type Subscription, type WriteMode
 } from './store.js'
 
@@ -28,9 +28,6 @@ interface MemoryList {
   expiresAt: number
   givenUp: boolean
 }
-
-/** How long a list's entry outlives the list, as in the Redis store. */
-const LIST_KEEP_MS = 120_000
 
 type MemoryListItem = ListItem & { reservedUntil?: number }
 

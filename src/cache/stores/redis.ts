@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { Cluster, type Redis, type Result } from 'ioredis'
 import {
-  CounterOverflowError, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList, type StoreWrite,
+  CounterOverflowError, LIST_KEEP_MS, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList, type StoreWrite,
   type SubscribeHandlers, type Subscription, type WriteMode
 } from './store.js'
 
@@ -109,7 +109,6 @@ return {f[1] or '', expires, string.format('%.0f', last)}`
 // TTL, so that a rebuild finds the reservations of writes still in flight (LIST_BEGIN keeps
 // them); the key outlives `x` by LIST_KEEP_MS. Every script starts with LIST_COMMON; a script's
 // reply is RawList (its extra fields after).
-const LIST_KEEP_MS = 120_000
 
 const LIST_COMMON = `
 local k = KEYS[1]

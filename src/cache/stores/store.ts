@@ -134,6 +134,9 @@ export interface ListReservations {
   newestSettled: boolean
 }
 
+/** How long a list's key outlives the list's own expiry, so that a rebuild finds the reservations in it. */
+export const LIST_KEEP_MS = 120_000
+
 /** A bounded list as stored: its settled items, its reservations, whether it is still being built, and its version. */
 export interface StoredList {
   items: ListItem[]
