@@ -1,75 +1,20 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { CircuitBreaker } from './breaker.js'
-import { decode, encode } from './codec.js'
-import {
-  CounterOverflowError, MAX_COUNTER, type PeekedEntry, type Store, type ListReservations, type StoredEntry, type StoredList, type SubscribeHandlers, type Subscription, type WriteMode
-} from './stores/store.js'
-import { memcacheTtlMs, ttlMs } from './ttl.js'
-
-/** Keys longer than memcache's limit are hashed, not refused. */
-export const MAX_KEY_BYTES = 250
-/**
- * memcache's value limit: on the UTF-8 bytes of a string, the bytes of a Buffer, and the
- * serialized form of any other value (memcache's pickle).
- */
-export const MAX_VALUE_BYTES = 1_000_000
-
-export class ValueTooLargeError extends RangeError {
-  override name = 'ValueTooLargeError'
-}
-
-/** The pino-compatible subset the cache logs through. */
-export interface CacheLogger {
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-  debug (obj: object, msg: string): void
-}
+import { decode } from './codec.js'
+import { CacheCore } from './core.js'
+import { checkKey, encodeValue, prefixed, storeKey, valuePrefixes } from './keys.js'
+import { Lists, type ListAddOptions, type ListEntry, type ListLookup, type ListReservationLookup, type ListReserveOptions } from './lists.js'
+import { silent, type CacheLogger } from './logger.js'
+import { Memoizer, type Memoized, type MemoizeOptions } from './memoize.js'
+import { FAILED } from './runner.js'
+import type { CacheCounters, CacheStats } from './stats.js'
+import { CounterOverflowError, MAX_COUNTER, type PeekedEntry, type Store, type SubscribeHandlers, type Subscription, type WriteMode } from './stores/store.js'
+import { memcacheTtlMs } from './ttl.js'
 
 export type Lookup<T> =
   | { status: 'hit', value: T }
   | { status: 'miss' }
   /** The store could not answer (down, timed out, circuit open): a miss the caller may treat differently. */
-  | { status: 'unavailable' }
-
-export interface ListEntry<T> {
-  id: string
-  order: number
-  value: T
-}
-
-export interface ListState<T> {
-  /** The settled entries, newest first. */
-  items: Array<ListEntry<T>>
-  /** What is reserved and not settled yet (listReserve): not listed, not counted in the limit. */
-  reserved: ListReservations
-  /** Grows with every change, also across a delete. */
-  version: number
-  /** Milliseconds left; -1 for no expiry. */
-  ttlMs: number
-}
-
-/** A bounded list read, started or changed: see listGet(), listBegin() and listAdd(). */
-export type ListLookup<T> =
-  | ({ status: 'ready' } & ListState<T>)
-  /** Started by listBegin() and not complete yet. */
-  | ({ status: 'building' } & ListState<T>)
-  | { status: 'miss' }
-  | { status: 'unavailable' }
-
-/**
- * What listReserve() decided, atomically against every process sharing the store:
- * - `reserved`: the entry is now the list's head, reserved under `id` (named after the head it
- *   follows, see listItemId) with `order` (raised above the head's): settle it with listAdd(), or
- *   give it up with listRelease(); a reservation left longer than its time drops the whole list;
- * - `same`: the newest settled entry holds this value, and no entry of it is reserved above: nothing to add;
- * - `reserved-already`: an entry of this value is reserved above the newest settled one, and its writer has not settled it yet;
- * - `building`: the list is being built and cannot decide; `miss`: there is no list; `unavailable`: the store did not answer.
- * The lists of the first three are ready lists, reservations included.
- */
-export type ListReservationLookup<T> =
-  | ({ status: 'reserved', id: string, order: number } & ListState<T>)
-  | ({ status: 'same' | 'reserved-already' | 'building' } & ListState<T>)
-  | { status: 'miss' }
   | { status: 'unavailable' }
 
 /** A counter's value: a number while it is a safe integer, a bigint beyond (or when a bigint was stored). */
@@ -142,81 +87,6 @@ export interface OffsetOptions extends NamespaceOption {
   initialValue?: Counter
 }
 
-export interface MemoizeOptions<A extends unknown[]> extends NamespaceOption {
-  /** Seconds a result is fresh. */
-  ttl: number
-  /** The function's name in keys (default: its own name), or a key built from the arguments. */
-  key?: string | ((...args: A) => string)
-  /** Seconds after ttl during which the old result is still served while one caller refreshes it. */
-  grace?: number
-  /** Seconds one process may compute a result before others stop waiting for it (default 10). */
-  lockSeconds?: number
-}
-
-export type Memoized<A extends unknown[], R> = (...args: A) => Promise<R>
-
-/** What a memoized result is stored as: the value, the function's generation, and when it goes stale. */
-interface MemoEntry {
-  v?: unknown
-  g: number
-  f: number
-}
-
-interface MemoState {
-  name: string
-  keyOf: (args: unknown[]) => string
-  options: MemoizeOptions<unknown[]>
-}
-
-export interface CacheCounters {
-  hits: number
-  misses: number
-  byteHits: number
-  errors: number
-}
-
-/** memcache's get_stats(), plus errors. Counters add up every process sharing the store. */
-export interface CacheStats extends CacheCounters {
-  /** Values in the namespace; counted, or a lower bound when statsComplete is false. */
-  items: number
-  /** Estimated from a sample of the items' sizes. */
-  bytes: number
-  /** Seconds since the least recently used item (of a sample) was read or written. */
-  oldestItemAge: number
-  statsComplete: boolean
-}
-
-const silent: CacheLogger = { info () {}, warn () {}, debug () {} }
-const FAILED = Symbol('failed')
-
-/** A store with the breaker that guards it. */
-interface Guarded {
-  store: Store
-  breaker: CircuitBreaker
-}
-
-/** What every namespace view of one store shares. */
-interface Shared extends Guarded {
-  replica?: Guarded
-  log: CacheLogger
-  /** This process's counts per namespace, and the part of them already added to the store's. */
-  counters: Map<string, CacheCounters>
-  flushed: Map<string, CacheCounters>
-  statsFlushMs: number
-  flushTimer?: NodeJS.Timeout
-  /** When this process last logged its counters. */
-  loggedAt: number
-  /** Memoized calls running in this process, by key: concurrent callers share them. */
-  inFlight: Map<string, Promise<unknown>>
-  /** Both the original and the memoized function lead to the memo's settings. */
-  memos: WeakMap<Function, MemoState>
-}
-
-const COUNTER_NAMES = ['hits', 'misses', 'byteHits', 'errors'] as const
-const LONE_SURROGATE = /\p{Surrogate}/u
-/** getStats() counts at most this many keys of a namespace. */
-const CENSUS_LIMIT = 100_000
-
 function toBigInt (value: Counter, what: string): bigint {
   if (typeof value === 'bigint') return value
   if (typeof value !== 'number') throw new TypeError(`${what} must be a number or a bigint, got ${typeof value}`)
@@ -224,166 +94,111 @@ function toBigInt (value: Counter, what: string): bigint {
   return BigInt(value)
 }
 
-/**
- * Keys are strings, and nothing else: a number would be one key here and another there.
- * Misuse throws before the store is called, so it never counts as a store failure.
- */
-function checkKey (key: unknown, what = 'cache key'): asserts key is string {
-  if (typeof key !== 'string') {
-    throw new TypeError(`${what} must be a string, got ${key === null ? 'null' : typeof key}${typeof key === 'number' ? ` (${key})` : ''}`)
-  }
-}
-
-/** The keys with the prefix, each checked. */
-function prefixed (keys: readonly string[], keyPrefix: string): string[] {
-  checkKey(keyPrefix, 'keyPrefix')
-  if (!Array.isArray(keys)) throw new TypeError('keys must be an array of strings')
-  return keys.map((key) => {
-    checkKey(key)
-    return keyPrefix + key
-  })
-}
-
 function seconds (ms: number): number {
   return Math.floor(ms / 1000)
 }
 
+/** What the views of one store share besides the core: its memoized functions and its lists. */
+interface Parts {
+  core: CacheCore
+  memoizer: Memoizer
+  lists: Lists
+}
+
+const parts = new WeakMap<Cache, Parts>()
+/** What namespaced() hands the one constructor call that makes its view: no public option carries it. */
+let adopting: { parts: Parts, reads: 'primary' | 'replica' } | undefined
+
+/** The core behind a view, for the library's own modules; not part of the package's API. */
+export function coreOf (cache: Cache): CacheCore {
+  return parts.get(cache)!.core
+}
+
 /**
- * The App Engine memcache API over a store, failing open in one place: every store
- * error or timeout becomes a miss, a false or a no-op here, and trips a circuit
- * breaker shared by every namespace on the same store. Misuse (a bad TTL, a value
- * too large, a negative delta, a counter overflow) still throws.
+ * The App Engine memcache API over one key space (a namespace of a store). It fails open
+ * through the core's runner: a store error or timeout is a miss, a false or a no-op here.
+ * Misuse (a bad key or TTL, a value too large, a negative delta, a counter overflow) still throws.
+ * Memoization, bounded lists and stats are modules of their own that the methods below reach.
  */
 export class Cache {
   readonly namespace: string
   readonly reads: 'primary' | 'replica'
-  readonly #shared: Shared
+  readonly #core: CacheCore
+  readonly #parts: Parts
 
-  /** `shared` is for namespaced(): views of one store share its breaker and counters. */
-  constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000, replica }: CacheOptions,
-    shared?: Shared, { reads = 'primary' }: ViewOptions = {}) {
+  constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000, replica }: CacheOptions) {
+    checkKey(namespace, 'namespace')
     this.namespace = namespace
-    this.reads = reads
-    this.#shared = shared ?? {
-      store,
-      breaker,
-      replica: replica === undefined ? undefined : { store: replica, breaker: new CircuitBreaker() },
-      log: logger,
-      counters: new Map(),
-      flushed: new Map(),
-      statsFlushMs,
-      loggedAt: Date.now(),
-      inFlight: new Map(),
-      memos: new WeakMap()
+    const view = adopting
+    adopting = undefined
+    this.reads = view?.reads ?? 'primary'
+    if (view === undefined) {
+      const core = new CacheCore(store, replica, breaker, logger, statsFlushMs, namespace)
+      this.#parts = { core, memoizer: new Memoizer(core), lists: new Lists(core) }
+    } else {
+      this.#parts = view.parts
     }
+    this.#core = this.#parts.core
+    parts.set(this, this.#parts)
   }
 
   get store (): Store {
-    return this.#shared.store
+    return this.#core.store
   }
 
   /** The same store, breaker and counters with another default namespace. */
-  namespaced (namespace: string, options: ViewOptions = { reads: this.reads }): Cache {
-    return new Cache({ store: this.#shared.store, namespace }, this.#shared, options)
+  namespaced (namespace: string, { reads = this.reads }: ViewOptions = {}): Cache {
+    adopting = { parts: this.#parts, reads }
+    return new Cache({ store: this.#core.store, namespace })
   }
 
   /** Whether the store is expected to answer now. */
   get available (): boolean {
-    return this.#shared.store.connected && this.#shared.breaker.state !== 'open'
+    return this.#core.store.connected && this.#core.runner.primary.breaker.state !== 'open'
   }
+
+  // Stats
 
   /** The namespaces this process has counted reads in. */
   namespaces (): string[] {
-    return [...this.#shared.counters.keys()]
+    return this.#core.stats.namespaces()
   }
 
   /**
    * Counts a hit that a caller served from a copy of its own (a first tier in front of the
    * store), so the namespace's hit ratio tells the whole story.
    */
-  recordHit ({ namespace }: NamespaceOption = {}): void {
-    this.counters(namespace).hits++
+  recordHit ({ namespace = this.namespace }: NamespaceOption = {}): void {
+    this.#core.stats.count(namespace).hits++
   }
 
   /** This process's counters for a namespace (the default one unless named). */
   counters (namespace = this.namespace): CacheCounters {
-    let counters = this.#shared.counters.get(namespace)
-    if (counters === undefined) {
-      counters = { hits: 0, misses: 0, byteHits: 0, errors: 0 }
-      this.#shared.counters.set(namespace, counters)
-    }
-    // Counting schedules a flush; the request that counts never waits for it.
-    this.#shared.flushTimer ??= setTimeout(() => { this.flushStats().catch(() => {}) }, this.#shared.statsFlushMs).unref()
-    return counters
+    return this.#core.stats.count(namespace)
   }
 
-  /** Adds this process's new counts to the shared ones, in one round trip; kept for later when the store fails. */
+  /** Adds this process's new counts to the shared ones, in one round trip. */
   async flushStats (): Promise<void> {
-    const shared = this.#shared
-    clearTimeout(shared.flushTimer)
-    shared.flushTimer = undefined
-    const batch = new Map<string, Record<string, number>>()
-    const sent = new Map<CacheCounters, Record<string, number>>()
-    for (const [namespace, counters] of shared.counters) {
-      let flushed = shared.flushed.get(namespace)
-      if (flushed === undefined) {
-        flushed = { hits: 0, misses: 0, byteHits: 0, errors: 0 }
-        shared.flushed.set(namespace, flushed)
-      }
-      const deltas = Object.fromEntries(COUNTER_NAMES.map((name) => [name, counters[name] - flushed[name]]))
-      if (Object.values(deltas).every((delta) => delta === 0)) continue
-      batch.set(this.#statsKey(namespace), deltas)
-      // Counted as flushed before the round trip, so a concurrent flush cannot send the same counts again.
-      for (const name of COUNTER_NAMES) flushed[name] += deltas[name]!
-      sent.set(flushed, deltas)
-    }
-    if (batch.size === 0) return
-    const done = await this.#run(undefined, async () => { await shared.store.addCounters(batch) })
-    if (done === FAILED) {
-      for (const [flushed, deltas] of sent) for (const name of COUNTER_NAMES) flushed[name] -= deltas[name]!
-      return
-    }
-    // This process's totals per namespace, once a minute at most, for log-based metrics.
-    if (Date.now() - shared.loggedAt >= 60_000) {
-      shared.loggedAt = Date.now()
-      shared.log.info({ cacheCounters: Object.fromEntries(shared.counters) }, 'cache counters')
-    }
+    await this.#core.stats.flush()
   }
 
   /**
-   * memcache's stats for a namespace, across every process sharing the store. Hits and
-   * misses of other processes may lag by their flush interval. Items are counted (up to
-   * 100,000 keys); bytes and the oldest item's age come from a sample of 64 items.
+   * memcache's stats for a namespace, across every process sharing the store; see Stats.report().
+   * `census: false` skips counting the items, for a page that shows only hits and misses.
    */
-  async getStats ({ namespace = this.namespace, census: count = true }: NamespaceOption & { census?: boolean } = {}): Promise<CacheStats> {
-    await this.flushStats()
-    const ns = encodeURIComponent(namespace)
-    const shared = await this.#readOnce(namespace, (store) => store.readCounters(this.#statsKey(namespace)))
-    // Counting items scans the keyspace: a page that shows only hits and misses skips it.
-    const census = count
-      ? await this.#readOnce(namespace, (store) => store.census([`${ns}:k:`, `${ns}:h:`], CENSUS_LIMIT))
-      : { items: 0, bytes: 0, oldestItemAge: 0, complete: false }
-    const counts: Partial<CacheCounters> = shared === FAILED ? this.counters(namespace) : shared
-    return {
-      hits: counts.hits ?? 0,
-      misses: counts.misses ?? 0,
-      byteHits: counts.byteHits ?? 0,
-      errors: counts.errors ?? 0,
-      ...(census === FAILED
-        ? { items: 0, bytes: 0, oldestItemAge: 0, statsComplete: false }
-        : { items: census.items, bytes: census.bytes, oldestItemAge: census.oldestItemAge, statsComplete: census.complete })
-    }
+  async getStats ({ namespace = this.namespace, census = true }: NamespaceOption & { census?: boolean } = {}): Promise<CacheStats> {
+    return await this.#core.stats.report(namespace, census, this.reads)
   }
 
   /** Flushes the counters; call before the store's client closes. */
   async close (): Promise<void> {
-    await this.flushStats()
+    await this.#core.stats.flush()
   }
 
   // Reads
 
-  async lookup<T> (key: string, options: NamespaceOption = {}): Promise<Lookup<T>> {
-    const [found] = await this.#read([key], options.namespace)
+  async lookup<T> (key: string, { namespace = this.namespace }: NamespaceOption = {}): Promise<Lookup<T>> {
+    const [found] = await this.#core.read([key], namespace, 1, this.reads)
     if (found === FAILED) return { status: 'unavailable' }
     return found === undefined ? { status: 'miss' } : { status: 'hit', value: found.value as T }
   }
@@ -398,11 +213,11 @@ export class Cache {
    * the token for cas() and casMulti() (read from the primary, as gets()).
    */
   async getMulti<T> (keys: readonly string[], options: PrefixOption & NamespaceOption & { forCas: true }): Promise<Record<string, CasItem<T>>>
-  async getMulti<T> (keys: readonly string[], options?: PrefixOption & NamespaceOption & { forCas?: false, statsKeys?: number }): Promise<Record<string, T>>
-  async getMulti<T> (keys: readonly string[], { keyPrefix = '', namespace, statsKeys, forCas = false }: PrefixOption & NamespaceOption & { forCas?: boolean, statsKeys?: number } = {}): Promise<Record<string, T | CasItem<T>>> {
-    // statsKeys: only the first keys count as hits or misses (the rest are counters read along).
+  async getMulti<T> (keys: readonly string[], options?: PrefixOption & NamespaceOption & { forCas?: false }): Promise<Record<string, T>>
+  async getMulti<T> (keys: readonly string[], { keyPrefix = '', namespace = this.namespace, forCas = false }: PrefixOption & NamespaceOption & { forCas?: boolean } = {}): Promise<Record<string, T | CasItem<T>>> {
+    const all = prefixed(keys, keyPrefix)
     // A replica's token may be older than the primary's: cas() would fail on it.
-    const found = await this.#read(prefixed(keys, keyPrefix), namespace, statsKeys, forCas ? 'primary' : this.reads)
+    const found = await this.#core.read(all, namespace, all.length, forCas ? 'primary' : this.reads)
     const result: Record<string, T | CasItem<T>> = {}
     keys.forEach((key, i) => {
       const entry = found[i]
@@ -428,9 +243,9 @@ export class Cache {
    * without a value. Counted in the stats as a read (a locked key as a hit of no bytes), but
    * the items keep their place in the eviction order. Reads the primary.
    */
-  async peekMulti<T> (keys: readonly string[], { keyPrefix = '', namespace }: PrefixOption & NamespaceOption = {}): Promise<Record<string, PeekedItem<T>>> {
-    const storeKeys = prefixed(keys, keyPrefix).map((key) => this.#storeKey(key, namespace))
-    const found = await this.#run(namespace, () => this.#shared.store.peek(storeKeys))
+  async peekMulti<T> (keys: readonly string[], { keyPrefix = '', namespace = this.namespace }: PrefixOption & NamespaceOption = {}): Promise<Record<string, PeekedItem<T>>> {
+    const storeKeys = prefixed(keys, keyPrefix).map((key) => storeKey(key, namespace))
+    const found = await this.#core.runner.run(namespace, (store) => store.peek(storeKeys))
     const result: Record<string, PeekedItem<T>> = {}
     if (found === FAILED) return result
     const counters = this.counters(namespace)
@@ -441,7 +256,7 @@ export class Cache {
           value = decode<T>(entry.value)
         } catch (err) {
           counters.errors++
-          this.#shared.log.warn({ err, namespace: namespace ?? this.namespace, key: keys[i] }, 'cache value could not be decoded; treated as a miss')
+          this.#core.log.warn({ err, namespace, key: keys[i] }, 'cache value could not be decoded; treated as a miss')
           entry = undefined
         }
       }
@@ -501,16 +316,16 @@ export class Cache {
   }
 
   /** cas() of each key with its token (from gets() or getMulti with forCas); the keys not stored. */
-  async casMulti (mapping: Record<string, CasItem<unknown>>, { ttl = 0, keyPrefix = '', namespace }: WriteOptions & PrefixOption = {}): Promise<string[]> {
+  async casMulti (mapping: Record<string, CasItem<unknown>>, { ttl = 0, keyPrefix = '', namespace = this.namespace }: WriteOptions & PrefixOption = {}): Promise<string[]> {
     const keys = Object.keys(mapping)
     const life = memcacheTtlMs(ttl)
     const writes = prefixed(keys, keyPrefix).map((key, i) => {
       const { value, casToken } = mapping[keys[i]!]!
       if (typeof casToken !== 'string') throw new TypeError(`the casToken for cache key "${key.slice(0, 100)}" must be the string gets() answered`)
-      return { entry: { key: this.#storeKey(key, namespace), value: this.#encode(key, value), casToken: randomUUID(), ttlMs: life }, expected: casToken }
+      return { entry: { key: storeKey(key, namespace), value: encodeValue(key, value), casToken: randomUUID(), ttlMs: life }, expected: casToken }
     })
     if (writes.length === 0) return []
-    const stored = await this.#run(namespace, async () => await Promise.all(writes.map(({ entry, expected }) => this.#shared.store.cas(entry, expected))))
+    const stored = await this.#core.runner.run(namespace, async (store) => await Promise.all(writes.map(({ entry, expected }) => store.cas(entry, expected))))
     return keys.filter((_key, i) => stored === FAILED || !stored[i])
   }
 
@@ -552,23 +367,27 @@ export class Cache {
   }
 
   /** Removes every value of the namespace (the default one unless named), and nothing else. */
-  // Bounded lists (not in memcache): kept newest first by order, one item per id, changed
-  // atomically by any number of processes, each change announced on the key's channel.
+  async flushAll ({ namespace = this.namespace }: NamespaceOption = {}): Promise<boolean> {
+    const flushed = await this.#core.runner.run(namespace, async (store) => {
+      for (const prefix of valuePrefixes(namespace)) await store.flush(prefix)
+      return true
+    })
+    return flushed === true
+  }
+
+  // Bounded lists and their announcements: see lists.ts.
 
   /** The list at key: ready, still being built (listBegin), missing, or the store unavailable. */
-  async listGet<T> (key: string, { namespace }: NamespaceOption = {}): Promise<ListLookup<T>> {
-    const list = await this.#run(namespace, () => this.#shared.store.listGet(this.#storeKey(key, namespace)))
-    return this.#listLookup<T>(key, namespace, list, true)
+  async listGet<T> (key: string, { namespace = this.namespace }: NamespaceOption = {}): Promise<ListLookup<T>> {
+    return await this.#parts.lists.get<T>(key, namespace)
   }
 
   /**
    * Claims the building of a missing list: an empty list marked building is created, alive for
    * lockSeconds, and `began` is true; items added meanwhile are kept. Else the list as it is.
    */
-  async listBegin<T> (key: string, { lockSeconds, namespace }: NamespaceOption & { lockSeconds: number }): Promise<ListLookup<T> & { began?: boolean }> {
-    const list = await this.#run(namespace, () => this.#shared.store.listBegin(this.#storeKey(key, namespace), ttlMs(lockSeconds)))
-    const lookup = this.#listLookup<T>(key, namespace, list, false)
-    return list === FAILED ? lookup : { ...lookup, began: list.began }
+  async listBegin<T> (key: string, { lockSeconds, namespace = this.namespace }: NamespaceOption & { lockSeconds: number }): Promise<ListLookup<T> & { began?: boolean }> {
+    return await this.#parts.lists.begin<T>(key, namespace, lockSeconds)
   }
 
   /**
@@ -577,11 +396,8 @@ export class Cache {
    * list is marked built and lives `complete.ttl` seconds. A missing list stays missing: it would
    * lack the older entries.
    */
-  async listAdd<T> (key: string, entries: ReadonlyArray<ListEntry<T>>, { limit, complete, namespace }: NamespaceOption & { limit: number, complete?: { ttl: number } }): Promise<ListLookup<T>> {
-    const items = entries.map(({ id, order, value }) => ({ id, order, value: this.#encode(key, value) }))
-    const completeTtlMs = complete === undefined ? undefined : ttlMs(complete.ttl)
-    const list = await this.#run(namespace, () => this.#shared.store.listAdd(this.#storeKey(key, namespace), items, limit, completeTtlMs))
-    return this.#listLookup<T>(key, namespace, list, false)
+  async listAdd<T> (key: string, entries: ReadonlyArray<ListEntry<T>>, options: ListAddOptions): Promise<ListLookup<T>> {
+    return await this.#parts.lists.add<T>(key, options.namespace ?? this.namespace, entries, options)
   }
 
   /**
@@ -590,76 +406,26 @@ export class Cache {
    * together with the head it follows; `order` is raised above the head's. Counted as a hit
    * when the value is already the newest, as a miss when there is no ready list.
    */
-  async listReserve<T> (key: string, { value, seed, order }: { value: T, seed: string, order: number }, { limit, reserveSeconds, namespace }: NamespaceOption & { limit: number, reserveSeconds: number }): Promise<ListReservationLookup<T>> {
-    const request = { value: this.#encode(key, value), seed, order }
-    const reserved = await this.#run(namespace, () => this.#shared.store.listReserve(this.#storeKey(key, namespace), request, limit, ttlMs(reserveSeconds)))
-    if (reserved === FAILED) return { status: 'unavailable' }
-    const counters = this.counters(namespace)
-    if (reserved === undefined || reserved.outcome === 'building') counters.misses++
-    if (reserved?.outcome === 'same') counters.hits++
-    const state = reserved === undefined ? undefined : this.#listState<T>(key, namespace, reserved)
-    if (reserved === undefined || state === undefined) return { status: 'miss' }
-    return reserved.outcome === 'reserved'
-      ? { status: 'reserved', id: reserved.id, order: reserved.order, ...state }
-      : { status: reserved.outcome, ...state }
+  async listReserve<T> (key: string, request: { value: T, seed: string, order: number }, options: ListReserveOptions): Promise<ListReservationLookup<T>> {
+    return await this.#parts.lists.reserve<T>(key, options.namespace ?? this.namespace, request, options)
   }
 
   /** Gives up a reservation of listReserve(): the entry with that id goes, unless it was settled meanwhile. */
-  async listRelease<T> (key: string, id: string, { namespace }: NamespaceOption = {}): Promise<ListLookup<T>> {
-    const list = await this.#run(namespace, () => this.#shared.store.listRelease(this.#storeKey(key, namespace), id))
-    return this.#listLookup<T>(key, namespace, list, false)
+  async listRelease<T> (key: string, id: string, { namespace = this.namespace }: NamespaceOption = {}): Promise<ListLookup<T>> {
+    return await this.#parts.lists.release<T>(key, namespace, id)
   }
 
   /** Announces a change of the key (one made without listAdd, such as a delete). */
-  async announce (key: string, { namespace }: NamespaceOption = {}): Promise<boolean> {
-    const storeKey = this.#storeKey(key, namespace)
-    return (await this.#run(namespace, () => this.#shared.store.publish(storeKey, 'changed'))) !== FAILED
+  async announce (key: string, { namespace = this.namespace }: NamespaceOption = {}): Promise<boolean> {
+    return await this.#parts.lists.announce(key, namespace)
   }
 
   /** The key's announcements, from every process sharing the store. */
-  subscribe (key: string, handlers: SubscribeHandlers, { namespace }: NamespaceOption = {}): Subscription {
-    return this.#shared.store.subscribe(this.#storeKey(key, namespace), handlers)
+  subscribe (key: string, handlers: SubscribeHandlers, { namespace = this.namespace }: NamespaceOption = {}): Subscription {
+    return this.#parts.lists.subscribe(key, namespace, handlers)
   }
 
-  #listLookup<T> (key: string, namespace: string | undefined, list: StoredList | undefined | typeof FAILED, counted: boolean): ListLookup<T> {
-    if (list === FAILED) return { status: 'unavailable' }
-    const counters = counted ? this.counters(namespace) : undefined
-    if (list === undefined || list.building) {
-      if (counters !== undefined) counters.misses++
-      if (list === undefined) return { status: 'miss' }
-    }
-    const state = this.#listState<T>(key, namespace, list)
-    if (state === undefined) return { status: 'miss' }
-    if (counters !== undefined && !list.building) {
-      counters.hits++
-      counters.byteHits += list.items.reduce((sum, item) => sum + item.value.length, 0)
-    }
-    return list.building ? { status: 'building', ...state } : { status: 'ready', ...state }
-  }
-
-  /** The list with its values decoded; undefined (a miss, counted as an error) when one cannot be. */
-  #listState<T> (key: string, namespace: string | undefined, list: StoredList): ListState<T> | undefined {
-    try {
-      const items = list.items.map(({ id, order, value }) => ({ id, order, value: decode(value) as T }))
-      return { items, reserved: list.reserved, version: list.version, ttlMs: list.ttlMs }
-    } catch (err) {
-      this.counters(namespace).errors++
-      this.#shared.log.warn({ err, namespace: namespace ?? this.namespace, key }, 'cached list could not be decoded; treated as a miss')
-      return undefined
-    }
-  }
-
-  async flushAll ({ namespace }: NamespaceOption = {}): Promise<boolean> {
-    const ns = encodeURIComponent(namespace ?? this.namespace)
-    const flushed = await this.#run(namespace, async () => {
-      await this.#shared.store.flush(`${ns}:k:`)
-      await this.#shared.store.flush(`${ns}:h:`)
-      return true
-    })
-    return flushed === true
-  }
-
-  // Memoization
+  // Memoization: see memoize.ts.
 
   /**
    * A function whose results are cached for `ttl` seconds per arguments. Concurrent calls
@@ -668,223 +434,47 @@ export class Cache {
    * one caller refreshes it. When the cache is down, `fn` simply runs.
    */
   memoize<A extends unknown[], R> (fn: (...args: A) => R | Promise<R>, options: MemoizeOptions<A>): Memoized<A, R> {
-    const name = typeof options.key === 'string' ? options.key : fn.name
-    if (name === '') throw new TypeError('memoize needs a name for an anonymous function: pass options.key')
-    ttlMs(options.ttl)
-    const custom = typeof options.key === 'function' ? options.key : undefined
-    const state: MemoState = {
-      name,
-      keyOf: (args) => `memo:${name}:${custom === undefined ? createHash('sha256').update(encode(args)).digest('base64url') : custom(...(args as A))}`,
-      options: options as MemoizeOptions<unknown[]>
-    }
-    const memoized = async (...args: A): Promise<R> => await this.#memoCall(state, fn as (...args: unknown[]) => unknown, args) as R
-    this.#shared.memos.set(fn, state)
-    this.#shared.memos.set(memoized, state)
-    return memoized
+    return this.#parts.memoizer.memoize(this, fn, options)
   }
 
   /** Forgets the result for these arguments, or with none, every result of the function. */
   async deleteMemoized (fn: Function, ...args: unknown[]): Promise<boolean> {
-    const state = this.#shared.memos.get(fn)
-    if (state === undefined) throw new TypeError(`${fn.name || 'this function'} was not memoized by this cache`)
-    const namespace = state.options.namespace
-    if (args.length > 0) return (await this.delete(state.keyOf(args), { namespace })) !== 'failed'
-    // Every stored result names the generation it was computed in: a new one retires them all.
-    return (await this.incr(`memo:${state.name}`, { initialValue: 0, namespace })) !== undefined
+    return await this.#parts.memoizer.forget(fn, args)
   }
 
-  async #memoCall (state: MemoState, fn: (...args: unknown[]) => unknown, args: unknown[]): Promise<unknown> {
-    const { namespace } = state.options
-    const key = state.keyOf(args)
-    // The generation is only a counter read along: it is not a hit or a miss of the memo.
-    const [entry, generation] = await this.#read([key, `memo:${state.name}`], namespace, 1)
-    if (entry === FAILED || generation === FAILED) return await fn(...args)
-    const current = Number(generation?.value ?? 0)
-    // A computation started before deleteMemoized() is never joined by a call made after it.
-    const flightKey = `${namespace ?? this.namespace}\u0000${key}\u0000${current}`
-    const memo = entry?.value as MemoEntry | undefined
-    if (memo !== undefined && memo.g === current) {
-      if (Date.now() < memo.f) return memo.v
-      if (Date.now() < memo.f + (state.options.grace ?? 0) * 1000) {
-        this.#flight(flightKey, () => this.#compute(state, fn, args, key, current)).catch((err: unknown) => {
-          this.#shared.log.warn({ err, memo: state.name }, 'refreshing a memoized result failed; the stale one is served')
-        })
-        return memo.v
-      }
-    }
-    return await this.#flight(flightKey, () => this.#compute(state, fn, args, key, current))
-  }
-
-  #flight (flightKey: string, run: () => Promise<unknown>): Promise<unknown> {
-    const running = this.#shared.inFlight.get(flightKey)
-    if (running !== undefined) return running
-    const flight = run().finally(() => this.#shared.inFlight.delete(flightKey))
-    this.#shared.inFlight.set(flightKey, flight)
-    return flight
-  }
-
-  /** Runs fn under a short lock, so that only one process computes the key at a time. */
-  async #compute (state: MemoState, fn: (...args: unknown[]) => unknown, args: unknown[], key: string, generation: number): Promise<unknown> {
-    const { namespace, ttl, grace = 0, lockSeconds = 10 } = state.options
-    const lockKey = `${key}:lock:${generation}`
-    const lockMs = lockSeconds * 1000
-    const acquiredAt = Date.now()
-    const lock = await this.#run(namespace, () => this.#shared.store.write('add', [{
-      key: this.#storeKey(lockKey, namespace), value: '1', casToken: randomUUID(), ttlMs: lockMs
-    }]))
-    if (lock !== FAILED && lock[0] === false) {
-      // Another process computes it: wait for its result, until its lock goes (done, failed or expired).
-      const deadline = Date.now() + lockMs
-      while (Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50))
-        const [entry, held] = await this.#read([key, lockKey], namespace, 0)
-        if (entry === FAILED || held === FAILED) break
-        const memo = entry?.value as MemoEntry | undefined
-        if (memo !== undefined && memo.g === generation && Date.now() < memo.f) return memo.v
-        if (held === undefined) break
-      }
-    }
-    try {
-      const value = await fn(...args)
-      // ttl 0 is memcache's "no expiry": fresh for good, and kept for good.
-      const memo: MemoEntry = { v: value, g: generation, f: ttl === 0 ? Number.MAX_SAFE_INTEGER : Date.now() + ttlMs(ttl) }
-      try {
-        await this.set(key, memo, { ttl: ttl === 0 ? 0 : ttl + grace, namespace })
-      } catch (err) {
-        this.#shared.log.warn({ err, memo: state.name }, 'a memoized result could not be cached; it is returned uncached')
-      }
-      return value
-    } finally {
-      // A lock that has expired may be someone else's by now: leave it to its own expiry.
-      if (lock !== FAILED && lock[0] === true && Date.now() - acquiredAt < lockMs - 100) await this.delete(lockKey, { namespace })
-    }
-  }
-
-  #statsKey (namespace: string): string {
-    return `${encodeURIComponent(namespace)}:stats`
-  }
-
-  /**
-   * The key in the store: the namespace, escaped so that no namespace can reach into
-   * another, then `k:` and the key, or `h:` and its SHA-256 when it is longer than memcache allows.
-   */
-  #storeKey (key: string, namespace = this.namespace): string {
-    checkKey(key)
-    checkKey(namespace, 'namespace')
-    // UTF-8 (Redis' bytes, and the hash's) writes every lone surrogate as U+FFFD: such keys would collide.
-    if (LONE_SURROGATE.test(key)) throw new TypeError(`cache key "${key.slice(0, 100)}" is not well-formed Unicode (a lone surrogate)`)
-    const ns = encodeURIComponent(namespace)
-    if (Buffer.byteLength(key) <= MAX_KEY_BYTES) return `${ns}:k:${key}`
-    return `${ns}:h:${createHash('sha256').update(key).digest('base64url')}`
-  }
-
-  #encode (key: string, value: unknown): string {
-    const text = encode(value)
-    const bytes = typeof value === 'string' ? Buffer.byteLength(value) : Buffer.isBuffer(value) ? value.length : Buffer.byteLength(text)
-    if (bytes > MAX_VALUE_BYTES) {
-      throw new ValueTooLargeError(`the value for cache key "${key.slice(0, 100)}" is ${bytes} bytes; the limit is ${MAX_VALUE_BYTES}`)
-    }
-    return text
-  }
-
-  /** Reads the keys; only the first `counted` of them are hits or misses in the stats, the rest are bookkeeping. */
-  async #read (keys: readonly string[], namespace: string | undefined, counted = keys.length, from = this.reads): Promise<Array<{ value: unknown, casToken: string } | undefined | typeof FAILED>> {
-    const storeKeys = keys.map((key) => this.#storeKey(key, namespace))
-    const entries = await this.#readOnce(namespace, (store) => store.get(storeKeys), from)
-    if (entries === FAILED) return keys.map(() => FAILED)
-    const counters = this.counters(namespace)
-    return entries.map((entry: StoredEntry | undefined, i) => {
-      const counts = i < counted
-      if (entry !== undefined) {
-        try {
-          const value = decode(entry.value)
-          if (counts) {
-            counters.hits++
-            counters.byteHits += Buffer.byteLength(entry.value)
-          }
-          return { value, casToken: entry.casToken }
-        } catch (err) {
-          counters.errors++
-          this.#shared.log.warn({ err, namespace: namespace ?? this.namespace, key: keys[i] }, 'cache value could not be decoded; treated as a miss')
-        }
-      }
-      if (counts) counters.misses++
-      return undefined
-    })
-  }
-
-  async #writeMulti (mode: WriteMode, mapping: Record<string, unknown>, { ttl = 0, keyPrefix = '', namespace }: WriteOptions & PrefixOption): Promise<string[]> {
+  async #writeMulti (mode: WriteMode, mapping: Record<string, unknown>, { ttl = 0, keyPrefix = '', namespace = this.namespace }: WriteOptions & PrefixOption): Promise<string[]> {
     const keys = Object.keys(mapping)
     // Validate everything before anything is written.
     const life = memcacheTtlMs(ttl)
     const entries = prefixed(keys, keyPrefix).map((key, i) => ({
-      key: this.#storeKey(key, namespace),
-      value: this.#encode(key, mapping[keys[i]!]),
+      key: storeKey(key, namespace),
+      value: encodeValue(key, mapping[keys[i]!]),
       casToken: randomUUID(),
       ttlMs: life
     }))
     if (entries.length === 0) return []
-    const stored = await this.#run(namespace, () => this.#shared.store.write(mode, entries))
+    const stored = await this.#core.runner.run(namespace, (store) => store.write(mode, entries))
     return keys.filter((_key, i) => stored === FAILED || !stored[i])
   }
 
-  async #deleteAll (keys: readonly string[], { lockSeconds = 0, namespace }: DeleteOptions): Promise<Array<'deleted' | 'missing' | 'failed'>> {
+  async #deleteAll (keys: readonly string[], { lockSeconds = 0, namespace = this.namespace }: DeleteOptions): Promise<Array<'deleted' | 'missing' | 'failed'>> {
     const lock = memcacheTtlMs(lockSeconds)
-    const storeKeys = keys.map((key) => this.#storeKey(key, namespace))
+    const storeKeys = keys.map((key) => storeKey(key, namespace))
     if (keys.length === 0) return []
-    const existed = await this.#run(namespace, () => this.#shared.store.delete(storeKeys, lock))
+    const existed = await this.#core.runner.run(namespace, (store) => store.delete(storeKeys, lock))
     return keys.map((_key, i) => existed === FAILED ? 'failed' : existed[i] === true ? 'deleted' : 'missing')
   }
 
-  async #offset (key: string, delta: bigint, { initialValue, namespace }: Omit<OffsetOptions, 'delta'>, kind: 'incr' | 'decr' | 'offset'): Promise<Counter | undefined> {
+  async #offset (key: string, delta: bigint, { initialValue, namespace = this.namespace }: Omit<OffsetOptions, 'delta'>, kind: 'incr' | 'decr' | 'offset'): Promise<Counter | undefined> {
     if (kind !== 'offset' && (kind === 'incr' ? delta < 0n : delta > 0n)) throw new RangeError(`${kind} takes a delta >= 0`)
     const initial = initialValue === undefined ? undefined : toBigInt(initialValue, 'initialValue')
     if (initial !== undefined && initial < 0n) throw new RangeError('initialValue must be >= 0')
     if (delta > MAX_COUNTER || -delta > MAX_COUNTER || (initial !== undefined && initial + delta > MAX_COUNTER)) {
       throw new CounterOverflowError(`${kind} of "${key}" would pass 2^63 - 1`)
     }
-    const storeKey = this.#storeKey(key, namespace)
-    const value = await this.#run(namespace, () => this.#shared.store.incr(storeKey, delta, initial, randomUUID()))
+    const key_ = storeKey(key, namespace)
+    const value = await this.#core.runner.run(namespace, (store) => store.incr(key_, delta, initial, randomUUID()))
     return value === FAILED || value === undefined ? undefined : decode<Counter>(value)
-  }
-
-  /** A read from the replica when this view reads there and it answers, else from the primary. */
-  async #readOnce<R> (namespace: string | undefined, read: (store: Store) => Promise<R>, from = this.reads): Promise<R | typeof FAILED> {
-    const replica = from === 'replica' ? this.#shared.replica : undefined
-    if (replica !== undefined) {
-      const result = await this.#run(namespace, async () => await read(replica.store), replica)
-      if (result !== FAILED) return result
-    }
-    return await this.#run(namespace, async () => await read(this.#shared.store))
-  }
-
-  async #run<R> (namespace: string | undefined, operation: () => Promise<R>, { store, breaker }: Guarded = this.#shared): Promise<R | typeof FAILED> {
-    const { log } = this.#shared
-    const where = { namespace: namespace ?? this.namespace, ...(store === this.#shared.store ? {} : { store: 'replica' }) }
-    // A disconnected client fails at once; the client's own state change is logged by its owner.
-    if (!store.connected || !breaker.allow()) return FAILED
-    try {
-      const result = await operation()
-      const before = breaker.state
-      breaker.success()
-      if (before !== 'closed') log.info(where, 'cache answering again; circuit closed')
-      return result
-    } catch (err) {
-      if (err instanceof CounterOverflowError) {
-        // The store answered; the caller asked for something a counter cannot hold.
-        breaker.success()
-        throw err
-      }
-      this.counters(namespace).errors++
-      const before = breaker.state
-      breaker.failure()
-      if (before === 'closed' && breaker.state === 'open') {
-        log.warn({ err, ...where }, 'cache failing; circuit open, serving without it')
-      } else {
-        log.debug({ err, ...where }, 'cache command failed')
-      }
-      return FAILED
-    }
   }
 }
 

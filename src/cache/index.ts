@@ -1,8 +1,13 @@
 export {
-  Cache, createCache, MAX_KEY_BYTES, MAX_VALUE_BYTES, ValueTooLargeError,
-  type CacheCounters, type CacheLogger, type CasItem, type PeekedItem, type CacheStats, type Memoized, type MemoizeOptions, type CacheOptions, type Counter, type DeleteOptions, type ListEntry, type ListLookup, type ListReservationLookup, type ListState, type Lookup,
-  type NamespaceOption, type OffsetOptions, type PrefixOption, type WriteOptions
+  Cache, createCache,
+  type CasItem, type PeekedItem, type CacheOptions, type Counter, type DeleteOptions, type Lookup,
+  type NamespaceOption, type OffsetOptions, type PrefixOption, type ViewOptions, type WriteOptions
 } from './cache.js'
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES, ValueTooLargeError } from './keys.js'
+export type { CacheLogger } from './logger.js'
+export type { CacheCounters, CacheStats } from './stats.js'
+export type { Memoized, MemoizeOptions } from './memoize.js'
+export type { ListAddOptions, ListEntry, ListLookup, ListReservationLookup, ListReserveOptions, ListState } from './lists.js'
 export { UncacheableValueError } from './codec.js'
 export { CircuitBreaker, type BreakerOptions, type BreakerState } from './breaker.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
