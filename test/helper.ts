@@ -17,7 +17,7 @@ import type { Test } from 'tap'
 import { buildApp, type AppDependencies } from '../src/app.js'
 import type { Config } from '../src/config.js'
 import { createFirestore } from '../src/plugins/firestore.js'
-import { createRedisClient } from '../src/plugins/redis.js'
+import { createRedisClient } from '../src/cache/index.js'
 import type { CallOptions, VisitsRepository } from '../src/visits/repository.js'
 import type { StoredVisit, Visit } from '../src/visits/visit.js'
 

@@ -8,7 +8,7 @@ import { silent, type CacheLogger } from './logger.js'
 import { Memoizer, type Memoized, type MemoizeOptions } from './memoize.js'
 import { FAILED } from './runner.js'
 import type { CacheCounters, CacheStats } from './stats.js'
-import { CounterOverflowError, MAX_COUNTER, type PeekedEntry, type Store, type SubscribeHandlers, type Subscription, type WriteMode } from './stores/store.js'
+import { CounterOverflowError, MAX_COUNTER, type CacheStore, type PeekedEntry, type SubscribeHandlers, type Subscription, type WriteMode } from './stores/store.js'
 import { memcacheTtlMs } from './ttl.js'
 
 export type Lookup<T> =
@@ -42,7 +42,7 @@ export interface PeekedItem<T> {
 }
 
 export interface CacheOptions {
-  store: Store
+  store: CacheStore
   /** The namespace of calls that name none. */
   namespace?: string
   logger?: CacheLogger
@@ -50,7 +50,7 @@ export interface CacheOptions {
   /** How often this process adds its counts to the shared ones (default 2 s). */
   statsFlushMs?: number
   /** A read replica of the store, for views that read with `reads: 'replica'`. */
-  replica?: Store
+  replica?: CacheStore
 }
 
 export interface ViewOptions {
@@ -142,7 +142,7 @@ export class Cache {
     parts.set(this, this.#parts)
   }
 
-  get store (): Store {
+  get store (): CacheStore {
     return this.#core.store
   }
 
@@ -368,8 +368,9 @@ export class Cache {
 
   /** Removes every value of the namespace (the default one unless named), and nothing else. */
   async flushAll ({ namespace = this.namespace }: NamespaceOption = {}): Promise<boolean> {
+    const prefixes = valuePrefixes(namespace)
     const flushed = await this.#core.runner.run(namespace, async (store) => {
-      for (const prefix of valuePrefixes(namespace)) await store.flush(prefix)
+      for (const prefix of prefixes) await store.flush(prefix)
       return true
     })
     return flushed === true

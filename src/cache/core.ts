@@ -4,7 +4,7 @@ import { storeKey } from './keys.js'
 import type { CacheLogger } from './logger.js'
 import { FAILED, Runner, type Failed } from './runner.js'
 import { Stats } from './stats.js'
-import type { Store, StoredEntry } from './stores/store.js'
+import type { CacheStore, StoredEntry } from './stores/store.js'
 
 export interface Found {
   value: unknown
@@ -13,11 +13,11 @@ export interface Found {
 
 /** What every namespace view of one store shares: the store, its runner, its stats. */
 export class CacheCore {
-  readonly runner: Runner<Store>
+  readonly runner: Runner<CacheStore>
   readonly stats: Stats
 
-  constructor (readonly store: Store, replica: Store | undefined, breaker: CircuitBreaker, readonly log: CacheLogger, statsFlushMs: number, namespace: string) {
-    this.runner = new Runner<Store>(
+  constructor (readonly store: CacheStore, replica: CacheStore | undefined, breaker: CircuitBreaker, readonly log: CacheLogger, statsFlushMs: number, namespace: string) {
+    this.runner = new Runner<CacheStore>(
       { store, breaker },
       replica === undefined ? undefined : { store: replica, breaker: new CircuitBreaker() },
       log,

@@ -11,9 +11,13 @@ export type { ListAddOptions, ListEntry, ListLookup, ListReservationLookup, List
 export { UncacheableValueError } from './codec.js'
 export { CircuitBreaker, type BreakerOptions, type BreakerState } from './breaker.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export { RedisStore, type RedisClient } from './stores/redis.js'
+export { RedisStore, type RedisClient } from './stores/redis/store.js'
 export {
-  CounterOverflowError, listItemId, MAX_COUNTER, type Census, type ListItem, type ListReservation, type ListReservationRequest, type ListReservations, type PeekedEntry, type Store, type StoredEntry, type StoredList, type StoreWrite,
+  clientReady, closeClient, createReadClient, createRedisClient, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, describeClient, evictionHint, redisHint,
+  watchClient, type RedisConnection, type SettingNames
+} from './stores/redis/client.js'
+export {
+  CounterOverflowError, listItemId, withLists, MAX_COUNTER, type CacheStore, type Census, type CounterStore, type KeyValueStore, type ListItem, type ListStore, type PubSubStore, type ListReservation, type ListReservationRequest, type ListReservations, type PeekedEntry, type Store, type StoredEntry, type StoredList, type StoreWrite,
   type Subscription, type SubscribeHandlers, type WriteMode
 } from './stores/store.js'
 export { fragmentRenderer, RouteCache, type CachedResponse, type RouteCacheTicket } from './route-cache.js'

@@ -3,7 +3,7 @@ import { decode } from './codec.js'
 import type { CacheCore } from './core.js'
 import { encodeValue, storeKey } from './keys.js'
 import { FAILED, type Failed } from './runner.js'
-import type { ListReservations, StoredList, SubscribeHandlers, Subscription } from './stores/store.js'
+import { withLists, type ListReservations, type ListStore, type PubSubStore, type StoredList, type SubscribeHandlers, type Subscription } from './stores/store.js'
 import { ttlMs } from './ttl.js'
 
 export interface ListEntry<T> {
@@ -64,14 +64,25 @@ export interface ListReserveOptions extends NamespaceOption {
 export class Lists {
   constructor (readonly core: CacheCore) {}
 
+  /**
+   * Checked before the runner is called, as keys and times are: a store without lists, a bad
+   * key or time is the caller's mistake, thrown as it is, and never a store failure.
+   */
+  get #store (): ListStore & PubSubStore {
+    return withLists(this.core.store)
+  }
+
   /** The list at key: ready, still being built (begin), missing, or the store unavailable. */
   async get<T> (key: string, namespace: string): Promise<ListLookup<T>> {
-    const list = await this.core.runner.run(namespace, (store) => store.listGet(storeKey(key, namespace)))
+    const [store, at] = [this.#store, storeKey(key, namespace)]
+    const list = await this.core.runner.run(namespace, () => store.listGet(at))
     return this.#lookup<T>(key, namespace, list, true)
   }
 
   async begin<T> (key: string, namespace: string, lockSeconds: number): Promise<ListLookup<T> & { began?: boolean }> {
-    const list = await this.core.runner.run(namespace, (store) => store.listBegin(storeKey(key, namespace), ttlMs(lockSeconds)))
+    const [store, at] = [this.#store, storeKey(key, namespace)]
+    const lockMs = ttlMs(lockSeconds)
+    const list = await this.core.runner.run(namespace, () => store.listBegin(at, lockMs))
     const lookup = this.#lookup<T>(key, namespace, list, false)
     return list === FAILED ? lookup : { ...lookup, began: list.began }
   }
@@ -79,13 +90,16 @@ export class Lists {
   async add<T> (key: string, namespace: string, entries: ReadonlyArray<ListEntry<T>>, { limit, complete }: ListAddOptions): Promise<ListLookup<T>> {
     const items = entries.map(({ id, order, value }) => ({ id, order, value: encodeValue(key, value) }))
     const completeTtlMs = complete === undefined ? undefined : ttlMs(complete.ttl)
-    const list = await this.core.runner.run(namespace, (store) => store.listAdd(storeKey(key, namespace), items, limit, completeTtlMs))
+    const [store, at] = [this.#store, storeKey(key, namespace)]
+    const list = await this.core.runner.run(namespace, () => store.listAdd(at, items, limit, completeTtlMs))
     return this.#lookup<T>(key, namespace, list, false)
   }
 
   async reserve<T> (key: string, namespace: string, { value, seed, order }: { value: T, seed: string, order: number }, { limit, reserveSeconds }: ListReserveOptions): Promise<ListReservationLookup<T>> {
     const request = { value: encodeValue(key, value), seed, order }
-    const reserved = await this.core.runner.run(namespace, (store) => store.listReserve(storeKey(key, namespace), request, limit, ttlMs(reserveSeconds)))
+    const [store, at] = [this.#store, storeKey(key, namespace)]
+    const reservedMs = ttlMs(reserveSeconds)
+    const reserved = await this.core.runner.run(namespace, () => store.listReserve(at, request, limit, reservedMs))
     if (reserved === FAILED) return { status: 'unavailable' }
     const counters = this.core.stats.count(namespace)
     if (reserved === undefined || reserved.outcome === 'building') counters.misses++
@@ -98,17 +112,18 @@ export class Lists {
   }
 
   async release<T> (key: string, namespace: string, id: string): Promise<ListLookup<T>> {
-    const list = await this.core.runner.run(namespace, (store) => store.listRelease(storeKey(key, namespace), id))
+    const [store, at] = [this.#store, storeKey(key, namespace)]
+    const list = await this.core.runner.run(namespace, () => store.listRelease(at, id))
     return this.#lookup<T>(key, namespace, list, false)
   }
 
   async announce (key: string, namespace: string): Promise<boolean> {
-    const channel = storeKey(key, namespace)
-    return (await this.core.runner.run(namespace, (store) => store.publish(channel, 'changed'))) !== FAILED
+    const [store, channel] = [this.#store, storeKey(key, namespace)]
+    return (await this.core.runner.run(namespace, () => store.publish(channel, 'changed'))) !== FAILED
   }
 
   subscribe (key: string, namespace: string, handlers: SubscribeHandlers): Subscription {
-    return this.core.store.subscribe(storeKey(key, namespace), handlers)
+    return this.#store.subscribe(storeKey(key, namespace), handlers)
   }
 
   #lookup<T> (key: string, namespace: string, list: StoredList | undefined | Failed, counted: boolean): ListLookup<T> {

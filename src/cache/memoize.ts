@@ -117,9 +117,8 @@ export class Memoizer {
     const lockKey = `${key}:lock:${generation}`
     const lockMs = memo.lockSeconds * 1000
     const acquiredAt = Date.now()
-    const lock = await this.core.runner.run(namespace, (store) => store.write('add', [{
-      key: storeKey(lockKey, namespace), value: '1', casToken: randomUUID(), ttlMs: lockMs
-    }]))
+    const lockEntry = { key: storeKey(lockKey, namespace), value: '1', casToken: randomUUID(), ttlMs: lockMs }
+    const lock = await this.core.runner.run(namespace, (store) => store.write('add', [lockEntry]))
     if (lock !== FAILED && lock[0] === false) {
       // Another process computes it: wait for its result, until its lock goes (done, failed or expired).
       const deadline = Date.now() + lockMs

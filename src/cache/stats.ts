@@ -1,7 +1,7 @@
 import { namespacePrefix, valuePrefixes } from './keys.js'
 import type { CacheLogger } from './logger.js'
 import { FAILED, type Runner } from './runner.js'
-import type { Store } from './stores/store.js'
+import type { CacheStore } from './stores/store.js'
 
 export interface CacheCounters {
   hits: number
@@ -44,7 +44,7 @@ export class Stats {
   /** When this process last logged its counters. */
   #loggedAt = Date.now()
 
-  constructor (readonly runner: Runner<Store>, readonly log: CacheLogger, readonly flushMs: number, readonly namespace: string) {}
+  constructor (readonly runner: Runner<CacheStore>, readonly log: CacheLogger, readonly flushMs: number, readonly namespace: string) {}
 
   /** The namespaces this process has counted reads in. */
   namespaces (): string[] {
@@ -102,10 +102,11 @@ export class Stats {
    */
   async report (namespace: string, census: boolean, from: 'primary' | 'replica'): Promise<CacheStats> {
     await this.flush()
-    const shared = await this.runner.read(namespace, (store) => store.readCounters(statsKey(namespace)), from)
+    const [key, prefixes] = [statsKey(namespace), valuePrefixes(namespace)]
+    const shared = await this.runner.read(namespace, (store) => store.readCounters(key), from)
     // Counting items scans the keyspace: a page that shows only hits and misses skips it.
     const found = census
-      ? await this.runner.read(namespace, (store) => store.census(valuePrefixes(namespace), CENSUS_LIMIT), from)
+      ? await this.runner.read(namespace, (store) => store.census(prefixes, CENSUS_LIMIT), from)
       : { items: 0, bytes: 0, oldestItemAge: 0, complete: false }
     const counts: Partial<CacheCounters> = shared === FAILED ? this.count(namespace) : shared
     return {

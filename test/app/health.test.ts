@@ -1,7 +1,7 @@
 import t from 'tap'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { buildTestApp, emulatorHost, freePort, hostPort, redisReady, TcpProxy, testConfig, testFirestore, testRedis, timed } from '../helper.js'
-import { createRedisClient } from '../../src/plugins/redis.js'
+import { createRedisClient } from '../../src/cache/index.js'
 
 t.test('embedded: both parts reported as embedded', async (t) => {
   const app = await buildTestApp(t, testConfig())

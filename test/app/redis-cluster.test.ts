@@ -2,8 +2,8 @@ import t, { type Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { RedisStore, type RedisClient } from '../../src/cache/index.js'
 import type { RedisConnection } from '../../src/config.js'
-import { clientReady, createRedisClient } from '../../src/plugins/redis.js'
-import { storeContract } from '../cache/store-contract.js'
+import { clientReady, createRedisClient } from '../../src/cache/index.js'
+import { storeContract } from '../cache/contracts/index.js'
 import { buildTestApp, capturingLogger, testConfig, TestRedisCluster, TestRedisServer, timed, waitFor } from '../helper.js'
 
 const cluster = await TestRedisCluster.start(t)

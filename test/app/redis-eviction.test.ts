@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { evictionHint } from '../../src/plugins/redis.js'
+import { evictionHint } from '../../src/cache/index.js'
 import { buildTestApp, capturingLogger, testConfig, TestRedisServer, waitFor } from '../helper.js'
 
 const warning = 'redis may refuse cache writes once full'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { createCache, RedisStore, type Cache } from '../../src/cache/index.js'
-import { createRedisClient } from '../../src/plugins/redis.js'
+import { createRedisClient } from '../../src/cache/index.js'
 import { freePort, TcpProxy, TestRedisServer, timed, uniqueName, waitFor } from '../helper.js'
 
 const COMMAND_TIMEOUT_MS = 200

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { MemoryStore, RedisStore } from '../../src/cache/index.js'
+import { createCache, MemoryStore, RedisStore, type CacheStore } from '../../src/cache/index.js'
 import { redisReady, testRedis } from '../helper.js'
-import { storeContract } from './store-contract.js'
+import { countersContract, keyValueContract, memoizeContract, storeContract } from './contracts/index.js'
 
 storeContract(t, 'memory', {
   make: async () => new MemoryStore(),
@@ -12,6 +12,29 @@ storeContract(t, 'memory', {
 storeContract(t, 'redis', {
   make: async (t) => new RedisStore(await redisReady(testRedis(t))),
   peer: async (t) => new RedisStore(await redisReady(testRedis(t)))
+})
+
+/** A store that offers only what the memcache API needs: values and counters, no lists, no announcements. */
+function valuesOnly (store: MemoryStore): CacheStore {
+  const { kind } = store
+  const names = ['get', 'peek', 'write', 'cas', 'delete', 'flush', 'pttl', 'census', 'incr', 'addCounters', 'readCounters'] as const
+  return Object.assign({ kind, get connected () { return store.connected } }, ...names.map((name) => ({ [name]: store[name].bind(store) }))) as CacheStore
+}
+
+const valuesOnlyFactory = { make: async () => valuesOnly(new MemoryStore()), peer: async (_t: unknown, store: CacheStore) => store }
+keyValueContract(t, 'values-only', valuesOnlyFactory)
+countersContract(t, 'values-only', valuesOnlyFactory)
+memoizeContract(t, 'values-only', valuesOnlyFactory)
+
+t.test('a store without lists: list calls throw a clear TypeError, and the store stays in use', async (t) => {
+  const cache = createCache({ store: valuesOnly(new MemoryStore()) })
+  await t.rejects(cache.listGet('l'), { name: 'TypeError', message: /keeps no lists/ })
+  await t.rejects(cache.announce('l'), TypeError)
+  t.throws(() => cache.subscribe('l', { message () {}, reset () {} }), TypeError)
+  for (let i = 0; i < 5; i++) await t.rejects(cache.listBegin('l', { lockSeconds: 5 }), TypeError)
+  t.equal(cache.available, true, 'misuse never opens the circuit')
+  t.equal(cache.counters().errors, 0)
+  t.equal(await cache.set('k', 1), true)
 })
 
 const entry = (key: string, value: string, ttlMs = 0) => ({ key, value, casToken: 't', ttlMs })

@@ -3,7 +3,7 @@ import { Cluster, type Redis, type Result } from 'ioredis'
 import {
   CounterOverflowError, LIST_KEEP_MS, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList, type StoreWrite,
   type SubscribeHandlers, type Subscription, type WriteMode
-} from './store.js'
+} from '../store.js'
 
 /*
  * A TTL of 0 means none; PEXPIRE with a negative one deletes the key at once.
