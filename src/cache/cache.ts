@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { CircuitBreaker } from './breaker.js'
 import { decode } from './codec.js'
-import { CacheCore } from './core.js'
+import { CacheCore, MISS } from './core.js'
 import { checkKey, encodeValue, prefixed, storeKey, valuePrefixes } from './keys.js'
 import { Lists, type ListAddOptions, type ListEntry, type ListLookup, type ListReservationLookup, type ListReserveOptions } from './lists.js'
 import { silent, type CacheLogger } from './logger.js'
@@ -92,6 +92,15 @@ function toBigInt (value: Counter, what: string): bigint {
   if (typeof value !== 'number') throw new TypeError(`${what} must be a number or a bigint, got ${typeof value}`)
   if (!Number.isSafeInteger(value)) throw new RangeError(`${what} must be an integer, got ${value}`)
   return BigInt(value)
+}
+
+function lookupOf<T> (found: unknown): Lookup<T> {
+  if (found === FAILED) return { status: 'unavailable' }
+  return found === MISS ? { status: 'miss' } : { status: 'hit', value: found as T }
+}
+
+function valueOf<T> (found: unknown): T | undefined {
+  return found === FAILED || found === MISS ? undefined : found as T
 }
 
 function seconds (ms: number): number {
@@ -197,15 +206,13 @@ export class Cache {
 
   // Reads
 
-  async lookup<T> (key: string, { namespace = this.namespace }: NamespaceOption = {}): Promise<Lookup<T>> {
-    const [found] = await this.#core.read([key], namespace, 1, this.reads)
-    if (found === FAILED) return { status: 'unavailable' }
-    return found === undefined ? { status: 'miss' } : { status: 'hit', value: found.value as T }
+  lookup<T> (key: string, { namespace = this.namespace }: NamespaceOption = {}): Promise<Lookup<T>> {
+    return this.#core.readOne(key, namespace, this.reads, lookupOf<T>)
   }
 
-  async get<T> (key: string, options: NamespaceOption = {}): Promise<T | undefined> {
-    const found = await this.lookup<T>(key, options)
-    return found.status === 'hit' ? found.value : undefined
+  /** Not async, as lookup(): the read's own promise is the answer. */
+  get<T> (key: string, { namespace = this.namespace }: NamespaceOption = {}): Promise<T | undefined> {
+    return this.#core.readOne(key, namespace, this.reads, valueOf<T>)
   }
 
   /**
@@ -217,11 +224,11 @@ export class Cache {
   async getMulti<T> (keys: readonly string[], { keyPrefix = '', namespace = this.namespace, forCas = false }: PrefixOption & NamespaceOption & { forCas?: boolean } = {}): Promise<Record<string, T | CasItem<T>>> {
     const all = prefixed(keys, keyPrefix)
     // A replica's token may be older than the primary's: cas() would fail on it.
-    const found = await this.#core.read(all, namespace, all.length, forCas ? 'primary' : this.reads)
+    const found = await this.#core.read(all, namespace, all.length, forCas ? 'primary' : this.reads, forCas)
     const result: Record<string, T | CasItem<T>> = {}
     keys.forEach((key, i) => {
       const entry = found[i]
-      if (entry !== undefined && entry !== FAILED) result[key] = forCas ? { value: entry.value as T, casToken: entry.casToken } : entry.value as T
+      if (entry !== undefined && entry !== FAILED) result[key] = forCas ? { value: entry.value as T, casToken: entry.casToken! } : entry.value as T
     })
     return result
   }

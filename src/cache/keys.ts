@@ -13,8 +13,6 @@ export class ValueTooLargeError extends RangeError {
   override name = 'ValueTooLargeError'
 }
 
-const LONE_SURROGATE = /\p{Surrogate}/u
-
 /**
  * Keys are strings, and nothing else: a number would be one key here and another there.
  * Misuse throws before the store is called, so it never counts as a store failure.
@@ -35,10 +33,19 @@ export function prefixed (keys: readonly string[], keyPrefix: string): string[] 
   })
 }
 
+/** Escaped namespaces, as every call names one: bounded, for namespaces made up per call. */
+const prefixes = new Map<string, string>()
+
 /** A namespace as it starts its keys: escaped, so that no namespace can reach into another. */
 export function namespacePrefix (namespace: string): string {
-  checkKey(namespace, 'namespace')
-  return encodeURIComponent(namespace)
+  let prefix = prefixes.get(namespace)
+  if (prefix === undefined) {
+    checkKey(namespace, 'namespace')
+    prefix = encodeURIComponent(namespace)
+    if (prefixes.size >= 1000) prefixes.clear()
+    prefixes.set(namespace, prefix)
+  }
+  return prefix
 }
 
 /** The prefixes under which a namespace keeps its values: plain keys, and hashed long ones. */
@@ -54,9 +61,10 @@ export function valuePrefixes (namespace: string): [string, string] {
 export function storeKey (key: string, namespace: string): string {
   checkKey(key)
   // UTF-8 (Redis' bytes, and the hash's) writes every lone surrogate as U+FFFD: such keys would collide.
-  if (LONE_SURROGATE.test(key)) throw new TypeError(`cache key "${key.slice(0, 100)}" is not well-formed Unicode (a lone surrogate)`)
+  if (!key.isWellFormed()) throw new TypeError(`cache key "${key.slice(0, 100)}" is not well-formed Unicode (a lone surrogate)`)
   const ns = namespacePrefix(namespace)
-  if (Buffer.byteLength(key) <= MAX_KEY_BYTES) return `${ns}:k:${key}`
+  // A UTF-16 unit is at most 3 bytes of UTF-8: a short key needs no count.
+  if (key.length * 3 <= MAX_KEY_BYTES || Buffer.byteLength(key) <= MAX_KEY_BYTES) return `${ns}:k:${key}`
   return `${ns}:h:${createHash('sha256').update(key).digest('base64url')}`
 }
 

@@ -26,40 +26,55 @@ export class Runner<S> {
     this.#countError = countError
   }
 
-  async run<R> (namespace: string, operation: (store: S) => Promise<R>, { store, breaker }: Guarded<S> = this.primary): Promise<R | Failed> {
+  /** Not async, and one promise besides the store's: it sits on the path of every call. */
+  run<R> (namespace: string, operation: (store: S) => Promise<R>, guarded: Guarded<S> = this.primary): Promise<R | Failed> {
     // A disconnected client fails at once; the client's own state change is logged by its owner.
-    if (!store.connected || !breaker.allow()) return FAILED
-    const where = () => ({ namespace, ...(store === this.primary.store ? {} : { store: 'replica' }) })
+    if (!guarded.store.connected || !guarded.breaker.allow()) return Promise.resolve(FAILED)
+    let pending: Promise<R>
     try {
-      const result = await operation(store)
-      const before = breaker.state
-      breaker.success()
-      if (before !== 'closed') this.#log.info(where(), 'cache answering again; circuit closed')
-      return result
+      pending = operation(guarded.store)
     } catch (err) {
-      if (err instanceof CounterOverflowError) {
-        // The store answered; the caller asked for something a counter cannot hold.
-        breaker.success()
-        throw err
-      }
-      this.#countError(namespace)
-      const before = breaker.state
-      breaker.failure()
-      if (before === 'closed' && breaker.state === 'open') {
-        this.#log.warn({ err, ...where() }, 'cache failing; circuit open, serving without it')
-      } else {
-        this.#log.debug({ err, ...where() }, 'cache command failed')
-      }
-      return FAILED
+      pending = Promise.reject(err)
     }
+    return pending.then((result) => {
+      const reopened = guarded.breaker.state !== 'closed'
+      guarded.breaker.success()
+      if (reopened) this.#log.info(this.#where(namespace, guarded), 'cache answering again; circuit closed')
+      return result
+    }, (err: unknown) => this.#failed(err, namespace, guarded))
+  }
+
+  #failed (err: unknown, namespace: string, guarded: Guarded<S>): Failed {
+    const { breaker } = guarded
+    if (err instanceof CounterOverflowError) {
+      // The store answered; the caller asked for something a counter cannot hold.
+      breaker.success()
+      throw err
+    }
+    this.#countError(namespace)
+    const before = breaker.state
+    breaker.failure()
+    if (before === 'closed' && breaker.state === 'open') {
+      this.#log.warn({ err, ...this.#where(namespace, guarded) }, 'cache failing; circuit open, serving without it')
+    } else {
+      this.#log.debug({ err, ...this.#where(namespace, guarded) }, 'cache command failed')
+    }
+    return FAILED
+  }
+
+  #where (namespace: string, { store }: Guarded<S>): object {
+    return { namespace, ...(store === this.primary.store ? {} : { store: 'replica' }) }
   }
 
   /** A read from the replica when asked for and it answers, else from the primary. */
-  async read<R> (namespace: string, operation: (store: S) => Promise<R>, from: 'primary' | 'replica'): Promise<R | Failed> {
-    if (from === 'replica' && this.replica !== undefined) {
-      const result = await this.run(namespace, operation, this.replica)
-      if (result !== FAILED) return result
-    }
-    return await this.run(namespace, operation)
+  read<R> (namespace: string, operation: (store: S) => Promise<R>, from: 'primary' | 'replica'): Promise<R | Failed> {
+    // Not async: the common read (the primary) costs no promise of its own.
+    if (from === 'replica' && this.replica !== undefined) return this.#fromReplica(namespace, operation, this.replica)
+    return this.run(namespace, operation)
+  }
+
+  async #fromReplica<R> (namespace: string, operation: (store: S) => Promise<R>, replica: Guarded<S>): Promise<R | Failed> {
+    const result = await this.run(namespace, operation, replica)
+    return result === FAILED ? await this.run(namespace, operation) : result
   }
 }

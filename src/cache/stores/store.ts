@@ -52,8 +52,10 @@ export interface KeyValueStore {
   readonly kind: string
   /** Whether a command can be sent now, known without a round trip. */
   readonly connected: boolean
-  /** One entry per key, in order; undefined where missing. */
-  get (keys: readonly string[]): Promise<Array<StoredEntry | undefined>>
+  /** The value of each key, in order; undefined where missing. A read, and the fastest one. */
+  get (keys: readonly string[]): Promise<Array<string | undefined>>
+  /** get() with each value's token for cas(). */
+  gets (keys: readonly string[]): Promise<Array<StoredEntry | undefined>>
   /**
    * The entries with their timestamps, delete locks included, without counting as a use:
    * the entries keep their place in the eviction order.
