@@ -128,8 +128,8 @@ export async function benchLibrary ({ root, port, seconds, concurrency = 32, sli
       const library: Side = { run: plan.library, ops: 0, ms: 0, cpuMicros: 0 }
       const reference: Side = { run: plan.bare, ops: 0, ms: 0, cpuMicros: 0 }
       // A short warm-up of both: the JIT and the connections, outside the figures.
-      await slice({ ...library }, concurrency, 200)
-      await slice({ ...reference }, concurrency, 200)
+      await slice({ ...library }, concurrency, Math.min(200, sliceMs))
+      await slice({ ...reference }, concurrency, Math.min(200, sliceMs))
       for (let s = 0; s < slices; s++) {
         await slice(reference, concurrency, sliceMs)
         await slice(library, concurrency, sliceMs)
