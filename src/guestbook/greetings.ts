@@ -1,5 +1,5 @@
 import type { CollectionReference, Firestore } from '@google-cloud/firestore'
-import type { BoundedCalls } from '../lib/bounded-calls.js'
+import type { BoundedCalls } from '../plugins/bounded-calls.js'
 
 export interface Greeting {
   /** Absent for "An anonymous person". */

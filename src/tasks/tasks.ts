@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { CollectionReference, Firestore } from '@google-cloud/firestore'
-import type { BoundedCalls } from '../lib/bounded-calls.js'
+import type { BoundedCalls } from '../plugins/bounded-calls.js'
 
 export interface Task {
   id: string

@@ -1,5 +1,5 @@
 import type { CollectionReference, DocumentSnapshot, Firestore } from '@google-cloud/firestore'
-import { BoundedCalls } from '../lib/bounded-calls.js'
+import { BoundedCalls } from '../plugins/bounded-calls.js'
 import type { CallOptions, RepositoryUsage, VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { FirestoreGreetingsRepository, MemoryGreetingsRepository, type GreetingsRepository } from '../../src/guestbook/greetings.js'
-import { BoundedCalls } from '../../src/lib/bounded-calls.js'
+import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
 import { buildTestApp, capturingLogger, redisReady, testConfig, testFirestore, testRedis, uniqueName } from '../helper.js'
 
 type Setup = (t: Test) => Promise<{ app: FastifyInstance, greetings: GreetingsRepository }>

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { securityHeaders } from '../../src/plugins/security-headers.js'
+import { securityHeaders } from '../../src/http/security-headers.js'
 import { buildTestApp, testConfig } from '../helper.js'
 
 t.test('helmet\'s headers, computed once, on every kind of response', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/config.js'
-import { BoundedCalls } from '../../src/lib/bounded-calls.js'
+import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
 import { FirestoreTasksRepository, MemoryTasksRepository, type TasksRepository } from '../../src/tasks/tasks.js'
 import { buildTestApp, FormClient, freePort, redisReady, testConfig, testFirestore, testRedis, TestRedisServer, uniqueName, waitFor } from '../helper.js'
 

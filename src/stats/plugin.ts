@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { Cache } from '../cache/index.js'
 import type { RepositoryUsage } from '../visits/repository.js'
-import { describeSpan, hitRatioChart, HitRatioHistory } from '../stats/hit-ratio.js'
-import { prefersJson } from './visits.js'
+import { describeSpan, hitRatioChart, HitRatioHistory } from './hit-ratio.js'
+import { prefersJson } from '../http/negotiation.js'
 
 export interface StatsRoutesOptions {
   cache: Cache

@@ -1,8 +1,9 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { WriteLimit } from '../lib/write-limit.js'
-import type { CacheOutcome, RecentVisits } from '../visits/recent-visits.js'
-import type { Visit } from '../visits/visit.js'
-import { visitorOf, type IpMode } from '../visits/visitor.js'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import { prefersJson } from '../http/negotiation.js'
+import type { WriteLimit } from '../http/write-limit.js'
+import type { CacheOutcome, RecentVisits } from './recent-visits.js'
+import type { Visit } from './visit.js'
+import { visitorOf, type IpMode } from './visitor.js'
 
 export interface VisitsRoutesOptions {
   recentVisits: RecentVisits
@@ -26,13 +27,6 @@ const visitsBody = {
     }
   }
 } as const
-
-export function prefersJson (request: FastifyRequest): boolean {
-  // Negotiation costs a parse of the header: only one that names JSON can prefer it.
-  const accept = request.headers.accept
-  if (accept === undefined || !accept.includes('json')) return false
-  return request.accepts().type(['html', 'json']) === 'json'
-}
 
 export default async function visitsRoutes (app: FastifyInstance, { recentVisits, limit, ipMode, limitWrites }: VisitsRoutesOptions): Promise<void> {
   // A version of the list is rendered once: a hit sends the same bytes again.

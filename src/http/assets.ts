@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 
-/** The same relative path from src/routes and from dist/routes. */
+/** The same relative path from src/http and from dist/http. */
 const publicDir = new URL('../../public/', import.meta.url)
 
 /** The stylesheet and the icon, read once; a separate stylesheet lets the CSP forbid inline styles. */

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from 'fastify'
 import type { Cache, RouteCache } from '../cache/index.js'
-import { fromOurOwnPage, isCsrfFailure, typedText } from '../lib/forms.js'
+import { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
 import { Retry } from '../lib/retry.js'
-import type { WriteLimit } from '../lib/write-limit.js'
-import type { TasksRepository } from '../tasks/tasks.js'
-import { prefersJson } from './visits.js'
+import type { WriteLimit } from '../http/write-limit.js'
+import type { TasksRepository } from './tasks.js'
+import { prefersJson } from '../http/negotiation.js'
 
 declare module 'fastify' {
   interface Session {

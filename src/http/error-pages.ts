@@ -2,9 +2,9 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { RepositoryUnavailableError } from '../lib/bounded-calls.js'
-import { TooManyWritesError } from '../lib/write-limit.js'
-import { prefersJson } from '../routes/visits.js'
+import { RepositoryUnavailableError } from '../plugins/bounded-calls.js'
+import { TooManyWritesError } from './write-limit.js'
+import { prefersJson } from './negotiation.js'
 
 /** What a visitor is told about an error: the same words on the page and in the JSON. */
 export interface ErrorAnswer {

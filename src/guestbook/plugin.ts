@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ValueTooLargeError, type Cache } from '../cache/index.js'
-import type { GreetingsRepository } from '../guestbook/greetings.js'
-import { fromOurOwnPage, isCsrfFailure, typedText } from '../lib/forms.js'
+import type { GreetingsRepository } from './greetings.js'
+import { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
 import { Retry } from '../lib/retry.js'
-import { sendAnswer } from '../plugins/error-pages.js'
-import { prefersJson } from './visits.js'
-import type { WriteLimit } from '../lib/write-limit.js'
+import { sendAnswer } from '../http/error-pages.js'
+import { prefersJson } from '../http/negotiation.js'
+import type { WriteLimit } from '../http/write-limit.js'
 
 export interface GuestbookRoutesOptions {
   greetings: GreetingsRepository
