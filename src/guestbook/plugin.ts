@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ValueTooLargeError, type Cache } from '../cache/index.js'
-import type { GreetingsRepository } from './greetings.js'
+import type { GreetingsRepository } from './repository.js'
 import { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
 import { Retry } from '../lib/retry.js'
 import { sendAnswer } from '../http/error-pages.js'

@@ -3,7 +3,7 @@ import type { Cache, RouteCache } from '../cache/index.js'
 import { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
 import { Retry } from '../lib/retry.js'
 import type { WriteLimit } from '../http/write-limit.js'
-import type { TasksRepository } from './tasks.js'
+import type { TasksRepository } from './repository.js'
 import { prefersJson } from '../http/negotiation.js'
 
 declare module 'fastify' {

@@ -1,5 +1,6 @@
 import type { CollectionReference, DocumentSnapshot, Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from '../plugins/bounded-calls.js'
+import { dateField, textField } from '../plugins/firestore-collection.js'
 import type { CallOptions, RepositoryUsage, VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 
@@ -7,7 +8,7 @@ import type { StoredVisit, Visit } from './visit.js'
 const ALREADY_EXISTS = 6
 
 function toVisit (doc: DocumentSnapshot): StoredVisit {
-  return { id: doc.id, visitor: String(doc.get('visitor') ?? ''), timestamp: doc.get('timestamp')?.toDate?.() ?? new Date(0) }
+  return { id: doc.id, visitor: textField(doc, 'visitor'), timestamp: dateField(doc, 'timestamp') }
 }
 
 export interface FirestoreVisitsOptions {

@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import fc from 'fast-check'
 import type { Redis } from 'ioredis'
 import { createCache, MAX_KEY_BYTES, MemoryStore, RedisStore, RouteCache, type Store } from '../../src/cache/index.js'
-import { MemoryGreetingsRepository } from '../../src/guestbook/greetings.js'
+import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
 import { buildTestApp, redisReady, testConfig, testRedis, uniqueName } from '../helper.js'
 
 /*

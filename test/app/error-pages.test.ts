@@ -3,7 +3,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { ConnectionError, LightMyRequestResponse } from 'fastify'
 import { acceptPrefersJson, EarlyErrors } from '../../src/http/error-pages.js'
-import { MemoryGreetingsRepository } from '../../src/guestbook/greetings.js'
+import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
 import type { VisitsRepository } from '../../src/visits/repository.js'
 import { buildTestApp, testConfig } from '../helper.js'
 

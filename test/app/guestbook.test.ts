@@ -1,7 +1,9 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { FirestoreGreetingsRepository, MemoryGreetingsRepository, type GreetingsRepository } from '../../src/guestbook/greetings.js'
+import { FirestoreGreetingsRepository } from '../../src/guestbook/firestore-repository.js'
+import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
+import type { GreetingsRepository } from '../../src/guestbook/repository.js'
 import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
 import { buildTestApp, capturingLogger, redisReady, testConfig, testFirestore, testRedis, uniqueName } from '../helper.js'
 

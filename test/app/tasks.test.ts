@@ -3,7 +3,9 @@ import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/config.js'
 import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
-import { FirestoreTasksRepository, MemoryTasksRepository, type TasksRepository } from '../../src/tasks/tasks.js'
+import { FirestoreTasksRepository } from '../../src/tasks/firestore-repository.js'
+import { MemoryTasksRepository } from '../../src/tasks/memory-repository.js'
+import type { TasksRepository } from '../../src/tasks/repository.js'
 import { buildTestApp, FormClient, freePort, redisReady, testConfig, testFirestore, testRedis, TestRedisServer, uniqueName, waitFor } from '../helper.js'
 
 type Setup = (t: Test, config?: Config) => Promise<{ app: FastifyInstance, tasks: TasksRepository }>

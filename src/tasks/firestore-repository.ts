@@ -1,40 +1,7 @@
-import { randomUUID } from 'node:crypto'
 import type { CollectionReference, Firestore } from '@google-cloud/firestore'
 import type { BoundedCalls } from '../plugins/bounded-calls.js'
-
-export interface Task {
-  id: string
-  name: string
-  createdAt: Date
-}
-
-/** The task list of the Flask sample, oldest first. */
-export interface TasksRepository {
-  all (): Promise<Task[]>
-  add (name: string): Promise<Task>
-  /** False when there was no such task. */
-  delete (id: string): Promise<boolean>
-}
-
-export class MemoryTasksRepository implements TasksRepository {
-  readonly #tasks = new Map<string, Task>()
-
-  async all (): Promise<Task[]> {
-    return [...this.#tasks.values()].map((task) => ({ ...task }))
-  }
-
-  async add (name: string): Promise<Task> {
-    // Bounded like the other embedded stores.
-    if (this.#tasks.size >= 1000) this.#tasks.delete(this.#tasks.keys().next().value!)
-    const task = { id: randomUUID(), name, createdAt: new Date() }
-    this.#tasks.set(task.id, task)
-    return { ...task }
-  }
-
-  async delete (id: string): Promise<boolean> {
-    return this.#tasks.delete(id)
-  }
-}
+import { dateField, textField } from '../plugins/firestore-collection.js'
+import type { Task, TasksRepository } from './repository.js'
 
 export class FirestoreTasksRepository implements TasksRepository {
   readonly #tasks: CollectionReference
@@ -47,11 +14,7 @@ export class FirestoreTasksRepository implements TasksRepository {
 
   async all (): Promise<Task[]> {
     const snapshot = await this.#calls.run('read the tasks', undefined, () => this.#tasks.orderBy('createdAt').limit(1000).get())
-    return snapshot.docs.map((doc) => ({
-      id: doc.id,
-      name: String(doc.get('name') ?? ''),
-      createdAt: doc.get('createdAt')?.toDate?.() ?? new Date(0)
-    }))
+    return snapshot.docs.map((doc) => ({ id: doc.id, name: textField(doc, 'name'), createdAt: dateField(doc, 'createdAt') }))
   }
 
   async add (name: string): Promise<Task> {

@@ -1,34 +1,7 @@
 import type { CollectionReference, Firestore } from '@google-cloud/firestore'
 import type { BoundedCalls } from '../plugins/bounded-calls.js'
-
-export interface Greeting {
-  /** Absent for "An anonymous person". */
-  author?: string
-  content: string
-  date: Date
-}
-
-/** Greetings by guestbook, newest first: Firestore, or memory for the embedded mode. */
-export interface GreetingsRepository {
-  add (guestbook: string, greeting: Greeting): Promise<void>
-  latest (guestbook: string, limit: number): Promise<Greeting[]>
-}
-
-export class MemoryGreetingsRepository implements GreetingsRepository {
-  readonly #books = new Map<string, Greeting[]>()
-
-  async add (guestbook: string, greeting: Greeting): Promise<void> {
-    const greetings = this.#books.get(guestbook) ?? []
-    greetings.unshift({ ...greeting })
-    // Bounded like the visits: the embedded mode must not grow without end.
-    greetings.length = Math.min(greetings.length, 100)
-    this.#books.set(guestbook, greetings)
-  }
-
-  async latest (guestbook: string, limit: number): Promise<Greeting[]> {
-    return (this.#books.get(guestbook) ?? []).slice(0, limit).map((g) => ({ ...g }))
-  }
-}
+import { dateField, textField } from '../plugins/firestore-collection.js'
+import type { Greeting, GreetingsRepository } from './repository.js'
 
 /**
  * Each guestbook is a document of `guestbooks`, its greetings a subcollection: the
@@ -52,8 +25,8 @@ export class FirestoreGreetingsRepository implements GreetingsRepository {
       () => this.#greetings(guestbook).orderBy('date', 'desc').limit(limit).get())
     return snapshot.docs.map((doc) => ({
       ...(typeof doc.get('author') === 'string' ? { author: doc.get('author') as string } : {}),
-      content: String(doc.get('content') ?? ''),
-      date: doc.get('date')?.toDate?.() ?? new Date(0)
+      content: textField(doc, 'content'),
+      date: dateField(doc, 'date')
     }))
   }
 
