@@ -1,24 +1,22 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ValueTooLargeError, type Cache } from '../cache/index.js'
-import type { GreetingsRepository } from './repository.js'
-import { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
-import { Retry } from '../lib/retry.js'
 import { sendAnswer } from '../http/error-pages.js'
+import forms, { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
 import { prefersJson } from '../http/negotiation.js'
-import type { WriteLimit } from '../http/write-limit.js'
+import { repositoryFor } from '../plugins/firestore.js'
+import { guestbookNamespace } from './cache-keys.js'
+import { FirestoreGreetingsRepository } from './firestore-repository.js'
+import { Guestbook } from './guestbook.js'
+import { MemoryGreetingsRepository } from './memory-repository.js'
+import type { GreetingsRepository } from './repository.js'
 
-export interface GuestbookRoutesOptions {
-  greetings: GreetingsRepository
-  /** The guestbook's own namespace. */
-  cache: Cache
-  /** Counts the greetings a client posts. */
-  limitWrites: WriteLimit
+export interface GuestbookOptions {
+  /** Signs the form cookies. */
+  secret: string
+  /** Instead of the one the app's database gives. */
+  greetings?: GreetingsRepository
 }
 
 const DEFAULT_BOOK = 'default_guestbook'
-/** Seconds the rendered greetings stay cached, as in the App Engine sample. */
-const GREETINGS_TTL = 10
-
 const MAX_BOOK = 100
 
 const bookQuery = {
@@ -46,37 +44,24 @@ interface SignForm {
   author?: string
 }
 
-/** The App Engine guestbook: rendered greetings cached per book, dropped when someone signs. */
-export default async function guestbookRoutes (app: FastifyInstance, { greetings, cache, limitWrites }: GuestbookRoutesOptions): Promise<void> {
-  const cacheKey = (book: string) => `${book}:greetings`
-  // Books whose cached greetings could not be dropped yet; retried until the cache takes it.
-  const toDrop = new Set<string>()
-  const drops = new Retry(async () => {
-    for (const book of toDrop) {
-      // The lock keeps a reader that fetched the old greetings before the sign from add()ing them back.
-      if ((await cache.delete(cacheKey(book), { lockSeconds: GREETINGS_TTL })) === 'failed') return false
-      toDrop.delete(book)
-    }
-    return true
+/** The guestbook's pages: a book with its sign form, and the post that signs it. */
+export default async function guestbookPlugin (app: FastifyInstance, { secret, greetings }: GuestbookOptions): Promise<void> {
+  await app.register(forms, { secret })
+  // Rendered greetings live 10 s anyway: replication lag is no news to them.
+  const guestbook = new Guestbook({
+    greetings: greetings ?? repositoryFor<GreetingsRepository>(app, (db, calls) => new FirestoreGreetingsRepository(db, { calls }), () => new MemoryGreetingsRepository()),
+    cache: app.cache.namespaced(guestbookNamespace(app.cache.namespace), { reads: 'replica' }),
+    render: async (latest) => await app.view('guestbook/greetings', { greetings: latest })
   })
-  app.addHook('onClose', async () => { drops.stop() })
+  app.addHook('onClose', async () => { guestbook.close() })
 
   async function showBook (request: FastifyRequest, reply: FastifyReply, book: string, form: SignForm = {}): Promise<string> {
-    let html = await cache.get<string>(cacheKey(book))
-    if (html === undefined) {
-      html = await app.view('greetings', { greetings: await greetings.latest(book, 10) })
-      try {
-        await cache.add(cacheKey(book), html, { ttl: GREETINGS_TTL })
-      } catch (err) {
-        if (!(err instanceof ValueTooLargeError)) throw err
-        request.log.error({ err, guestbook: book }, 'greetings too large for the cache; rendered on every request')
-      }
-    }
-    const { hits, misses } = await cache.getStats({ census: false })
+    const greetingsHtml = await guestbook.greetingsHtml(book, request.log)
+    const { hits, misses } = await guestbook.stats()
     reply.header('cache-control', 'no-store')
-    return await reply.viewAsync('guestbook', {
+    return await reply.viewAsync('guestbook/guestbook', {
       book,
-      greetingsHtml: html,
+      greetingsHtml,
       hits,
       misses,
       query: new URLSearchParams({ guestbook_name: book }).toString(),
@@ -93,7 +78,7 @@ export default async function guestbookRoutes (app: FastifyInstance, { greetings
     // After the form is parsed (the token is in it), before it is validated.
     preValidation: app.csrfProtection,
     // Only a valid, well-formed post counts against the client's budget.
-    preHandler: limitWrites,
+    preHandler: app.limitWrites,
     schema: { querystring: bookQuery, body: signature },
     // A form that expired (open across a restart, or too old) is shown again with a fresh token,
     // with the text typed into it when the post came from our own page (see fromOurOwnPage).
@@ -119,10 +104,7 @@ export default async function guestbookRoutes (app: FastifyInstance, { greetings
       }
       return await showBook(request, reply, book, { notice, author: request.body.author })
     }
-    await greetings.add(book, { content, date: new Date(), ...(author ? { author } : {}) })
-    // The next view of this book shows the new greeting at once, on every instance.
-    if (toDrop.size < 1000) toDrop.add(book)
-    await drops.run()
+    await guestbook.sign(book, { content, date: new Date(), ...(author ? { author } : {}) })
     return await reply.redirect(`/guestbook?${new URLSearchParams({ guestbook_name: book }).toString()}`, 303)
   })
 }

@@ -1,4 +1,29 @@
-import type { FastifyError, FastifyRequest } from 'fastify'
+import { randomBytes } from 'node:crypto'
+import cookie from '@fastify/cookie'
+import csrf from '@fastify/csrf-protection'
+import type { FastifyBaseLogger, FastifyError, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+
+/** The key that signs form and session cookies: SESSION_SECRET, else one of this process, said in the log. */
+export function cookieSecret ({ sessionSecret, onCloudRun }: { sessionSecret?: string, onCloudRun: boolean }, log: FastifyBaseLogger): string {
+  if (sessionSecret === undefined && onCloudRun) {
+    log.warn('SESSION_SECRET is not set: cookies are signed with a key of this instance only, so a form ' +
+      'loaded from one instance fails its CSRF check on another; set it from Secret Manager')
+  } else if (sessionSecret === undefined) {
+    log.info('SESSION_SECRET is not set: form cookies are signed with a key of this process')
+  }
+  return sessionSecret ?? randomBytes(32).toString('hex')
+}
+
+/**
+ * Cookies and CSRF tokens for the scope that registers it: they exist for the forms only,
+ * so the visits page and the others do not pay for them.
+ */
+export default fp<{ secret: string }>(async function forms (app, { secret }) {
+  await app.register(cookie, { secret })
+  // Double-submit tokens in a signed cookie: no server-side session is written to protect a form.
+  await app.register(csrf, { sessionPlugin: '@fastify/cookie', cookieOpts: { signed: true, httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/' } })
+}, { name: 'forms', fastify: '5.x' })
 
 /** A form post refused by the CSRF check (a token missing, forged, or from before a restart). */
 export function isCsrfFailure (err: unknown): boolean {

@@ -1,19 +1,10 @@
 import type { FastifyInstance } from 'fastify'
-import type { Cache } from '../cache/index.js'
-import type { VisitsRepository } from '../visits/repository.js'
 
-export interface HealthRoutesOptions {
-  cache: Cache
-  repository: VisitsRepository
+export interface HealthOptions {
   /** A Firestore answer is reused this long, so probes do not turn into load. */
   probeTtlMs?: number
   /** Kept under Cloud Run's default 1 s probe timeout. */
   probeTimeoutMs?: number
-  /**
-   * The start-up call of a new client, which sets up its channel and may outlast the probe
-   * timeout: until it ends Firestore is `starting`, not `down`, and its answer is the first state.
-   */
-  warmUp?: Promise<void>
 }
 
 type State = 'up' | 'down' | 'starting' | 'embedded'
@@ -47,14 +38,16 @@ function cachedProbe (probe: () => Promise<void>, ttlMs: number, timeoutMs: numb
  * Always 200 while the process serves: the dependencies' states are reported,
  * never turned into a failed check, so a cache outage cannot take instances down.
  */
-export default async function healthRoutes (app: FastifyInstance, { cache, repository, probeTtlMs = 5000, probeTimeoutMs = 800, warmUp }: HealthRoutesOptions): Promise<void> {
-  const firestore = cachedProbe(() => repository.ping(), probeTtlMs, probeTimeoutMs, warmUp)
+export default async function health (app: FastifyInstance, { probeTtlMs = 5000, probeTimeoutMs = 800 }: HealthOptions): Promise<void> {
+  const { cache } = app
+  // The start-up call's answer is the first state: Firestore is starting, not down, until it ends.
+  const firestore = app.hasDecorator('firestore') ? cachedProbe(app.firestorePing, probeTtlMs, probeTimeoutMs, app.firestoreWarmUp) : undefined
   app.get('/health', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     return {
       status: 'ok',
       redis: cache.store.kind === 'memory' ? 'embedded' : cache.available ? 'up' : 'down',
-      firestore: repository.kind === 'memory' ? 'embedded' : await firestore()
+      firestore: firestore === undefined ? 'embedded' : await firestore()
     }
   })
 }

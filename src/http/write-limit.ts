@@ -1,6 +1,6 @@
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { RedisClient } from '../cache/index.js'
+import type { FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 
 /** A client went over its budget of writes; the app answers 429 with Retry-After. */
 export class TooManyWritesError extends Error {
@@ -15,15 +15,11 @@ export class TooManyWritesError extends Error {
 /** Counts one write of the request's client; throws TooManyWritesError past the budget. */
 export type WriteLimit = (request: FastifyRequest) => Promise<void>
 
-export interface WriteLimitOptions {
-  /** Writes per client IP per minute; 0: no limit. */
-  max: number
-  /** Counts are shared by every instance through it; without it each process counts its own. */
-  redis?: RedisClient
-  /** Prefix of the counters' keys. */
-  namespace: string
-  /** Whether Redis is expected to answer (the cache's circuit): when not, writes are not counted at all. */
-  available?: () => boolean
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Counts one write of the request's client (a preHandler of every route that writes). */
+    limitWrites: WriteLimit
+  }
 }
 
 /**
@@ -32,21 +28,25 @@ export interface WriteLimitOptions {
  * or slow (bounded by the client's command timeout), writes are not limited.
  * Reads, and visits served from the cache, never count.
  */
-export async function writeLimit (app: FastifyInstance, { max, redis, namespace, available = () => true }: WriteLimitOptions): Promise<WriteLimit> {
-  if (max === 0) return async () => {}
+export default fp<{ max: number }>(async function writeLimit (app, { max }) {
+  if (max === 0) {
+    app.decorate('limitWrites', async () => {})
+    return
+  }
+  // Counted in Redis when there is one, so the budget holds across instances.
   await app.register(rateLimit, {
     global: false,
     max,
     timeWindow: 60_000,
-    redis,
-    nameSpace: `${namespace}:rl:`,
+    redis: app.hasDecorator('redis') ? app.redis : undefined,
+    nameSpace: `${app.cache.namespace}:rl:`,
     skipOnError: true
   })
   const check = app.createRateLimit()
-  return async (request) => {
+  app.decorate('limitWrites', async (request: FastifyRequest) => {
     // A Redis the cache has given up on would cost every write a command timeout, only to fail open.
-    if (!available()) return
+    if (!app.cache.available) return
     const result = await check(request)
     if (!result.isAllowed && result.isExceeded) throw new TooManyWritesError(Math.max(1, result.ttlInSeconds))
-  }
-}
+  })
+}, { name: 'write-limit', fastify: '5.x', dependencies: ['cache'] })

@@ -22,7 +22,8 @@ export class RepositoryUnavailableError extends Error {
  * client is not closed under them.
  */
 export class BoundedCalls {
-  readonly #timeoutMs: number
+  /** The bound of one call. */
+  readonly timeoutMs: number
   readonly #breaker: CircuitBreaker
   readonly #target: string
   readonly #connectionFails: (() => Promise<Error | undefined>) | undefined
@@ -40,7 +41,7 @@ export class BoundedCalls {
     /** A call still unanswered after this long has the connection checked: it is not waited out when nothing listens. */
     checkAfterMs?: number
   }) {
-    this.#timeoutMs = timeoutMs
+    this.timeoutMs = timeoutMs
     this.#breaker = breaker
     this.#target = target
     this.#connectionFails = connectionFails
@@ -52,7 +53,7 @@ export class BoundedCalls {
    * and neither takes the probe of an open circuit nor counts toward opening it: requests decide.
    */
   async run<T> (what: string, deadline: number | undefined, call: () => Promise<T>, { background = false }: { background?: boolean } = {}): Promise<T> {
-    const timeoutMs = Math.min(this.#timeoutMs, (deadline ?? Infinity) - Date.now())
+    const timeoutMs = Math.min(this.timeoutMs, (deadline ?? Infinity) - Date.now())
     if (timeoutMs <= 0) throw new RepositoryUnavailableError(`Firestore could not ${what}: the request's time is used up`)
     if (background ? this.#breaker.state !== 'closed' : !this.#breaker.allow()) {
       throw new RepositoryUnavailableError(`Firestore could not ${what}: it kept failing, so it is given a moment before the next try`)

@@ -1,10 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from 'fastify'
-import type { Cache, RouteCache } from '../cache/index.js'
-import { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
-import { Retry } from '../lib/retry.js'
-import type { WriteLimit } from '../http/write-limit.js'
-import type { TasksRepository } from './repository.js'
+import forms, { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
 import { prefersJson } from '../http/negotiation.js'
+import sessions from '../http/sessions.js'
+import { repositoryFor } from '../plugins/firestore.js'
+import { TASKS_PAGE, taskRowKey, tasksNamespace } from './cache-keys.js'
+import { FirestoreTasksRepository } from './firestore-repository.js'
+import { MemoryTasksRepository } from './memory-repository.js'
+import type { TasksRepository } from './repository.js'
+import { TaskList } from './task-list.js'
 
 declare module 'fastify' {
   interface Session {
@@ -13,15 +16,11 @@ declare module 'fastify' {
   }
 }
 
-export interface TasksRoutesOptions {
-  tasks: TasksRepository
-  /** The task list's own namespace, for the memoized query. */
-  cache: Cache
-  routeCache: RouteCache
-  /** Where each task's rendered row is kept. */
-  fragments: Cache
-  /** Counts the changes a client makes. */
-  limitWrites: WriteLimit
+export interface TasksOptions {
+  /** Signs the form and session cookies. */
+  secret: string
+  /** Instead of the one the app's database gives. */
+  tasks?: TasksRepository
 }
 
 /**
@@ -33,28 +32,28 @@ const TOKEN_SLOT = '<csrf-token>'
 const MAX_NAME = 200
 const hasFlash = (request: FastifyRequest) => request.session.get('flash') !== undefined
 
-/**
- * The Flask task list: the query memoized, each row a cached fragment, the whole view
- * cached for GETs; every change invalidates all three, for every instance sharing Redis.
- */
-export default async function tasksRoutes (app: FastifyInstance, { tasks, cache, routeCache, fragments, limitWrites }: TasksRoutesOptions): Promise<void> {
-  const allTasks = cache.memoize(async function allTasks () { return await tasks.all() }, { ttl: 300 })
-
-  // The query first, then the views: a view computed after the tag changes can only use the fresh query.
-  // Whatever the cache could not take is retried until it can, and before this instance serves a view.
-  const invalidation = new Retry(async () => await cache.deleteMemoized(allTasks) && await routeCache.invalidateTags('tasks'))
-  app.addHook('onClose', async () => { invalidation.stop() })
-  const invalidate = async (): Promise<void> => { await invalidation.run() }
+/** The task list's page, and the posts that add and delete a task. */
+export default async function tasksPlugin (app: FastifyInstance, { secret, tasks }: TasksOptions): Promise<void> {
+  await app.register(forms, { secret })
+  // Sessions exist for the task list's flash message only: the other pages do not pay for them.
+  await app.register(sessions, { secret })
+  const list = new TaskList({
+    tasks: tasks ?? repositoryFor<TasksRepository>(app, (db, calls) => new FirestoreTasksRepository(db, { calls }), () => new MemoryTasksRepository()),
+    cache: app.cache.namespaced(tasksNamespace(app.cache.namespace)),
+    routeCache: app.routeCache,
+    fragments: app.fragments
+  })
+  app.addHook('onClose', async () => { list.close() })
 
   /** The page with the token slot, to be filled for the user it is sent to. */
   async function page (reply: FastifyReply, form: { flash?: string, name?: string } = {}): Promise<string> {
-    return await reply.viewAsync('tasks', { tasks: await allTasks(), token: TOKEN_SLOT, ...form })
+    return await reply.viewAsync('tasks/tasks', { tasks: await list.all(), rowKey: taskRowKey, token: TOKEN_SLOT, ...form })
   }
 
   app.get('/tasks', {
     // One key for everyone: the page is the same for all, once its token slot is filled per user.
-    config: { cache: { ttl: 300, tags: ['tasks'], unless: hasFlash, key: () => 'tasks' } },
-    onRequest: async () => { if (invalidation.pending) await invalidate() },
+    config: { cache: { ttl: 300, tags: [TASKS_PAGE], unless: hasFlash, key: () => TASKS_PAGE } },
+    onRequest: async () => { if (list.stale) await list.invalidate() },
     // Runs after the shared copy is stored: from here on the page is this user's alone.
     onSend: async (_request, reply, payload) => {
       reply.header('cache-control', 'private, no-store')
@@ -87,7 +86,7 @@ export default async function tasksRoutes (app: FastifyInstance, { tasks, cache,
     // After the form is parsed (the token is in it), before it is validated.
     preValidation: app.csrfProtection,
     // Only a valid, well-formed change counts against the client's budget.
-    preHandler: limitWrites
+    preHandler: app.limitWrites
   }
 
   app.post<{ Body: { name?: string } }>('/tasks', {
@@ -99,8 +98,7 @@ export default async function tasksRoutes (app: FastifyInstance, { tasks, cache,
     if (name === '') {
       request.session.set('flash', 'Task name is required.')
     } else {
-      await tasks.add(name)
-      await invalidate()
+      await list.add(name)
     }
     return await reply.redirect('/tasks', 303)
   })
@@ -110,10 +108,7 @@ export default async function tasksRoutes (app: FastifyInstance, { tasks, cache,
     errorHandler: expiredForm('nothing was deleted', false),
     schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } } } }
   }, async (request, reply) => {
-    if (await tasks.delete(request.params.id)) {
-      await fragments.delete(`task:${request.params.id}`)
-      await invalidate()
-    }
+    await list.delete(request.params.id)
     return await reply.redirect('/tasks', 303)
   })
 }

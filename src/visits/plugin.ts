@@ -1,16 +1,24 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { prefersJson } from '../http/negotiation.js'
-import type { WriteLimit } from '../http/write-limit.js'
-import type { CacheOutcome, RecentVisits } from './recent-visits.js'
+import { repositoryFor } from '../plugins/firestore.js'
+import { FirestoreVisitsRepository } from './firestore-repository.js'
+import { MemoryVisitsRepository } from './memory-repository.js'
+import { recentVisitsKey, visitsNamespace } from './cache-keys.js'
+import { RecentVisits, type CacheOutcome } from './recent-visits.js'
+import type { VisitsRepository } from './repository.js'
 import type { Visit } from './visit.js'
 import { visitorOf, type IpMode } from './visitor.js'
 
-export interface VisitsRoutesOptions {
-  recentVisits: RecentVisits
+export interface VisitsOptions {
+  /** The Firestore collection (and the list's key). */
+  collection: string
+  /** Visits the page lists. */
   limit: number
+  cacheTtlSeconds: number
   ipMode: IpMode
-  /** Counts the visits this client stores. */
-  limitWrites: WriteLimit
+  /** The time one visit may take in all. */
+  budgetMs: number
+  repository: VisitsRepository
 }
 
 const visitsBody = {
@@ -28,7 +36,22 @@ const visitsBody = {
   }
 } as const
 
-export default async function visitsRoutes (app: FastifyInstance, { recentVisits, limit, ipMode, limitWrites }: VisitsRoutesOptions): Promise<void> {
+/** The visits' repository: Firestore when the app has it, memory (the embedded mode) otherwise. */
+export function visitsRepository (app: FastifyInstance, { collection }: { collection: string }): VisitsRepository {
+  return repositoryFor<VisitsRepository>(app, (db, calls) => new FirestoreVisitsRepository(db, { collection, timeoutMs: calls.timeoutMs, calls }), () => new MemoryVisitsRepository())
+}
+
+/** The App Engine visits page: each visit stored, the recent ones listed, the list cached. */
+export default async function visitsPlugin (app: FastifyInstance, { collection, limit, cacheTtlSeconds, ipMode, budgetMs, repository }: VisitsOptions): Promise<void> {
+  const recentVisits = new RecentVisits({
+    repository,
+    cache: app.cache.namespaced(visitsNamespace(app.cache.namespace)),
+    limit,
+    ttlSeconds: cacheTtlSeconds,
+    key: recentVisitsKey(collection),
+    budgetMs
+  })
+  app.addHook('onClose', async () => { await recentVisits.close() })
   // A version of the list is rendered once: a hit sends the same bytes again.
   const pages = new WeakMap<readonly Visit[], Buffer>()
 
@@ -41,7 +64,7 @@ export default async function visitsRoutes (app: FastifyInstance, { recentVisits
   async function render (visits: readonly Visit[]): Promise<Buffer> {
     let page = pages.get(visits)
     if (page === undefined) {
-      page = Buffer.from(await app.view('index', { visits, limit }))
+      page = Buffer.from(await app.view('visits/index', { visits, limit }))
       pages.set(visits, page)
     }
     return page
@@ -58,7 +81,7 @@ export default async function visitsRoutes (app: FastifyInstance, { recentVisits
     if (copy !== undefined && (json || page !== undefined)) return send(reply, copy, 'hit', page)
     return (async () => {
       const { visits, cache } = copy === undefined
-        ? await recentVisits.visit(visitor, { beforeWrite: async () => { await limitWrites(request) } })
+        ? await recentVisits.visit(visitor, { beforeWrite: async () => { await app.limitWrites(request) } })
         : { visits: copy, cache: 'hit' as const }
       return send(reply, visits, cache, json ? undefined : await render(visits))
     })()

@@ -28,10 +28,11 @@ t.test('security headers, and the stylesheet the CSP allows', async (t) => {
 t.test('real Redis and emulator: both up', async (t) => {
   const config = testConfig()
   const redis = await redisReady(testRedis(t))
-  const repository = new FirestoreVisitsRepository(await testFirestore(t), { collection: config.visits.collection, timeoutMs: 5000 })
+  const db = await testFirestore(t)
+  const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 })
   // A new client's first call sets up its channel, which can outlast the probe's 800 ms on a busy machine.
   await repository.ping()
-  const app = await buildTestApp(t, config, { redis, repository })
+  const app = await buildTestApp(t, config, { redis, firestore: db, repository })
   t.same((await app.inject('/health')).json(), { status: 'ok', redis: 'up', firestore: 'up' })
 })
 
@@ -46,7 +47,7 @@ t.test('dependencies down: still 200, states reported, within the probe bound', 
   const db = await testFirestore(t, proxy.address)
   const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 300 })
   t.teardown(async () => { proxy.switch('forward'); await repository.drain(30_000) })
-  const app = await buildTestApp(t, config, { redis, repository })
+  const app = await buildTestApp(t, config, { redis, firestore: db, repository })
   const { value: response, ms } = await timed(() => app.inject('/health'))
   t.equal(response.statusCode, 200, 'a dependency outage is never a failed health check')
   t.same(response.json(), { status: 'ok', redis: 'down', firestore: 'down' })

@@ -13,11 +13,12 @@ const BOUND_MS = COMMAND_TIMEOUT_MS + 1500
 
 async function setup (t: Test, redisPort: number): Promise<{ app: FastifyInstance, repository: FirestoreVisitsRepository, messages: () => unknown[], config: Config }> {
   const config = testConfig({ redis: { host: '127.0.0.1', port: redisPort, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 500 } })
-  const repository = new FirestoreVisitsRepository(await testFirestore(t), { collection: config.visits.collection, timeoutMs: 5000 })
+  const db = await testFirestore(t)
+  const repository = new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 })
   // Timed requests below measure the cache's bound, not a new Firestore client's channel set-up.
   await repository.ping()
   const { logger, lines } = capturingLogger()
-  const app = await buildTestApp(t, config, { repository, loggerInstance: logger })
+  const app = await buildTestApp(t, config, { firestore: db, repository, loggerInstance: logger })
   return { app, repository, config, messages: () => lines().map((l) => l.message) }
 }
 
