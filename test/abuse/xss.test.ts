@@ -6,7 +6,9 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
 import { MemoryTasksRepository } from '../../src/tasks/memory-repository.js'
 import { visitorOf } from '../../src/visits/visitor.js'
-import { buildTestApp, FormClient, redisReady, testConfig, testRedis, uniqueName } from '../helper.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
+import { FormClient } from '../helpers/form-client.js'
+import { redisReady, testRedis, uniqueName } from '../helpers/services.js'
 
 /*
  * Whatever a visitor sends (a user agent, a greeting, a book or task name) reaches our

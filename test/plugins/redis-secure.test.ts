@@ -5,7 +5,9 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { Config } from '../../src/config.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
-import { buildTestApp, capturingLogger, freePort, testConfig, waitFor } from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { freePort } from '../helpers/ports.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** A redis-server of the test's own with extra arguments, ready when it says so. */
 async function redisServer (t: Test, args: string[]): Promise<void> {

@@ -1,6 +1,8 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { buildTestApp, testConfig, TestRedisServer, timed, waitFor } from '../helper.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
+import { timed, waitFor } from '../helpers/wait.js'
 
 /** How many times the server ran a command, from INFO commandstats. */
 async function calls (server: TestRedisServer, command: string): Promise<number> {

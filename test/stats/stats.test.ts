@@ -1,7 +1,9 @@
 import t from 'tap'
 import { createCache, MemoryStore } from '../../src/cache/index.js'
 import { describeSpan, hitRatioChart, HitRatioHistory } from '../../src/stats/hit-ratio.js'
-import { buildTestApp, redisReady, testConfig, testRedis } from '../helper.js'
+import { visitsNamespace } from '../../src/visits/cache-keys.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
+import { redisReady, testRedis } from '../helpers/services.js'
 
 interface Row { namespace: string, hits: number, misses: number, hitRatio: number | null, errors: number, items: number, bytes: number }
 
@@ -17,7 +19,7 @@ for (const backend of ['embedded', 'redis'] as const) {
     const json = await app.inject({ url: '/stats', headers: { accept: 'application/json' } })
     t.equal(json.statusCode, 200)
     const body = json.json() as { namespaces: Row[], history: unknown[] }
-    const visits = body.namespaces.find((row) => row.namespace === `${config.cacheNamespace}/visits`)!
+    const visits = body.namespaces.find((row) => row.namespace === visitsNamespace(config.cacheNamespace))!
     t.ok(visits, 'the visits namespace is listed')
     // Three pages, three reads of the list: the first missed, the next two found it.
     t.equal(visits.hits, 2)
@@ -34,7 +36,7 @@ for (const backend of ['embedded', 'redis'] as const) {
     const page = await app.inject('/stats')
     t.match(page.headers['content-type'], /^text\/html/)
     t.match(page.body, /<h1>Cache stats<\/h1>/)
-    t.match(page.body, `<td>${config.cacheNamespace}/visits</td>`)
+    t.match(page.body, `<td>${visitsNamespace(config.cacheNamespace)}</td>`)
     t.match(page.body, /<svg [^>]*role="img" aria-label="Cache hit ratio: no samples yet">/, 'the first sample is 10 s away')
     t.match(page.body, '<h2>Hit ratio, this instance</h2>')
     t.match(page.body, /Sampled every 10 seconds; the time axis ends when this page was made\./)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { securityHeaders } from '../../src/http/security-headers.js'
-import { buildTestApp, testConfig } from '../helper.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
 
 t.test('helmet\'s headers, computed once, on every kind of response', async (t) => {
   const app = await buildTestApp(t, testConfig({ rateLimitWrites: 1 }))

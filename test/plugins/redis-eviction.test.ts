@@ -1,6 +1,8 @@
 import t, { type Test } from 'tap'
 import { evictionHint } from '../../src/plugins/redis.js'
-import { buildTestApp, capturingLogger, testConfig, TestRedisServer, waitFor } from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
+import { waitFor } from '../helpers/wait.js'
 
 const warning = 'redis may refuse cache writes once full'
 

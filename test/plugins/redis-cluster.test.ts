@@ -3,8 +3,11 @@ import { Cluster, Redis } from 'ioredis'
 import { RedisStore, type RedisClient } from '../../src/cache/index.js'
 import type { RedisConnection } from '../../src/config.js'
 import { clientReady, createRedisClient } from '../../src/plugins/redis.js'
+import { visitsNamespace } from '../../src/visits/cache-keys.js'
 import { storeContract } from '../cache/store-contract.js'
-import { buildTestApp, capturingLogger, testConfig, TestRedisCluster, TestRedisServer, timed, waitFor } from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { TestRedisCluster, TestRedisServer } from '../helpers/redis-server.js'
+import { timed, waitFor } from '../helpers/wait.js'
 
 const cluster = await TestRedisCluster.start(t)
 const connection = (commandTimeoutMs = 1000): RedisConnection =>
@@ -84,7 +87,7 @@ t.test('a primary down: pages are served within the bound, and the cache comes b
   t.equal((await visit()).value.headers['x-cache'], 'hit')
 
   // The node holding the visits list goes away.
-  const holders = await keysPerNode(encodeURIComponent(`${config.cacheNamespace}/visits`))
+  const holders = await keysPerNode(encodeURIComponent(visitsNamespace(config.cacheNamespace)))
   const holder = cluster.nodes[holders.findIndex((n) => n > 0)]!
   await holder.stop()
   t.teardown(async () => { if (!(await holder.answers())) await holder.restart() })

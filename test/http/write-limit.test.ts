@@ -1,8 +1,10 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import {
-  buildTestApp, capturingLogger, FormClient, redisReady, testConfig, testRedis, TestRedisServer, timed
-} from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { FormClient } from '../helpers/form-client.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
+import { redisReady, testRedis } from '../helpers/services.js'
+import { timed } from '../helpers/wait.js'
 
 const visit = async (app: FastifyInstance, userAgent: string, headers: Record<string, string> = {}) =>
   await app.inject({ url: '/', headers: { 'user-agent': userAgent, ...headers } })

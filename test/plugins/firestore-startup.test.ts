@@ -1,8 +1,10 @@
 import t from 'tap'
 import { firestoreHint } from '../../src/plugins/firestore.js'
-import {
-  buildTestApp, capturingLogger, emulatorHost, hostPort, TcpProxy, testConfig, timed, waitFor
-} from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { hostPort } from '../helpers/ports.js'
+import { emulatorHost } from '../helpers/services.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
+import { timed, waitFor } from '../helpers/wait.js'
 
 const WARNING = 40
 

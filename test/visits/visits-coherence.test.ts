@@ -1,10 +1,12 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/config.js'
+import { recentVisitsKey, visitsNamespace } from '../../src/visits/cache-keys.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import {
-  buildTestApp, emulatorHost, redisTarget, startServer, testConfig, testFirestore, uniqueName, waitFor
-} from '../helper.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
+import { startServer } from '../helpers/server-process.js'
+import { emulatorHost, redisTarget, testFirestore, uniqueName } from '../helpers/services.js'
+import { waitFor } from '../helpers/wait.js'
 
 interface Instance { app: FastifyInstance, repository: FirestoreVisitsRepository }
 
@@ -23,7 +25,7 @@ const visit = async (app: FastifyInstance, userAgent: string) =>
 
 /** The cached list as the store holds it, and Firestore's latest, as comparable rows. */
 async function listAndTruth (config: Config, { app, repository }: Instance): Promise<{ cached: string[], truth: string[] }> {
-  const list = await app.cache.namespaced(`${config.cacheNamespace}/visits`).listGet<string>(`recent:v1:${config.visits.collection}`)
+  const list = await app.cache.namespaced(visitsNamespace(config.cacheNamespace)).listGet<string>(recentVisitsKey(config.visits.collection))
   const cached = list.status === 'ready' ? list.items.map((i) => `${i.id} ${new Date(i.order).toISOString()} ${i.value}`) : [list.status]
   const truth = (await repository.latest(config.visits.limit)).map((v) => `${v.id} ${v.timestamp.toISOString()} ${v.visitor}`)
   return { cached, truth }

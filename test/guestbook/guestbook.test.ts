@@ -5,7 +5,8 @@ import { FirestoreGreetingsRepository } from '../../src/guestbook/firestore-repo
 import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
 import type { GreetingsRepository } from '../../src/guestbook/repository.js'
 import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
-import { buildTestApp, capturingLogger, redisReady, testConfig, testFirestore, testRedis, uniqueName } from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { redisReady, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
 
 type Setup = (t: Test) => Promise<{ app: FastifyInstance, greetings: GreetingsRepository }>
 

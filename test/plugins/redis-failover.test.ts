@@ -1,6 +1,8 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { buildTestApp, capturingLogger, testConfig, TestRedisServer, waitFor } from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
+import { waitFor } from '../helpers/wait.js'
 
 t.test('failover: after READONLY the client reconnects, and writes resume within seconds with no error shown', async (t) => {
   const primary = await TestRedisServer.start(t)

@@ -6,7 +6,12 @@ import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
 import { FirestoreTasksRepository } from '../../src/tasks/firestore-repository.js'
 import { MemoryTasksRepository } from '../../src/tasks/memory-repository.js'
 import type { TasksRepository } from '../../src/tasks/repository.js'
-import { buildTestApp, FormClient, freePort, redisReady, testConfig, testFirestore, testRedis, TestRedisServer, uniqueName, waitFor } from '../helper.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
+import { FormClient } from '../helpers/form-client.js'
+import { freePort } from '../helpers/ports.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
+import { redisReady, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
+import { waitFor } from '../helpers/wait.js'
 
 type Setup = (t: Test, config?: Config) => Promise<{ app: FastifyInstance, tasks: TasksRepository }>
 

@@ -1,8 +1,10 @@
 import t from 'tap'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import {
-  buildTestApp, capturingLogger, emulatorHost, hostPort, TcpProxy, testConfig, testFirestore, timed, waitFor
-} from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { hostPort } from '../helpers/ports.js'
+import { emulatorHost, testFirestore } from '../helpers/services.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
+import { timed, waitFor } from '../helpers/wait.js'
 
 t.test('Firestore unreachable: a bounded 503, a clear page or JSON, the trace in the log; then service resumes', async (t) => {
   const config = testConfig({ projectId: 'my-project' })

@@ -1,8 +1,10 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import type { Config } from '../../src/config.js'
+import { recentVisitsKey, visitsNamespace } from '../../src/visits/cache-keys.js'
 import { visitId } from '../../src/visits/recent-visits.js'
-import { testConfig, type CountingRepository } from '../helper.js'
+import { testConfig } from '../helpers/app.js'
+import type { CountingRepository } from './counting-repository.js'
 
 export interface VisitsSetup {
   app: FastifyInstance
@@ -19,9 +21,9 @@ function visit (app: FastifyInstance, userAgent: string, headers: Record<string,
   return app.inject({ method: 'GET', url: '/', headers: { 'user-agent': userAgent, ...headers } })
 }
 
-const listKey = (config: Config) => `recent:v1:${config.visits.collection}`
+const listKey = (config: Config) => recentVisitsKey(config.visits.collection)
 /** The cache of the visits list, as the app names it. */
-export const visitsCache = (app: FastifyInstance, config: Config) => app.cache.namespaced(`${config.cacheNamespace}/visits`)
+export const visitsCache = (app: FastifyInstance, config: Config) => app.cache.namespaced(visitsNamespace(config.cacheNamespace))
 
 /** Announces a change of the list, and gives every in-process copy the 50 ms it may take to hear it. */
 async function announced (app: FastifyInstance, config: Config): Promise<void> {

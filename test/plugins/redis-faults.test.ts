@@ -3,9 +3,12 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import type { Config } from '../../src/config.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import {
-  buildTestApp, capturingLogger, freePort, TcpProxy, testConfig, testFirestore, timed, TestRedisServer, waitFor
-} from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { freePort } from '../helpers/ports.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
+import { testFirestore } from '../helpers/services.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
+import { timed, waitFor } from '../helpers/wait.js'
 
 const COMMAND_TIMEOUT_MS = 300
 // A fail-open answer may take the command timeout plus Firestore round trips; generous for a busy machine.

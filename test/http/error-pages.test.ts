@@ -5,7 +5,7 @@ import type { ConnectionError, LightMyRequestResponse } from 'fastify'
 import { acceptPrefersJson, EarlyErrors } from '../../src/http/error-pages.js'
 import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
 import type { VisitsRepository } from '../../src/visits/repository.js'
-import { buildTestApp, testConfig } from '../helper.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
 
 const CSP = "default-src 'none';style-src 'self';img-src 'self';form-action 'self';base-uri 'none';frame-ancestors 'none'"
 

@@ -2,12 +2,15 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
-import { buildTestApp, CountingRepository, redisReady, testFirestore, testRedis } from '../helper.js'
+import { buildTestApp } from '../helpers/app.js'
+import { redisReady, testFirestore, testRedis } from '../helpers/services.js'
+import { CountingRepository } from './counting-repository.js'
 import type { Config } from '../../src/config.js'
+import { recentVisitsStoreKey } from '../../src/visits/cache-keys.js'
 import { visitsContract } from './visits-contract.js'
 
 /** Where the store keeps the visits list (see docs/cache.md, "In Redis"). */
-const listStoreKey = (config: Config) => `${encodeURIComponent(`${config.cacheNamespace}/visits`)}:k:recent:v1:${config.visits.collection}`
+const listStoreKey = (config: Config) => recentVisitsStoreKey(config.cacheNamespace, config.visits.collection)
 
 /** The list's time to live as the store keeps it (the list expires by its own clock, not the key's TTL). */
 const listTtlMs = async (app: FastifyInstance, config: Config) => (await app.cache.store.listGet(listStoreKey(config)))?.ttlMs ?? -2

@@ -1,6 +1,10 @@
 import t from 'tap'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import { buildTestApp, emulatorHost, freePort, hostPort, redisReady, TcpProxy, testConfig, testFirestore, testRedis, timed } from '../helper.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
+import { freePort, hostPort } from '../helpers/ports.js'
+import { emulatorHost, redisReady, testFirestore, testRedis } from '../helpers/services.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
+import { timed } from '../helpers/wait.js'
 import { createRedisClient } from '../../src/plugins/redis.js'
 
 t.test('embedded: both parts reported as embedded', async (t) => {

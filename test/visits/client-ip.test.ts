@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, testConfig } from '../helper.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
 
 async function recorded (app: FastifyInstance, remoteAddress: string, forwardedFor?: string): Promise<string> {
   const response = await app.inject({
