@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import accepts from '@fastify/accepts'
 import formbody from '@fastify/formbody'
 import { MemoryStore, RedisStore } from './cache/index.js'
@@ -13,6 +13,7 @@ import { cookieSecret } from './http/forms.js'
 import health from './http/health.js'
 import securityHeadersPlugin, { helmetOptions, securityHeaders } from './http/security-headers.js'
 import { sessionsNamespace } from './http/sessions.js'
+import { trustHops } from './http/trust-proxy.js'
 import writeLimit from './http/write-limit.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
 import drainPlugin from './plugins/drain.js'
@@ -26,15 +27,6 @@ import { visitsNamespace } from './visits/cache-keys.js'
 import visitsPlugin, { visitsRepository } from './visits/plugin.js'
 
 export type { AppDependencies } from './dependencies.js'
-
-/**
- * Proxy trust by hop count. Fastify 5.12+ ignores a numeric trustProxy, so the
- * count is a function: the first `hops` addresses from the socket inward are
- * proxies, and the client is the next address of X-Forwarded-For.
- */
-function trustHops (hops: number): FastifyServerOptions['trustProxy'] {
-  return hops > 0 ? (_address: string, hop: number) => hop < hops : false
-}
 
 /** The shared plugins in the order they depend on each other, then one register per feature. */
 export async function buildApp (config: Config, deps: AppDependencies = {}): Promise<FastifyInstance> {
@@ -78,6 +70,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   }
   await app.register(writeLimit, { max: config.rateLimitWrites })
 
+  // Made here, not in its plugin: the stats page shows what this repository has asked of the database.
   const visits = deps.repository ?? visitsRepository(app, config.visits)
   await app.register(visitsPlugin, { ...config.visits, budgetMs: firestoreTimeoutMs, repository: visits })
   await app.register(guestbookPlugin, { secret, greetings: deps.greetings })
@@ -85,6 +78,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(assets)
   await app.register(health, {})
   await app.register(statsPlugin, {
+    // Listed from the start, before any of them is read.
     namespaces: [visitsNamespace, guestbookNamespace, tasksNamespace, sessionsNamespace].map((of) => of(config.cacheNamespace)),
     visitsUsage: visits.usage
   })

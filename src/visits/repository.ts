@@ -27,6 +27,6 @@ export interface VisitsRepository {
   find (id: string, options?: CallOptions): Promise<StoredVisit | undefined>
   /** The most recent visits, newest first (ties: the greater id first). */
   latest (limit: number, options?: CallOptions): Promise<StoredVisit[]>
-  /** Resolves when the backend answers; used by /health. */
+  /** Resolves when the backend answers (a new client has set up its channel once it has). */
   ping (): Promise<void>
 }
