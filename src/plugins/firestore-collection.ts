@@ -1,4 +1,16 @@
-import type { DocumentSnapshot } from '@google-cloud/firestore'
+import type { CollectionReference, DocumentSnapshot, Firestore } from '@google-cloud/firestore'
+import type { BoundedCalls } from './bounded-calls.js'
+
+/** A repository over one collection, every call of it bounded by the app's shared BoundedCalls. */
+export abstract class FirestoreCollection {
+  protected readonly collection: CollectionReference
+  protected readonly calls: BoundedCalls
+
+  constructor (db: Firestore, collection: string, calls: BoundedCalls) {
+    this.collection = db.collection(collection)
+    this.calls = calls
+  }
+}
 
 /** A text field of a document; a missing one reads as empty rather than failing the page. */
 export function textField (doc: DocumentSnapshot, field: string): string {
