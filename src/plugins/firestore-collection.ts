@@ -1,6 +1,13 @@
 import type { CollectionReference, DocumentSnapshot, Firestore } from '@google-cloud/firestore'
 import type { BoundedCalls } from './bounded-calls.js'
 
+/** What this process has asked of the backend since it started (billing units of Firestore). */
+export interface RepositoryUsage {
+  queries: number
+  documentsRead: number
+  writes: number
+}
+
 /** A repository over one collection, every call of it bounded by the app's shared BoundedCalls. */
 export abstract class FirestoreCollection {
   protected readonly collection: CollectionReference

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { RepositoryUsage } from '../visits/repository.js'
+import type { RepositoryUsage } from '../plugins/firestore-collection.js'
 import { describeSpan, hitRatioChart, HitRatioHistory } from './hit-ratio.js'
 import { prefersJson } from '../http/negotiation.js'
 import { statsPageNamespace } from './cache-keys.js'

@@ -1,7 +1,7 @@
 import type { DocumentSnapshot, Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from '../plugins/bounded-calls.js'
-import { dateField, FirestoreCollection, textField } from '../plugins/firestore-collection.js'
-import type { CallOptions, RepositoryUsage, VisitsRepository } from './repository.js'
+import { dateField, FirestoreCollection, textField, type RepositoryUsage } from '../plugins/firestore-collection.js'
+import type { CallOptions, VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 
 /** gRPC status code of a create() whose document exists. */
