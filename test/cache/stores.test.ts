@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createCache, MemoryStore, RedisStore, type CacheStore } from '../../src/cache/index.js'
-import { redisReady, testRedis } from '../helper.js'
+import { redisReady, testRedis } from '../helpers/services.js'
 import { countersContract, keyValueContract, memoizeContract, storeContract } from './contracts/index.js'
 
 storeContract(t, 'memory', {

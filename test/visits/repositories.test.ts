@@ -1,7 +1,7 @@
 import t from 'tap'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
-import { testFirestore, uniqueName } from '../helper.js'
+import { testFirestore, uniqueName } from '../helpers/services.js'
 import { repositoryContract } from './repository-contract.js'
 
 repositoryContract(t, 'memory', async () => new MemoryVisitsRepository())
