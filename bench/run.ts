@@ -592,7 +592,7 @@ async function main (): Promise<void> {
   if (page.status !== 200 || contentType === '') throw new BenchError(`GET / for the HIT visitor answered ${page.status} (${contentType || 'no content type'})`)
   if (page.headers['x-cache'] !== 'hit') notes.push(`The HIT visitor's second request was answered with x-cache: ${String(page.headers['x-cache'])}, not hit.`)
 
-  // The list's key, as src/visits/recent-visits.ts and src/cache/cache.ts build it: checked, not assumed.
+  // The list's key, as src/visits/cache-keys.ts and the cache library's keys.ts build it: checked, not assumed.
   const keys = await redis.keys('*')
   if (!keys.includes(recentVisitsKey)) {
     throw new BenchError(`the cached list is not under the expected key ${recentVisitsKey}; keys in Redis: ${keys.join(', ')}`)

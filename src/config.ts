@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
-import type { RedisConnection as ClientConnection } from './cache/index.js'
+import type { RedisConnection as ClientConnection } from '@visitme/memcache'
 import type { DrainOptions } from './plugins/drain.js'
 
 const Port = (fallback: number) => Type.Integer({ minimum: 1, maximum: 65535, default: fallback })

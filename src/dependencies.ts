@@ -1,10 +1,10 @@
 import type { Firestore } from '@google-cloud/firestore'
 import type { FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
-import type { RedisClient } from './cache/index.js'
+import type { RedisClient } from '@visitme/memcache'
 import type { Config } from './config.js'
 import type { GreetingsRepository } from './guestbook/repository.js'
-import { describeClient } from './cache/index.js'
+import { describeClient } from '@visitme/memcache'
 import type { TasksRepository } from './tasks/repository.js'
 import type { VisitsRepository } from './visits/repository.js'
 

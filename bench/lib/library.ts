@@ -6,10 +6,10 @@
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
-import type { Cache } from '../../src/cache/index.js'
+import type { Cache } from '@visitme/memcache'
 
-/** The library as built (what ships), not the sources a TypeScript loader would transform on the way. */
-type Library = typeof import('../../src/cache/index.js')
+/** The package as built (what ships), not the sources a TypeScript loader would transform on the way. */
+type Library = typeof import('@visitme/memcache')
 
 export interface Measure {
   ops: number
@@ -73,7 +73,7 @@ function measure (side: Side): Measure {
  * its defaults.
  */
 export async function benchLibrary ({ root, port, seconds, concurrency = 32, slices = 6 }: { root: string, port: number, seconds: number, concurrency?: number, slices?: number }): Promise<LibraryResults> {
-  const { clientReady, createCache, createRedisClient, RedisStore } = await import(pathToFileURL(join(root, 'dist', 'cache', 'index.js')).href) as Library
+  const { clientReady, createCache, createRedisClient, RedisStore } = await import(pathToFileURL(join(root, 'packages', 'memcache', 'dist', 'index.js')).href) as Library
   const client = createRedisClient({ host: '127.0.0.1', port })
   // The same fail-fast settings: the comparison is of what the API adds, not of the client's settings.
   const bare = createRedisClient({ host: '127.0.0.1', port })

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis'
 import type { RedisConnection } from '../config.js'
 import {
   clientReady, closeClient, createReadClient, createRedisClient, watchClient, type RedisClient, type SettingNames
-} from '../cache/index.js'
+} from '@visitme/memcache'
 
 declare module 'fastify' {
   interface FastifyInstance {

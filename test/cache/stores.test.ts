@@ -1,7 +1,7 @@
 import t from 'tap'
-import { createCache, MemoryStore, RedisStore, type CacheStore } from '../../src/cache/index.js'
+import { createCache, MemoryStore, RedisStore, type CacheStore } from '@visitme/memcache'
 import { redisReady, testRedis } from '../helpers/services.js'
-import { countersContract, keyValueContract, memoizeContract, storeContract } from './contracts/index.js'
+import { countersContract, keyValueContract, memoizeContract, storeContract } from '@visitme/memcache/contract'
 
 storeContract(t, 'memory', {
   make: async () => new MemoryStore(),

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { CircuitBreaker, createCache, MemoryStore, type Store } from '../../src/cache/index.js'
-import { decode, encode, UncacheableValueError } from '../../src/cache/codec.js'
-import { memcacheTtlMs, ttlMs } from '../../src/cache/ttl.js'
+import { CircuitBreaker, createCache, MemoryStore, type Store } from '@visitme/memcache'
+import { decode, encode, UncacheableValueError } from '../../packages/memcache/src/codec.js'
+import { memcacheTtlMs, ttlMs } from '../../packages/memcache/src/ttl.js'
 import { capturingLogger } from '../helpers/app.js'
 
 t.test('codec: tags cannot be forged by caller data', async (t) => {

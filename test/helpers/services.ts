@@ -4,7 +4,7 @@ import type { Firestore } from '@google-cloud/firestore'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { createFirestore } from '../../src/plugins/firestore.js'
-import { createRedisClient } from '../../src/cache/index.js'
+import { createRedisClient } from '@visitme/memcache'
 import { hostPort } from './ports.js'
 
 /** A unique, readable name: tests share one Redis and one emulator, never a key or a collection. */

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { withLists } from '../../src/cache/index.js'
+import { withLists } from '@visitme/memcache'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
 import { buildTestApp } from '../helpers/app.js'

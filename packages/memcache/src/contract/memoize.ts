@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { createCache, type Cache, type CacheStore } from '../../../src/cache/index.js'
+import { createCache, type Cache, type CacheStore } from '../index.js'
 import { uniqueName, type StoreFactory } from './factory.js'
 
 /**

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { CounterOverflowError, createCache, MAX_COUNTER, ValueTooLargeError, type Cache, type CacheStore } from '../../../src/cache/index.js'
+import { CounterOverflowError, createCache, MAX_COUNTER, ValueTooLargeError, type Cache, type CacheStore } from '../index.js'
 import { uniqueName, type StoreFactory } from './factory.js'
 
 /** A store whose every call fails, as Redis does when it is down or times out. */

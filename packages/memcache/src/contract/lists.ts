@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { createCache, listItemId, type Cache, type CacheStore, type ListLookup, type ListReservationLookup, type ListStore, type PubSubStore } from '../../../src/cache/index.js'
+import { createCache, listItemId, type Cache, type CacheStore, type ListLookup, type ListReservationLookup, type ListStore, type PubSubStore } from '../index.js'
 import { uniqueName, waitUntil, type StoreFactory } from './factory.js'
 
 /**
@@ -32,7 +32,7 @@ export function listsContract<S extends CacheStore & ListStore & PubSubStore> (t
 
       t.same(ids(await cache.listAdd('l', [entry('c', 99)], { limit: 3 })), ['late', 'c', 'b'], 'an id already there is kept as it is')
       t.same(ids(await cache.listAdd('l', [entry('y', 20), entry('z', 20)], { limit: 5 })), ['late', 'c', 'z', 'y', 'b'],
-        'equal orders: the greater id first, as a descending Firestore query')
+        'equal orders: the greater id first, as a descending query by order, then id, would list them')
       t.same(ids(await cache.listAdd('l', [entry('old', 1)], { limit: 5 })), ['late', 'c', 'z', 'y', 'b'], 'older than the whole list: dropped')
       const read = await cache.listGet<{ who: string }>('l')
       t.equal(read.status, 'ready')

@@ -1,5 +1,5 @@
 import type { Test } from 'tap'
-import { createCache, type CacheStore, type PubSubStore } from '../../../src/cache/index.js'
+import { createCache, type CacheStore, type PubSubStore } from '../index.js'
 import { uniqueName, waitUntil, type StoreFactory } from './factory.js'
 
 /** Announcements (PubSubStore): heard in every process sharing the backend, per channel, until closed. */

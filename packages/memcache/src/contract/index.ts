@@ -1,5 +1,5 @@
 import type { Test } from 'tap'
-import type { Store } from '../../../src/cache/index.js'
+import type { Store } from '../index.js'
 import { appEngineContract } from './appengine.js'
 import { countersContract } from './counters.js'
 import type { StoreFactory } from './factory.js'
