@@ -13,7 +13,7 @@ export { CircuitBreaker, type BreakerOptions, type BreakerState } from './breake
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, type RedisClient } from './stores/redis/store.js'
 export {
-  clientReady, closeClient, createReadClient, createRedisClient, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, describeClient, evictionHint, redisHint,
+  clientReady, closeClient, createReadClient, createRedisClient, describeClient, evictionHint, redisHint,
   watchClient, type RedisConnection, type SettingNames
 } from './stores/redis/client.js'
 export {

@@ -39,8 +39,8 @@ export interface SettingNames {
 
 const OPTION_NAMES: SettingNames = { host: 'host', port: 'port', password: 'password', tlsCaFile: 'tlsCaFile', cluster: 'cluster: true' }
 
-export const DEFAULT_COMMAND_TIMEOUT_MS = 500
-export const DEFAULT_CONNECT_TIMEOUT_MS = 2000
+const DEFAULT_COMMAND_TIMEOUT_MS = 500
+const DEFAULT_CONNECT_TIMEOUT_MS = 2000
 
 const retryStrategy = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000)
 
