@@ -136,3 +136,16 @@ t.test('a disconnected store is not called at all', async (t) => {
   t.equal(await cache.set('k', 1), false)
   t.equal(store.bytes, 0, 'nothing was written')
 })
+
+t.test('views: namespaced() shares the store, breaker and counters; a refused namespace leaves no trace', async (t) => {
+  const cache = createCache({ store: new MemoryStore(), namespace: 'a' })
+  const view = cache.namespaced('b', { reads: 'replica' })
+  t.equal(view.namespace, 'b')
+  t.equal(view.reads, 'replica')
+  view.recordHit()
+  t.equal(cache.counters('b').hits, 1, 'one set of counters for every view')
+  t.throws(() => cache.namespaced(5 as unknown as string), TypeError)
+  const other = createCache({ store: new MemoryStore(), namespace: 'c' })
+  t.equal(other.reads, 'primary', 'the next cache made is a cache of its own')
+  t.same(other.namespaces(), [], 'with counters of its own')
+})

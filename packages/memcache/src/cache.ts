@@ -136,10 +136,11 @@ export class Cache {
   readonly #parts: Parts
 
   constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000, replica }: CacheOptions) {
-    checkKey(namespace, 'namespace')
-    this.namespace = namespace
+    // Taken before anything can throw: a refused namespace must not leave it for the next cache made.
     const view = adopting
     adopting = undefined
+    checkKey(namespace, 'namespace')
+    this.namespace = namespace
     this.reads = view?.reads ?? 'primary'
     if (view === undefined) {
       const core = new CacheCore(store, replica, breaker, logger, statsFlushMs, namespace)
