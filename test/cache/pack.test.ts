@@ -49,12 +49,17 @@ async function exercise (store) {
 
 const client = createRedisClient({ host, port: Number(port) })
 await clientReady(client, AbortSignal.timeout(5000))
+const connected = RedisStore.connect({ host, port: Number(port) })
+await clientReady(connected.client, AbortSignal.timeout(5000))
 const result = {
   contract: typeof storeContract,
   memory: await exercise(new MemoryStore()),
-  redis: await exercise(new RedisStore(client))
+  redis: await exercise(new RedisStore(client)),
+  // The store that makes its own client gets the fail-fast settings: no offline queue, a command timeout.
+  connectedSettings: [connected.client.options.enableOfflineQueue, connected.client.options.commandTimeout]
 }
 client.disconnect()
+await connected.client.quit()
 console.log(JSON.stringify(result))
 `
 
@@ -83,6 +88,7 @@ t.test('the packed package installs into a project of its own and works there, o
   const { stdout } = await run(process.execPath, ['try.mjs', host, String(port), uniqueName('pack')], { cwd: project, env: { PATH: process.env.PATH ?? '' } })
   const result = JSON.parse(stdout) as Record<string, unknown>
   t.equal(result.contract, 'function', 'the contract suite is exported for other stores')
+  t.same(result.connectedSettings, [false, 500], 'RedisStore.connect() makes a fail-fast client')
   for (const store of ['memory', 'redis']) {
     t.match(result[store], {
       set: true,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { Cluster, type Redis, type Result } from 'ioredis'
+import { createRedisClient, type RedisConnection } from './client.js'
 import {
   CounterOverflowError, LIST_KEEP_MS, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList, type StoreWrite,
   type SubscribeHandlers, type Subscription, type WriteMode
@@ -410,6 +411,14 @@ export class RedisStore implements Store {
       client.defineCommand('cacheListReserve', { numberOfKeys: 1, lua: LIST_RESERVE })
       client.defineCommand('cacheListRelease', { numberOfKeys: 1, lua: LIST_RELEASE })
     }
+  }
+
+  /**
+   * A store on a client of its own, made by createRedisClient(): the fail-fast settings without
+   * a client to build first. `store.client.quit()` closes it.
+   */
+  static connect (connection: RedisConnection): RedisStore {
+    return new RedisStore(createRedisClient(connection))
   }
 
   get connected (): boolean {
