@@ -6,6 +6,7 @@ import csrf from '@fastify/csrf-protection'
 import formbody from '@fastify/formbody'
 import session from '@fastify/session'
 import { randomBytes } from 'node:crypto'
+import type { Datastore } from '@google-cloud/datastore'
 import type { Firestore } from '@google-cloud/firestore'
 import type { Redis } from 'ioredis'
 import { MemoryStore, RedisStore, type RedisClient } from './cache/index.js'
@@ -14,6 +15,7 @@ import cachePlugin from './cache/plugin.js'
 import type { Config } from './config.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
 import drainPlugin from './plugins/drain.js'
+import datastorePlugin, { datastoreHint, describeDatastore } from './plugins/datastore.js'
 import firestorePlugin, { connectionFails, describeFirestore, firestoreHint } from './plugins/firestore.js'
 import redisPlugin, { describeClient } from './plugins/redis.js'
 import errorPages, { EarlyErrors } from './plugins/error-pages.js'
@@ -23,10 +25,13 @@ import assetRoutes from './routes/assets.js'
 import healthRoutes from './routes/health.js'
 import statsRoutes from './routes/stats.js'
 import visitsRoutes from './routes/visits.js'
+import { DatastoreGreetingsRepository } from './guestbook/datastore-repository.js'
 import { FirestoreGreetingsRepository, MemoryGreetingsRepository, type GreetingsRepository } from './guestbook/greetings.js'
 import guestbookRoutes from './routes/guestbook.js'
 import tasksRoutes from './routes/tasks.js'
+import { DatastoreTasksRepository } from './tasks/datastore-repository.js'
 import { FirestoreTasksRepository, MemoryTasksRepository, type TasksRepository } from './tasks/tasks.js'
+import { DatastoreVisitsRepository } from './visits/datastore-repository.js'
 import { FirestoreVisitsRepository } from './visits/firestore-repository.js'
 import { MemoryVisitsRepository } from './visits/memory-repository.js'
 import { RecentVisits } from './visits/recent-visits.js'
@@ -44,6 +49,8 @@ export interface AppDependencies {
   redisReader?: Redis
   /** An existing client; the caller closes it. */
   firestore?: Firestore
+  /** An existing client of a Datastore-mode database; the caller closes it. */
+  datastore?: Datastore
   repository?: VisitsRepository
   greetings?: GreetingsRepository
   tasks?: TasksRepository
@@ -121,19 +128,18 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
 
   // The client this app made is tried once at start-up: its set-up is paid before the first
   // page, and a mistake in the configuration is reported before anyone asks for a page.
-  let firestoreWarmUp: Promise<void> | undefined
+  let storeWarmUp: Promise<void> | undefined
   // A check still running when the app closes fails because of the close: no warning for that.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  function checkFirestore (repository: VisitsRepository, connection: Parameters<typeof firestoreHint>[1]): Promise<void> {
+  function checkStore (repository: VisitsRepository, store: 'firestore' | 'datastore', where: string, hint: (err: unknown) => string): Promise<void> {
     const started = Date.now()
     const check = repository.ping()
     check.then(() => {
-      app.log.info({ firestore: describeFirestore(connection), ms: Date.now() - started }, 'firestore answered')
+      app.log.info({ [store]: where, ms: Date.now() - started }, `${store} answered`)
     }, (err: unknown) => {
       if (closing) return
-      app.log.warn({ firestore: describeFirestore(connection), err, hint: firestoreHint(err, connection) },
-        'firestore unreachable; pages that need it answer 503 until it is back')
+      app.log.warn({ [store]: where, err, hint: hint(err) }, `${store} unreachable; pages that need it answer 503 until it is back`)
     })
     return check
   }
@@ -159,7 +165,30 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     repository ??= new FirestoreVisitsRepository(app.firestore, { collection: config.visits.collection, timeoutMs, calls })
     greetings ??= new FirestoreGreetingsRepository(app.firestore, { calls })
     tasks ??= new FirestoreTasksRepository(app.firestore, { calls })
-    if (ownRepository) firestoreWarmUp = checkFirestore(repository, config.firestore ?? {})
+    if (ownRepository) {
+      const connection = config.firestore ?? {}
+      storeWarmUp = checkStore(repository, 'firestore', describeFirestore(connection), (err) => firestoreHint(err, connection))
+    }
+  }
+  // An App Engine app's existing data, where NDB wrote it (VISITS_STORE=datastore).
+  const datastoreWanted = config.datastore !== undefined || deps.datastore !== undefined
+  if (datastoreWanted && (repository === undefined || greetings === undefined || tasks === undefined)) {
+    const connection = config.datastore ?? { databaseId: '(default)' }
+    const timeoutMs = config.datastore?.timeoutMs ?? 5000
+    const emulatorHost = config.datastore?.emulatorHost
+    const calls = new BoundedCalls({
+      timeoutMs,
+      name: 'Datastore',
+      target: describeDatastore(connection),
+      connectionFails: emulatorHost === undefined ? undefined : async () => await connectionFails(emulatorHost, 500)
+    })
+    const drain = async () => await calls.drain(2000)
+    await app.register(datastorePlugin, deps.datastore !== undefined ? { client: deps.datastore, drain } : { ...connection, drain })
+    const ownRepository = repository === undefined && deps.datastore === undefined
+    repository ??= new DatastoreVisitsRepository(app.datastore, { timeoutMs, calls })
+    greetings ??= new DatastoreGreetingsRepository(app.datastore, { calls })
+    tasks ??= new DatastoreTasksRepository(app.datastore, { calls })
+    if (ownRepository) storeWarmUp = checkStore(repository, 'datastore', describeDatastore(connection), (err) => datastoreHint(err, connection))
   }
   repository ??= new MemoryVisitsRepository()
   greetings ??= new MemoryGreetingsRepository()
@@ -180,7 +209,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     ttlSeconds: config.visits.cacheTtlSeconds,
     // The version changes whenever the cached value's shape does.
     key: `recent:v1:${config.visits.collection}`,
-    budgetMs: config.firestore?.timeoutMs ?? 5000
+    budgetMs: config.firestore?.timeoutMs ?? config.datastore?.timeoutMs ?? 5000
   })
   app.addHook('onClose', async () => { await recentVisits.close() })
   await app.register(visitsRoutes, { recentVisits, limit: config.visits.limit, ipMode: config.visits.ipMode, limitWrites })
@@ -212,7 +241,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     })
   }
   await app.register(assetRoutes)
-  await app.register(healthRoutes, { cache: app.cache, repository, warmUp: firestoreWarmUp })
+  await app.register(healthRoutes, { cache: app.cache, repository, warmUp: storeWarmUp })
   await app.register(statsRoutes, {
     // Counting items scans the keyspace: a read replica takes that load off the primary.
     cache: app.cache.namespaced(app.cache.namespace, { reads: 'replica' }),
@@ -232,7 +261,9 @@ function describeDependencies (config: Config, deps: AppDependencies): { cache: 
       ? `redis at ${redis.cluster === true ? 'cluster at ' : ''}${redis.host}:${redis.port}` +
         `${redis.read === undefined ? '' : `, reads that tolerate lag at ${redis.read.host}:${redis.read.port}`}`
       : 'in-process memory (no REDISHOST)'
-  const kind = deps.repository?.kind ?? (config.firestore !== undefined || deps.firestore !== undefined ? 'firestore' : 'memory')
+  const kind = deps.repository?.kind ??
+    (config.firestore !== undefined || deps.firestore !== undefined ? 'firestore' : config.datastore !== undefined || deps.datastore !== undefined ? 'datastore' : 'memory')
+  if (kind === 'datastore') return { cache, visits: `datastore mode, ${describeDatastore(config.datastore ?? {})}, kinds Visit, Greeting and Task` }
   const visits = kind === 'firestore'
     ? `firestore${config.firestore?.emulatorHost === undefined
       ? config.firestore === undefined ? '' : ` (project ${config.firestore.projectId ?? 'of the credentials'}, database ${config.firestore.databaseId})`

@@ -51,10 +51,9 @@ export default async function healthRoutes (app: FastifyInstance, { cache, repos
   const firestore = cachedProbe(() => repository.ping(), probeTtlMs, probeTimeoutMs, warmUp)
   app.get('/health', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
-    return {
-      status: 'ok',
-      redis: cache.store.kind === 'memory' ? 'embedded' : cache.available ? 'up' : 'down',
-      firestore: repository.kind === 'memory' ? 'embedded' : await firestore()
-    }
+    const redis = cache.store.kind === 'memory' ? 'embedded' : cache.available ? 'up' : 'down'
+    // Named after the store the data lives in: an existing Datastore-mode database, or Firestore (embedded: memory).
+    if (repository.kind === 'datastore') return { status: 'ok', redis, datastore: await firestore() }
+    return { status: 'ok', redis, firestore: repository.kind === 'memory' ? 'embedded' : await firestore() }
   })
 }
