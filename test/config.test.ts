@@ -63,7 +63,7 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ REDISPORT: '70000' }, /REDISPORT="70000" is invalid: must be <= 65535/],
     [{ PORT: '-1' }, /PORT="-1" is invalid/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" is invalid: must be one of fatal, error, warn, info, debug, trace, silent/],
-    [{ VISITS_STORE: 'mongo' }, /VISITS_STORE="mongo" is invalid: must be one of auto, firestore, memory/],
+    [{ VISITS_STORE: 'mongo' }, /VISITS_STORE="mongo" is invalid: must be one of auto, firestore, datastore, memory/],
     [{ VISITOR_IP: 'half' }, /VISITOR_IP="half" is invalid: must be one of truncated, full/],
     [{ FIRESTORE_EMULATOR_HOST: 'localhost' }, /FIRESTORE_EMULATOR_HOST="localhost" is invalid: must be host:port/],
     [{ VISITS_COLLECTION: 'a/b' }, /VISITS_COLLECTION="a\/b" is invalid: must be a collection ID/],

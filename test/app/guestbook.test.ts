@@ -1,8 +1,10 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { DatastoreGreetingsRepository } from '../../src/guestbook/datastore-repository.js'
 import { FirestoreGreetingsRepository, MemoryGreetingsRepository, type GreetingsRepository } from '../../src/guestbook/greetings.js'
 import { BoundedCalls } from '../../src/lib/bounded-calls.js'
+import { testDatastore } from '../helpers/datastore.js'
 import { buildTestApp, capturingLogger, redisReady, testConfig, testFirestore, testRedis, uniqueName } from '../helper.js'
 
 type Setup = (t: Test) => Promise<{ app: FastifyInstance, greetings: GreetingsRepository }>
@@ -148,6 +150,11 @@ contract(t, 'embedded', async (t) => {
 
 contract(t, 'Redis and the Firestore emulator', async (t) => {
   const greetings = new FirestoreGreetingsRepository(await testFirestore(t), { collection: uniqueName('guestbooks'), calls: new BoundedCalls({ timeoutMs: 5000 }) })
+  return { app: await buildTestApp(t, testConfig(), { greetings, redis: await redisReady(testRedis(t)) }), greetings }
+})
+
+contract(t, 'Redis and the Datastore-mode emulator', async (t) => {
+  const greetings = new DatastoreGreetingsRepository(await testDatastore(t), { calls: new BoundedCalls({ timeoutMs: 5000 }) })
   return { app: await buildTestApp(t, testConfig(), { greetings, redis: await redisReady(testRedis(t)) }), greetings }
 })
 

@@ -3,7 +3,9 @@ import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/config.js'
 import { BoundedCalls } from '../../src/lib/bounded-calls.js'
+import { DatastoreTasksRepository } from '../../src/tasks/datastore-repository.js'
 import { FirestoreTasksRepository, MemoryTasksRepository, type TasksRepository } from '../../src/tasks/tasks.js'
+import { testDatastore } from '../helpers/datastore.js'
 import { buildTestApp, FormClient, freePort, redisReady, testConfig, testFirestore, testRedis, TestRedisServer, uniqueName, waitFor } from '../helper.js'
 
 type Setup = (t: Test, config?: Config) => Promise<{ app: FastifyInstance, tasks: TasksRepository }>
@@ -127,6 +129,11 @@ contract(t, 'embedded', async (t) => {
 
 contract(t, 'Redis and the Firestore emulator', async (t, config = testConfig()) => {
   const tasks = new FirestoreTasksRepository(await testFirestore(t), { collection: uniqueName('tasks'), calls: new BoundedCalls({ timeoutMs: 5000 }) })
+  return { app: await buildTestApp(t, config, { tasks, redis: await redisReady(testRedis(t)) }), tasks }
+})
+
+contract(t, 'Redis and the Datastore-mode emulator', async (t, config = testConfig()) => {
+  const tasks = new DatastoreTasksRepository(await testDatastore(t), { calls: new BoundedCalls({ timeoutMs: 5000 }) })
   return { app: await buildTestApp(t, config, { tasks, redis: await redisReady(testRedis(t)) }), tasks }
 })
 

@@ -1,9 +1,11 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { DatastoreVisitsRepository } from '../../src/visits/datastore-repository.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
 import { buildTestApp, CountingRepository, redisReady, testFirestore, testRedis } from '../helper.js'
 import type { Config } from '../../src/config.js'
+import { testDatastore } from '../helpers/datastore.js'
 import { visitsContract } from './visits-contract.js'
 
 /** Where the store keeps the visits list (see docs/cache.md, "In Redis"). */
@@ -27,6 +29,13 @@ t.test('real services', async (t) => {
   const db = await testFirestore(t)
   visitsContract(t, 'Redis and the Firestore emulator', async (t, config) => {
     const repository = new CountingRepository(new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 }))
+    const key = listStoreKey(config)
+    t.teardown(async () => { await redis.del(key) })
+    const app = await buildTestApp(t, config, { redis, repository })
+    return { app, repository, cachedListTtlMs: async () => await listTtlMs(app, config) }
+  })
+  visitsContract(t, 'Redis and the Datastore-mode emulator', async (t, config) => {
+    const repository = new CountingRepository(new DatastoreVisitsRepository(await testDatastore(t), { timeoutMs: 5000 }))
     const key = listStoreKey(config)
     t.teardown(async () => { await redis.del(key) })
     const app = await buildTestApp(t, config, { redis, repository })
