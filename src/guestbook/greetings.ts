@@ -30,6 +30,15 @@ export class MemoryGreetingsRepository implements GreetingsRepository {
   }
 }
 
+/** Where the Firestore backend keeps the books. */
+export const GUESTBOOKS_COLLECTION = 'guestbooks'
+
+/** A book's greetings in the collection of books (the copy from Datastore mode writes there too). */
+export function greetingsOf (books: CollectionReference, guestbook: string): CollectionReference {
+  // Any name is allowed: prefixed and encoded, it is always one valid document id (never "." or "__x__").
+  return books.doc(`g_${encodeURIComponent(guestbook)}`).collection('greetings')
+}
+
 /**
  * Each guestbook is a document of `guestbooks`, its greetings a subcollection: the
  * App Engine sample's entity group, read newest first.
@@ -38,7 +47,7 @@ export class FirestoreGreetingsRepository implements GreetingsRepository {
   readonly #books: CollectionReference
   readonly #calls: BoundedCalls
 
-  constructor (db: Firestore, { collection = 'guestbooks', calls }: { collection?: string, calls: BoundedCalls }) {
+  constructor (db: Firestore, { collection = GUESTBOOKS_COLLECTION, calls }: { collection?: string, calls: BoundedCalls }) {
     this.#books = db.collection(collection)
     this.#calls = calls
   }
@@ -58,7 +67,6 @@ export class FirestoreGreetingsRepository implements GreetingsRepository {
   }
 
   #greetings (guestbook: string): CollectionReference {
-    // Any name is allowed: prefixed and encoded, it is always one valid document id (never "." or "__x__").
-    return this.#books.doc(`g_${encodeURIComponent(guestbook)}`).collection('greetings')
+    return greetingsOf(this.#books, guestbook)
   }
 }

@@ -36,11 +36,14 @@ export class MemoryTasksRepository implements TasksRepository {
   }
 }
 
+/** Where the Firestore backend keeps the tasks. */
+export const TASKS_COLLECTION = 'tasks'
+
 export class FirestoreTasksRepository implements TasksRepository {
   readonly #tasks: CollectionReference
   readonly #calls: BoundedCalls
 
-  constructor (db: Firestore, { collection = 'tasks', calls }: { collection?: string, calls: BoundedCalls }) {
+  constructor (db: Firestore, { collection = TASKS_COLLECTION, calls }: { collection?: string, calls: BoundedCalls }) {
     this.#tasks = db.collection(collection)
     this.#calls = calls
   }
