@@ -15,7 +15,7 @@ import cachePlugin from './cache/plugin.js'
 import type { Config } from './config.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
 import drainPlugin from './plugins/drain.js'
-import datastorePlugin, { datastoreHint, describeDatastore } from './plugins/datastore.js'
+import datastorePlugin, { describeDatastore } from './plugins/datastore.js'
 import firestorePlugin, { connectionFails, describeFirestore, firestoreHint } from './plugins/firestore.js'
 import redisPlugin, { describeClient } from './plugins/redis.js'
 import errorPages, { EarlyErrors } from './plugins/error-pages.js'
@@ -132,14 +132,15 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   // A check still running when the app closes fails because of the close: no warning for that.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  function checkStore (repository: VisitsRepository, store: 'firestore' | 'datastore', where: string, hint: (err: unknown) => string): Promise<void> {
+  function checkFirestore (repository: VisitsRepository, connection: Parameters<typeof firestoreHint>[1]): Promise<void> {
     const started = Date.now()
     const check = repository.ping()
     check.then(() => {
-      app.log.info({ [store]: where, ms: Date.now() - started }, `${store} answered`)
+      app.log.info({ firestore: describeFirestore(connection), ms: Date.now() - started }, 'firestore answered')
     }, (err: unknown) => {
       if (closing) return
-      app.log.warn({ [store]: where, err, hint: hint(err) }, `${store} unreachable; pages that need it answer 503 until it is back`)
+      app.log.warn({ firestore: describeFirestore(connection), err, hint: firestoreHint(err, connection) },
+        'firestore unreachable; pages that need it answer 503 until it is back')
     })
     return check
   }
@@ -165,30 +166,17 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     repository ??= new FirestoreVisitsRepository(app.firestore, { collection: config.visits.collection, timeoutMs, calls })
     greetings ??= new FirestoreGreetingsRepository(app.firestore, { calls })
     tasks ??= new FirestoreTasksRepository(app.firestore, { calls })
-    if (ownRepository) {
-      const connection = config.firestore ?? {}
-      storeWarmUp = checkStore(repository, 'firestore', describeFirestore(connection), (err) => firestoreHint(err, connection))
-    }
+    if (ownRepository) storeWarmUp = checkFirestore(repository, config.firestore ?? {})
   }
   // An App Engine app's existing data, where NDB wrote it (VISITS_STORE=datastore).
   const datastoreWanted = config.datastore !== undefined || deps.datastore !== undefined
   if (datastoreWanted && (repository === undefined || greetings === undefined || tasks === undefined)) {
-    const connection = config.datastore ?? { databaseId: '(default)' }
     const timeoutMs = config.datastore?.timeoutMs ?? 5000
-    const emulatorHost = config.datastore?.emulatorHost
-    const calls = new BoundedCalls({
-      timeoutMs,
-      name: 'Datastore',
-      target: describeDatastore(connection),
-      connectionFails: emulatorHost === undefined ? undefined : async () => await connectionFails(emulatorHost, 500)
-    })
-    const drain = async () => await calls.drain(2000)
-    await app.register(datastorePlugin, deps.datastore !== undefined ? { client: deps.datastore, drain } : { ...connection, drain })
-    const ownRepository = repository === undefined && deps.datastore === undefined
-    repository ??= new DatastoreVisitsRepository(app.datastore, { timeoutMs, calls })
-    greetings ??= new DatastoreGreetingsRepository(app.datastore, { calls })
-    tasks ??= new DatastoreTasksRepository(app.datastore, { calls })
-    if (ownRepository) storeWarmUp = checkStore(repository, 'datastore', describeDatastore(connection), (err) => datastoreHint(err, connection))
+    await app.register(datastorePlugin, { ...config.datastore, timeoutMs, client: deps.datastore })
+    repository ??= new DatastoreVisitsRepository(app.datastore, { timeoutMs, calls: app.datastoreCalls })
+    greetings ??= new DatastoreGreetingsRepository(app.datastore, { calls: app.datastoreCalls })
+    tasks ??= new DatastoreTasksRepository(app.datastore, { calls: app.datastoreCalls })
+    storeWarmUp = app.datastoreWarmUp
   }
   repository ??= new MemoryVisitsRepository()
   greetings ??= new MemoryGreetingsRepository()

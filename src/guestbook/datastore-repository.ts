@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Datastore, Entity } from '@google-cloud/datastore'
 import type { BoundedCalls } from '../lib/bounded-calls.js'
-import { ALREADY_EXISTS } from '../plugins/datastore.js'
+import { ALREADY_EXISTS, bounded } from '../plugins/datastore.js'
 import type { Greeting, GreetingsRepository } from './greetings.js'
 
 /** The App Engine guestbook's kinds: each book an entity group, `Greeting`s under `Guestbook`/<name>. */
@@ -41,7 +41,7 @@ export class DatastoreGreetingsRepository implements GreetingsRepository {
       .hasAncestor(this.#client.key([GUESTBOOK_KIND, guestbook]))
       .order('date', { descending: true })
       .limit(limit)
-    const [entities] = await this.#calls.run('read the greetings', undefined, async () => await this.#client.runQuery(query))
+    const [entities] = await this.#calls.run('read the greetings', undefined, async (ms) => await this.#client.runQuery(query, bounded(ms)))
     return entities.map((entity: Entity) => ({
       ...(typeof entity.author === 'string' ? { author: entity.author } : {}),
       content: String(entity.content ?? ''),

@@ -52,10 +52,10 @@ export class BoundedCalls {
   }
 
   /**
-   * A `background` call (no request waits for it) is made only while the circuit is closed,
+   * `call` is given the time it has. A `background` call (no request waits for it) is made only while the circuit is closed,
    * and neither takes the probe of an open circuit nor counts toward opening it: requests decide.
    */
-  async run<T> (what: string, deadline: number | undefined, call: () => Promise<T>, { background = false }: { background?: boolean } = {}): Promise<T> {
+  async run<T> (what: string, deadline: number | undefined, call: (timeoutMs: number) => Promise<T>, { background = false }: { background?: boolean } = {}): Promise<T> {
     const timeoutMs = Math.min(this.#timeoutMs, (deadline ?? Infinity) - Date.now())
     if (timeoutMs <= 0) throw new RepositoryUnavailableError(`${this.#name} could not ${what}: the request's time is used up`)
     if (background ? this.#breaker.state !== 'closed' : !this.#breaker.allow()) {
@@ -75,7 +75,8 @@ export class BoundedCalls {
       }
     })
     try {
-      operation = call()
+      // The call's own bound, for a client that takes one: it then ends by itself, instead of retrying on after the answer.
+      operation = call(timeoutMs)
       const result = await Promise.race([operation, timeout])
       if (!background) this.#breaker.success()
       return result

@@ -1,9 +1,20 @@
 import fp from 'fastify-plugin'
 import type { Datastore, Key } from '@google-cloud/datastore'
+import { BoundedCalls } from '../lib/bounded-calls.js'
+import { connectionFails } from './firestore.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     datastore: Datastore
+    /** Every Datastore call of the app goes through them: one outage, one breaker. */
+    datastoreCalls: BoundedCalls
+    /** Resolves when Datastore answers a query (for /health). */
+    datastorePing: () => Promise<void>
+    /**
+     * The start-up call of a client this app made, which sets up its channel and may outlast a
+     * health probe: until it ends Datastore is starting, not down. Undefined for a client handed in.
+     */
+    datastoreWarmUp: Promise<void> | undefined
   }
 }
 
@@ -39,6 +50,14 @@ const NUMERIC_ID = /^[1-9][0-9]{0,18}$/
 /** The key part an id stands for, the reverse of idOf. */
 export function keyPart (client: Datastore, id: string): string | ReturnType<Datastore['int']> {
   return NUMERIC_ID.test(id) ? client.int(id) : id
+}
+
+/**
+ * A read's own deadline: the client retries an unanswered read for a minute by default, long
+ * after the request gave up on it. (A commit is not retried: it fails at once.)
+ */
+export function bounded (timeoutMs: number): { gaxOptions: { timeout: number } } {
+  return { gaxOptions: { timeout: timeoutMs } }
 }
 
 /** gRPC status code of an insert whose key exists. */
@@ -113,21 +132,52 @@ export async function closeDatastore (client: Datastore): Promise<void> {
   await Promise.all(generated.map(async (stub) => { await stub.close() }))
 }
 
-/** Waits for the calls given up on to end; false when some still run. */
-type Drain = () => Promise<boolean>
+export interface DatastorePluginOptions extends Partial<DatastoreConnection> {
+  /** Upper bound of one call (a request's deadline may cut it shorter); the client's own retries can otherwise run for a minute. */
+  timeoutMs: number
+  /** An existing client; the caller closes it. Otherwise one is made from the connection. */
+  client?: Datastore
+}
 
-export type DatastorePluginOptions = { drain?: Drain } & (
-  | ({ client?: undefined } & DatastoreConnection)
-  | { client: Datastore, closeClient?: boolean }
-)
+/** A kind the probe may query anywhere: a keys-only query of an empty kind costs the minimum. */
+const PROBE_KIND = 'Health'
 
-export default fp<DatastorePluginOptions>(async function datastorePlugin (app, options) {
-  const client = options.client ?? await createDatastore(options)
+export default fp<DatastorePluginOptions>(async function datastorePlugin (app, { client: given, timeoutMs, ...connection }) {
+  const calls = new BoundedCalls({
+    timeoutMs,
+    name: 'Datastore',
+    target: describeDatastore(connection),
+    // A refused emulator port fails a call at once instead of after the client's retries.
+    connectionFails: connection.emulatorHost === undefined ? undefined : async () => await connectionFails(connection.emulatorHost!, 500)
+  })
+  const client = given ?? await createDatastore({ ...connection, databaseId: connection.databaseId ?? '(default)' })
+  const ping = async (): Promise<void> => {
+    await calls.run('answer a query', undefined, async (ms) => await client.runQuery(client.createQuery(PROBE_KIND).select('__key__').limit(1), bounded(ms)))
+  }
   app.decorate('datastore', client)
-  const owned = options.client === undefined || options.closeClient === true
+  app.decorate('datastoreCalls', calls)
+  app.decorate('datastorePing', ping)
+  // A check still running when the app closes fails because of the close: no warning for that.
+  let closing = false
+  // The client this app made is tried once at start-up: a mistake in the configuration is
+  // reported before anyone asks for a page.
+  app.decorate('datastoreWarmUp', given === undefined ? warmUp() : undefined)
+  function warmUp (): Promise<void> {
+    const started = Date.now()
+    const check = ping()
+    check.then(() => {
+      app.log.info({ datastore: describeDatastore(connection), ms: Date.now() - started }, 'datastore answered')
+    }, (err: unknown) => {
+      if (closing) return
+      app.log.warn({ datastore: describeDatastore(connection), err, hint: datastoreHint(err, connection) },
+        'datastore unreachable; pages that need it answer 503 until it is back')
+    })
+    return check
+  }
+  app.addHook('preClose', async () => { closing = true })
   app.addHook('onClose', async () => {
-    const drained = await (options.drain?.() ?? true)
-    if (!owned) return
+    const drained = await calls.drain(2000)
+    if (given !== undefined) return
     if (!drained) {
       // Closing the channels under calls the client still retries would fail them unhandled.
       app.log.warn('datastore calls given up on are still retried by the client; it is left to end them')

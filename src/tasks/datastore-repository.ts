@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Datastore, Entity } from '@google-cloud/datastore'
 import type { BoundedCalls } from '../lib/bounded-calls.js'
-import { ALREADY_EXISTS, idOf, keyPart } from '../plugins/datastore.js'
+import { ALREADY_EXISTS, bounded, idOf, keyPart } from '../plugins/datastore.js'
 import type { Task, TasksRepository } from './tasks.js'
 
 /** The kind of the task list's `Task` model. */
@@ -27,7 +27,7 @@ export class DatastoreTasksRepository implements TasksRepository {
   async all (): Promise<Task[]> {
     // Not ordered by createdAt in the query: Datastore would leave out every task without it.
     const query = this.#client.createQuery(TASK_KIND).limit(MAX_TASKS)
-    const [entities] = await this.#calls.run('read the tasks', undefined, async () => await this.#client.runQuery(query))
+    const [entities] = await this.#calls.run('read the tasks', undefined, async (ms) => await this.#client.runQuery(query, bounded(ms)))
     const tasks = entities.map((entity: Entity) => ({
       id: idOf(entity[this.#client.KEY]),
       name: String(entity.name ?? ''),
@@ -53,9 +53,9 @@ export class DatastoreTasksRepository implements TasksRepository {
 
   async delete (id: string): Promise<boolean> {
     const key = this.#client.key([TASK_KIND, keyPart(this.#client, id)])
-    return await this.#calls.run('delete a task', undefined, async () => {
-      const [existing] = await this.#client.get(key) as [Entity | undefined]
-      await this.#client.delete(key)
+    return await this.#calls.run('delete a task', undefined, async (ms) => {
+      const [existing] = await this.#client.get(key, bounded(ms)) as [Entity | undefined]
+      await this.#client.delete(key, bounded(ms).gaxOptions)
       return existing !== undefined
     })
   }

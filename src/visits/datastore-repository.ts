@@ -1,6 +1,6 @@
 import type { Datastore, Entity } from '@google-cloud/datastore'
 import { BoundedCalls } from '../lib/bounded-calls.js'
-import { ALREADY_EXISTS, idOf, keyPart } from '../plugins/datastore.js'
+import { ALREADY_EXISTS, bounded, idOf, keyPart } from '../plugins/datastore.js'
 import type { CallOptions, RepositoryUsage, VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 
@@ -41,7 +41,7 @@ export class DatastoreVisitsRepository implements VisitsRepository {
   }
 
   async add (id: string, { visitor, timestamp }: Visit, { deadline }: CallOptions = {}): Promise<StoredVisit> {
-    return await this.#calls.run('store a visit', deadline, async () => {
+    return await this.#calls.run('store a visit', deadline, async (ms) => {
       this.usage.writes++
       const key = this.#key(id)
       try {
@@ -53,14 +53,14 @@ export class DatastoreVisitsRepository implements VisitsRepository {
       }
       // A retry, or another instance, stored this very visit first, maybe at another time: that one counts.
       this.usage.documentsRead++
-      const [stored] = await this.#client.get(key) as [Entity | undefined]
+      const [stored] = await this.#client.get(key, bounded(ms)) as [Entity | undefined]
       if (stored === undefined) throw new Error(`visit ${id} was reported stored but cannot be read`)
       return toVisit(this.#client, stored)
     })
   }
 
   async find (id: string, { deadline, background }: CallOptions = {}): Promise<StoredVisit | undefined> {
-    const [stored] = await this.#calls.run('read a visit', deadline, async () => await this.#client.get(this.#key(id)) as [Entity | undefined], { background })
+    const [stored] = await this.#calls.run('read a visit', deadline, async (ms) => await this.#client.get(this.#key(id), bounded(ms)) as [Entity | undefined], { background })
     this.usage.documentsRead++
     return stored === undefined ? undefined : toVisit(this.#client, stored)
   }
@@ -69,7 +69,7 @@ export class DatastoreVisitsRepository implements VisitsRepository {
     this.usage.queries++
     // Ties in the key's descending order, as Firestore breaks them (index.yaml has the index).
     const query = this.#client.createQuery(VISIT_KIND).order('timestamp', { descending: true }).order('__key__', { descending: true }).limit(limit)
-    const [entities] = await this.#calls.run('read the latest visits', deadline, async () => await this.#client.runQuery(query))
+    const [entities] = await this.#calls.run('read the latest visits', deadline, async (ms) => await this.#client.runQuery(query, bounded(ms)))
     // Datastore bills a query by the entities it returns (at least one).
     this.usage.documentsRead += Math.max(1, entities.length)
     return entities.map((entity) => toVisit(this.#client, entity))
@@ -78,7 +78,7 @@ export class DatastoreVisitsRepository implements VisitsRepository {
   async ping (): Promise<void> {
     this.usage.queries++
     const [entities] = await this.#calls.run('answer a query', undefined,
-      async () => await this.#client.runQuery(this.#client.createQuery(VISIT_KIND).select('__key__').limit(1)))
+      async (ms) => await this.#client.runQuery(this.#client.createQuery(VISIT_KIND).select('__key__').limit(1), bounded(ms)))
     this.usage.documentsRead += Math.max(1, entities.length)
   }
 
