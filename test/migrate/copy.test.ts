@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -151,6 +152,37 @@ t.test('npm run migrate: between the two emulators, from the service\'s variable
   t.match(again.stdout, /^total +25 +0 +25 +0$/m, 'everything skipped: already there')
   const db = await testFirestore(t)
   t.equal((await db.collection(env.VISITS_COLLECTION).count().get()).data().count, 25)
+})
+
+t.test('npm run migrate: Ctrl-C stops after the page in progress, and the same command goes on from there', async (t) => {
+  const connection = testDatastoreConnection()
+  await seed(await testDatastore(t, connection))
+  const cwd = await tempDir(t)
+  const env = {
+    PATH: process.env.PATH ?? '',
+    METADATA_SERVER_DETECTION: 'none',
+    DATASTORE_EMULATOR_HOST: connection.emulatorHost,
+    DATASTORE_NAMESPACE: connection.namespace,
+    FIRESTORE_EMULATOR_HOST: emulatorHost(),
+    VISITS_COLLECTION: uniqueName('visits')
+  }
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), cli, '--kinds', 'Visit', '--page-size', '1'], { cwd, env })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString()
+    // The first page written: interrupt, as a user would.
+    if (/Visit .*\] +1\/25/.test(stderr) && !child.killed) child.kill('SIGINT')
+  })
+  const [code] = await once(child, 'exit') as [number]
+  t.equal(code, 130, stderr)
+  t.match(stdout, /interrupted: run the same command again to go on from the checkpoint/)
+  const copied = Number(/^Visit +\d+ +(\d+)/m.exec(stdout)?.[1])
+  t.ok(copied >= 1 && copied < 25, `${copied} visits copied before the interruption`)
+  const rest = await migrate(env, ['--kinds', 'Visit', '--page-size', '1'], cwd)
+  t.equal(rest.code, 0, rest.stderr)
+  t.match(rest.stdout, new RegExp(`^Visit +${25 - copied} +${25 - copied} +0 +0$`, 'm'), 'the rest, read and written once')
 })
 
 t.test('npm run migrate: a side that cannot be reached, or a bad variable, is named before anything is copied', async (t) => {
