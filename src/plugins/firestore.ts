@@ -61,6 +61,9 @@ export function firestoreHint (failure: unknown, { projectId, databaseId, emulat
     if (err?.code === 'ENOTFOUND' || err?.code === 'EAI_AGAIN' || /ENOTFOUND|EAI_AGAIN/.test(message)) {
       return `the host of FIRESTORE_EMULATOR_HOST=${emulatorHost} is unknown: check the name`
     }
+    if (/database mode/i.test(message)) {
+      return `the emulator at ${emulatorHost} runs in Datastore mode: FIRESTORE_EMULATOR_HOST needs one started without --database-mode=datastore-mode`
+    }
     return `the emulator at ${emulatorHost} does not answer: check FIRESTORE_EMULATOR_HOST, and that the emulator has finished starting`
   }
   if (err?.code === UNAUTHENTICATED || /default credentials|access token|invalid_grant/i.test(message)) {

@@ -15,7 +15,7 @@ import { copyToFirestore, type Collections, type CopyOptions } from '../../src/m
 import { FirestoreTasksRepository } from '../../src/tasks/tasks.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { emulatorHost, freePort, testFirestore, uniqueName } from '../helper.js'
-import { testDatastore, testDatastoreConnection } from '../helpers/datastore.js'
+import { datastoreEmulatorHost, testDatastore, testDatastoreConnection } from '../helpers/datastore.js'
 
 const base = Date.parse('2024-03-01T10:00:00.000Z')
 
@@ -196,6 +196,14 @@ t.test('npm run migrate: a side that cannot be reached, or a bad variable, is na
   const bad = await migrate({ DATASTORE_EMULATOR_HOST: 'emulator', FIRESTORE_EMULATOR_HOST: emulatorHost() }, [], cwd)
   t.equal(bad.code, 2)
   t.match(bad.stderr, /DATASTORE_EMULATOR_HOST="emulator" is invalid: must be host:port/)
+  // The two emulators swapped: each side says which mode its variable needs.
+  const swapped = await migrate({ DATASTORE_EMULATOR_HOST: emulatorHost(), FIRESTORE_EMULATOR_HOST: datastoreEmulatorHost() }, [], cwd)
+  t.equal(swapped.code, 2)
+  t.match(swapped.stderr, `hint: the emulator at ${emulatorHost()} runs in native mode: start it with --database-mode=datastore-mode`)
+  // Named by another host name: one host:port for both is refused before either side is tried.
+  const target = await migrate({ DATASTORE_EMULATOR_HOST: datastoreEmulatorHost(), FIRESTORE_EMULATOR_HOST: datastoreEmulatorHost().replace('127.0.0.1', 'localhost') }, [], cwd)
+  t.equal(target.code, 2)
+  t.match(target.stderr, 'FIRESTORE_EMULATOR_HOST needs one started without --database-mode=datastore-mode')
   const sameDatabase = await migrate({ GOOGLE_CLOUD_PROJECT: 'my-project' }, [], cwd)
   t.match(sameDatabase.stderr, /DATASTORE_DATABASE and FIRESTORE_DATABASE both name \(default\)/)
 })
