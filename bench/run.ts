@@ -27,9 +27,11 @@ import { spawnSync } from 'node:child_process'
 import { Redis } from 'ioredis'
 import type { LoadResult, LoadSettings } from './load.js'
 import {
-  BenchError, Cleanup, allowedCpus, choosePinning, coreTimes, cpuSeconds, descendants, freePort, httpRequest, installed,
+  BenchError, Cleanup, allowedCpus, choosePinning, coreTimes, cpuSeconds, descendants, httpRequest, installed,
   pinSelf, sampleRss, spawnTracked, stopProcess, waitFor, type Pinning, type Tracked
 } from './lib/processes.js'
+import { recentVisitsStoreKey } from '../src/visits/cache-keys.js'
+import { freePort } from '../test/helpers/ports.js'
 import { markdown, svgChart, type BenchResults, type ColdStart, type PerRequest, type ScenarioResult } from './lib/report.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -555,7 +557,7 @@ async function main (): Promise<void> {
   const runId = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`
   const collection = `bench_${runId.replace(/-/g, '_')}`
   const namespace = `bench-${runId}`
-  const recentVisitsKey = `${encodeURIComponent(`${namespace}/visits`)}:k:recent:v1:${collection}`
+  const recentVisitsKey = recentVisitsStoreKey(namespace, collection)
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     // The node flags the image runs the server with, from the Dockerfile itself.

@@ -7,9 +7,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdirSync, openSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
+import { freePort } from '../test/helpers/ports.js'
 
 const started: Array<{ name: string, stop: () => Promise<void> }> = []
 
@@ -22,15 +22,6 @@ function fail (message: string): never {
 
 function installed (command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 async function waitUntil (what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess): Promise<void> {

@@ -1,5 +1,8 @@
 import t from 'tap'
-import { freePort, startServer, TestRedisServer, timed, waitFor } from './helper.js'
+import { freePort } from './helpers/ports.js'
+import { TestRedisServer } from './helpers/redis-server.js'
+import { startServer } from './helpers/server-process.js'
+import { timed, waitFor } from './helpers/wait.js'
 
 t.test('a bad variable stops start-up with one message naming it', async (t) => {
   const server = await startServer(t, { REDISHOST: '10.0.0.3', REDISPORT: 'abc' })
@@ -39,7 +42,7 @@ t.test('SIGTERM: the request in flight completes, the process exits cleanly and 
     REDIS_COMMAND_TIMEOUT_MS: '1500',
     FIRESTORE_TIMEOUT_MS: '2000',
     VISITS_STORE: 'memory',
-    // The write limit would spend one more command timeout on the paused Redis (tested in test/app/write-limit.test.ts).
+    // The write limit would spend one more command timeout on the paused Redis (tested in test/http/write-limit.test.ts).
     RATE_LIMIT_WRITES: '0'
   })
   const url = `http://127.0.0.1:${server.port}/`

@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } 
 import { once } from 'node:events'
 import { readFileSync, readdirSync } from 'node:fs'
 import { request } from 'node:http'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export class BenchError extends Error {
@@ -92,15 +92,6 @@ export function pinned (core: number | undefined, command: string, args: string[
 /** Moves this process (every thread) to `core`, so the harness stays off the server's core. */
 export function pinSelf (core: number | undefined): void {
   if (core !== undefined) execFileSync('taskset', ['-a', '-p', '-c', String(core), String(process.pid)], { stdio: 'ignore' })
-}
-
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 export interface Tracked {

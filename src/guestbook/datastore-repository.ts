@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Datastore, Entity } from '@google-cloud/datastore'
-import type { BoundedCalls } from '../lib/bounded-calls.js'
+import type { BoundedCalls } from '../plugins/bounded-calls.js'
 import { ALREADY_EXISTS, bounded } from '../plugins/datastore.js'
-import type { Greeting, GreetingsRepository } from './greetings.js'
+import type { Greeting, GreetingsRepository } from './repository.js'
 
 /** The App Engine guestbook's kinds: each book an entity group, `Greeting`s under `Guestbook`/<name>. */
 export const GUESTBOOK_KIND = 'Guestbook'

@@ -8,11 +8,11 @@
  * VISITS_COLLECTION for the target.
  */
 import { parseArgs } from 'node:util'
-import { GUESTBOOKS_COLLECTION } from '../guestbook/greetings.js'
+import { GUESTBOOKS_COLLECTION } from '../guestbook/firestore-repository.js'
 import { ConfigError, loadConfig } from '../config.js'
 import { closeDatastore, createDatastore, datastoreHint, describeDatastore, type DatastoreConnection } from '../plugins/datastore.js'
 import { connectionFails, createFirestore, describeFirestore, firestoreHint, type FirestoreConnection } from '../plugins/firestore.js'
-import { TASKS_COLLECTION } from '../tasks/tasks.js'
+import { TASKS_COLLECTION } from '../tasks/firestore-repository.js'
 import { Checkpoint, CheckpointMismatchError } from './checkpoint.js'
 import { copyToFirestore, KINDS, type Collections, type Kind, type KindCounts } from './copy.js'
 

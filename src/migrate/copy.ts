@@ -1,7 +1,7 @@
 import type { Datastore, Entity } from '@google-cloud/datastore'
 import type { DocumentReference, Firestore } from '@google-cloud/firestore'
 import { GREETING_KIND, GUESTBOOK_KIND } from '../guestbook/datastore-repository.js'
-import { greetingsOf } from '../guestbook/greetings.js'
+import { greetingsOf } from '../guestbook/firestore-repository.js'
 import { idOf } from '../plugins/datastore.js'
 import { TASK_KIND } from '../tasks/datastore-repository.js'
 import { VISIT_KIND } from '../visits/datastore-repository.js'

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Datastore, Key } from '@google-cloud/datastore'
-import { BoundedCalls } from '../lib/bounded-calls.js'
+import { BoundedCalls } from './bounded-calls.js'
 import { connectionFails } from './firestore.js'
 
 declare module 'fastify' {

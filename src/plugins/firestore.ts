@@ -1,10 +1,20 @@
 import { connect } from 'node:net'
 import fp from 'fastify-plugin'
 import type { Firestore } from '@google-cloud/firestore'
+import { BoundedCalls } from './bounded-calls.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     firestore: Firestore
+    /** Every Firestore call of the app goes through them: one outage, one breaker. */
+    firestoreCalls: BoundedCalls
+    /** Resolves when Firestore answers a query (for /health). */
+    firestorePing: () => Promise<void>
+    /**
+     * The start-up call of a client this app made, which sets up its channel and may outlast a
+     * health probe: until it ends Firestore is starting, not down. Undefined for a client handed in.
+     */
+    firestoreWarmUp: Promise<void> | undefined
   }
 }
 
@@ -86,13 +96,15 @@ export function firestoreHint (failure: unknown, { projectId, databaseId, emulat
   return 'Firestore refused the call: see err for its reason'
 }
 
-/** Waits for the calls given up on to end; false when some still run. */
-type Drain = () => Promise<boolean>
+export interface FirestorePluginOptions extends Partial<FirestoreConnection> {
+  /** Upper bound of one call (a request's deadline may cut it shorter); the client's own retries can otherwise run for a minute. */
+  timeoutMs: number
+  /** An existing client; the caller closes it. Otherwise one is made from the connection. */
+  client?: Firestore
+}
 
-export type FirestorePluginOptions = { drain?: Drain } & (
-  | ({ client?: undefined } & FirestoreConnection)
-  | { client: Firestore, closeClient?: boolean }
-)
+/** A query the probe may make anywhere: an empty collection costs the minimum, one read. */
+const PROBE_COLLECTION = 'health'
 
 export async function createFirestore ({ projectId, databaseId, emulatorHost }: FirestoreConnection): Promise<Firestore> {
   // Loaded on demand: the client is heavy, and the embedded mode never needs it.
@@ -106,13 +118,39 @@ export async function createFirestore ({ projectId, databaseId, emulatorHost }: 
   })
 }
 
-export default fp<FirestorePluginOptions>(async function firestorePlugin (app, options) {
-  const client = options.client ?? await createFirestore(options)
+export default fp<FirestorePluginOptions>(async function firestorePlugin (app, { client: given, timeoutMs, ...connection }) {
+  const calls = new BoundedCalls({
+    timeoutMs,
+    target: describeFirestore(connection),
+    // A refused emulator port fails a call at once instead of after the client's retries.
+    connectionFails: connection.emulatorHost === undefined ? undefined : async () => await connectionFails(connection.emulatorHost!, 500)
+  })
+  const client = given ?? await createFirestore({ ...connection, databaseId: connection.databaseId ?? '(default)' })
+  const ping = async (): Promise<void> => { await calls.run('answer a query', undefined, () => client.collection(PROBE_COLLECTION).select().limit(1).get()) }
   app.decorate('firestore', client)
-  const owned = options.client === undefined || options.closeClient === true
+  app.decorate('firestoreCalls', calls)
+  app.decorate('firestorePing', ping)
+  // A check still running when the app closes fails because of the close: no warning for that.
+  let closing = false
+  // The client this app made is tried once at start-up: its set-up is paid before the first
+  // page, and a mistake in the configuration is reported before anyone asks for a page.
+  app.decorate('firestoreWarmUp', given === undefined ? warmUp() : undefined)
+  function warmUp (): Promise<void> {
+    const started = Date.now()
+    const check = ping()
+    check.then(() => {
+      app.log.info({ firestore: describeFirestore(connection), ms: Date.now() - started }, 'firestore answered')
+    }, (err: unknown) => {
+      if (closing) return
+      app.log.warn({ firestore: describeFirestore(connection), err, hint: firestoreHint(err, connection) },
+        'firestore unreachable; pages that need it answer 503 until it is back')
+    })
+    return check
+  }
+  app.addHook('preClose', async () => { closing = true })
   app.addHook('onClose', async () => {
-    const drained = await (options.drain?.() ?? true)
-    if (!owned) return
+    const drained = await calls.drain(2000)
+    if (given !== undefined) return
     if (!drained) {
       // The client fails its own retries with unhandled rejections once terminated: leave them to
       // end by themselves (the process exits after close anyway).

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Datastore, Entity } from '@google-cloud/datastore'
-import type { BoundedCalls } from '../lib/bounded-calls.js'
+import type { BoundedCalls } from '../plugins/bounded-calls.js'
 import { ALREADY_EXISTS, bounded, idOf, keyPart } from '../plugins/datastore.js'
-import type { Task, TasksRepository } from './tasks.js'
+import type { Task, TasksRepository } from './repository.js'
 
 /** The kind of the task list's `Task` model. */
 export const TASK_KIND = 'Task'

@@ -1,7 +1,8 @@
 import type { Datastore, Entity } from '@google-cloud/datastore'
-import { BoundedCalls } from '../lib/bounded-calls.js'
+import { BoundedCalls } from '../plugins/bounded-calls.js'
+import type { RepositoryUsage } from '../plugins/firestore-collection.js'
 import { ALREADY_EXISTS, bounded, idOf, keyPart } from '../plugins/datastore.js'
-import type { CallOptions, RepositoryUsage, VisitsRepository } from './repository.js'
+import type { CallOptions, VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 
 /** The kind of the App Engine sample's `Visit(ndb.Model)`. */

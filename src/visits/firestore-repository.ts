@@ -1,13 +1,14 @@
-import type { CollectionReference, DocumentSnapshot, Firestore } from '@google-cloud/firestore'
-import { BoundedCalls } from '../lib/bounded-calls.js'
-import type { CallOptions, RepositoryUsage, VisitsRepository } from './repository.js'
+import type { DocumentSnapshot, Firestore } from '@google-cloud/firestore'
+import { BoundedCalls } from '../plugins/bounded-calls.js'
+import { dateField, FirestoreCollection, textField, type RepositoryUsage } from '../plugins/firestore-collection.js'
+import type { CallOptions, VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 
 /** gRPC status code of a create() whose document exists. */
 const ALREADY_EXISTS = 6
 
 function toVisit (doc: DocumentSnapshot): StoredVisit {
-  return { id: doc.id, visitor: String(doc.get('visitor') ?? ''), timestamp: doc.get('timestamp')?.toDate?.() ?? new Date(0) }
+  return { id: doc.id, visitor: textField(doc, 'visitor'), timestamp: dateField(doc, 'timestamp') }
 }
 
 export interface FirestoreVisitsOptions {
@@ -18,21 +19,18 @@ export interface FirestoreVisitsOptions {
   calls?: BoundedCalls
 }
 
-export class FirestoreVisitsRepository implements VisitsRepository {
+export class FirestoreVisitsRepository extends FirestoreCollection implements VisitsRepository {
   readonly kind = 'firestore'
   readonly usage: RepositoryUsage = { queries: 0, documentsRead: 0, writes: 0 }
-  readonly #collection: CollectionReference
-  readonly #calls: BoundedCalls
 
   constructor (db: Firestore, { collection, timeoutMs, calls = new BoundedCalls({ timeoutMs }) }: FirestoreVisitsOptions) {
-    this.#collection = db.collection(collection)
-    this.#calls = calls
+    super(db, collection, calls)
   }
 
   async add (id: string, { visitor, timestamp }: Visit, { deadline }: CallOptions = {}): Promise<StoredVisit> {
-    return await this.#calls.run('store a visit', deadline, async () => {
+    return await this.calls.run('store a visit', deadline, async () => {
       this.usage.writes++
-      const doc = this.#collection.doc(id)
+      const doc = this.collection.doc(id)
       try {
         await doc.create({ visitor, timestamp })
         return { id, visitor, timestamp }
@@ -48,15 +46,15 @@ export class FirestoreVisitsRepository implements VisitsRepository {
   }
 
   async find (id: string, { deadline, background }: CallOptions = {}): Promise<StoredVisit | undefined> {
-    const stored = await this.#calls.run('read a visit', deadline, async () => await this.#collection.doc(id).get(), { background })
+    const stored = await this.calls.run('read a visit', deadline, async () => await this.collection.doc(id).get(), { background })
     this.usage.documentsRead++
     return stored.exists ? toVisit(stored) : undefined
   }
 
   async latest (limit: number, { deadline }: CallOptions = {}): Promise<StoredVisit[]> {
     this.usage.queries++
-    const snapshot = await this.#calls.run('read the latest visits', deadline,
-      () => this.#collection.orderBy('timestamp', 'desc').limit(limit).get())
+    const snapshot = await this.calls.run('read the latest visits', deadline,
+      () => this.collection.orderBy('timestamp', 'desc').limit(limit).get())
     // Firestore bills a query by the documents it returns (at least one).
     this.usage.documentsRead += Math.max(1, snapshot.size)
     return snapshot.docs.map(toVisit)
@@ -64,12 +62,12 @@ export class FirestoreVisitsRepository implements VisitsRepository {
 
   async ping (): Promise<void> {
     this.usage.queries++
-    const snapshot = await this.#calls.run('answer a query', undefined, () => this.#collection.select().limit(1).get())
+    const snapshot = await this.calls.run('answer a query', undefined, () => this.collection.select().limit(1).get())
     this.usage.documentsRead += Math.max(1, snapshot.size)
   }
 
   /** Waits for calls given up on; see BoundedCalls.drain. */
   async drain (timeoutMs: number): Promise<boolean> {
-    return await this.#calls.drain(timeoutMs)
+    return await this.calls.drain(timeoutMs)
   }
 }

@@ -1,4 +1,5 @@
-import type { RepositoryUsage, VisitsRepository } from './repository.js'
+import type { RepositoryUsage } from '../plugins/firestore-collection.js'
+import type { VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 
 /** Visits held in the process: the embedded default, lost on restart, bounded in size. */

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { listItemId, type Cache, type ListEntry, type ListReservationLookup, type ListState, type Subscription } from '../cache/index.js'
-import { RepositoryUnavailableError } from '../lib/bounded-calls.js'
+import { RepositoryUnavailableError } from '../plugins/bounded-calls.js'
 import type { VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 

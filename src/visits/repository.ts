@@ -1,3 +1,4 @@
+import type { RepositoryUsage } from '../plugins/firestore-collection.js'
 import type { StoredVisit, Visit } from './visit.js'
 
 export interface CallOptions {
@@ -5,13 +6,6 @@ export interface CallOptions {
   deadline?: number
   /** No request waits for it: it must not trip or probe the backend's circuit (see BoundedCalls). */
   background?: boolean
-}
-
-/** What this process has asked of the backend since it started (billing units of Firestore). */
-export interface RepositoryUsage {
-  queries: number
-  documentsRead: number
-  writes: number
 }
 
 /** Where visits are kept for good. Implementations: Firestore, Datastore mode, and memory for the embedded mode. */
@@ -27,6 +21,6 @@ export interface VisitsRepository {
   find (id: string, options?: CallOptions): Promise<StoredVisit | undefined>
   /** The most recent visits, newest first (ties: the greater id first). */
   latest (limit: number, options?: CallOptions): Promise<StoredVisit[]>
-  /** Resolves when the backend answers; used by /health. */
+  /** Resolves when the backend answers (a new client has set up its channel once it has). */
   ping (): Promise<void>
 }

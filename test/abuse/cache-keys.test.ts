@@ -5,8 +5,9 @@ import type { Test } from 'tap'
 import fc from 'fast-check'
 import type { Redis } from 'ioredis'
 import { createCache, MAX_KEY_BYTES, MemoryStore, RedisStore, RouteCache, type Store } from '../../src/cache/index.js'
-import { MemoryGreetingsRepository } from '../../src/guestbook/greetings.js'
-import { buildTestApp, redisReady, testConfig, testRedis, uniqueName } from '../helper.js'
+import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
+import { redisReady, testRedis, uniqueName } from '../helpers/services.js'
 
 /*
  * Keys are built from what visitors send (a book name) and from what code passes in

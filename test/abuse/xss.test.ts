@@ -3,10 +3,12 @@ import t from 'tap'
 import type { Test } from 'tap'
 import fc from 'fast-check'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { MemoryGreetingsRepository } from '../../src/guestbook/greetings.js'
-import { MemoryTasksRepository } from '../../src/tasks/tasks.js'
+import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
+import { MemoryTasksRepository } from '../../src/tasks/memory-repository.js'
 import { visitorOf } from '../../src/visits/visitor.js'
-import { buildTestApp, FormClient, redisReady, testConfig, testRedis, uniqueName } from '../helper.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
+import { FormClient } from '../helpers/form-client.js'
+import { redisReady, testRedis, uniqueName } from '../helpers/services.js'
 
 /*
  * Whatever a visitor sends (a user agent, a greeting, a book or task name) reaches our

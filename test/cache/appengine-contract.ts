@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { CounterOverflowError, createCache, MAX_COUNTER, ValueTooLargeError, type Cache, type Store } from '../../src/cache/index.js'
-import { uniqueName } from '../helper.js'
+import { uniqueName } from '../helpers/services.js'
 import type { StoreFactory } from './store-contract.js'
 
 /** A store whose every call fails, as Redis does when it is down or times out. */

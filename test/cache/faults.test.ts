@@ -2,7 +2,11 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { createCache, RedisStore, type Cache } from '../../src/cache/index.js'
 import { createRedisClient } from '../../src/plugins/redis.js'
-import { freePort, TcpProxy, TestRedisServer, timed, uniqueName, waitFor } from '../helper.js'
+import { freePort } from '../helpers/ports.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
+import { uniqueName } from '../helpers/services.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
+import { timed, waitFor } from '../helpers/wait.js'
 
 const COMMAND_TIMEOUT_MS = 200
 // The command timeout, plus room for a busy machine; far below ioredis' default minute.

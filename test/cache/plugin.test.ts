@@ -5,7 +5,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { fragmentRenderer, MemoryStore, RedisStore, type Store } from '../../src/cache/index.js'
 import cachePlugin from '../../src/cache/plugin.js'
-import { redisReady, testRedis, uniqueName } from '../helper.js'
+import { redisReady, testRedis, uniqueName } from '../helpers/services.js'
 
 const stores: Record<string, (t: Test) => Promise<Store>> = {
   memory: async () => new MemoryStore(),

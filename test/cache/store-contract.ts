@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { CounterOverflowError, createCache, listItemId, MAX_COUNTER, UncacheableValueError, ValueTooLargeError, type Cache, type ListLookup, type ListReservationLookup, type Store } from '../../src/cache/index.js'
-import { uniqueName } from '../helper.js'
+import { uniqueName } from '../helpers/services.js'
 import { appEngineContract } from './appengine-contract.js'
 
 export interface StoreFactory {

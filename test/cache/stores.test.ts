@@ -1,6 +1,6 @@
 import t from 'tap'
 import { MemoryStore, RedisStore } from '../../src/cache/index.js'
-import { redisReady, testRedis } from '../helper.js'
+import { redisReady, testRedis } from '../helpers/services.js'
 import { storeContract } from './store-contract.js'
 
 storeContract(t, 'memory', {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { CircuitBreaker, createCache, MemoryStore, type Store } from '../../src/cache/index.js'
 import { decode, encode, UncacheableValueError } from '../../src/cache/codec.js'
 import { memcacheTtlMs, ttlMs } from '../../src/cache/ttl.js'
-import { capturingLogger } from '../helper.js'
+import { capturingLogger } from '../helpers/app.js'
 
 t.test('codec: tags cannot be forged by caller data', async (t) => {
   const tricky = { $date: 5, $buffer: 'aGk=', $$x: 1, plain: { $date: 'not a date' } }

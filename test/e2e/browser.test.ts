@@ -4,7 +4,9 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import t from 'tap'
-import { emulatorHost, freePort, redisTarget, uniqueName, waitFor } from '../helper.js'
+import { freePort } from '../helpers/ports.js'
+import { emulatorHost, redisTarget, uniqueName } from '../helpers/services.js'
+import { waitFor } from '../helpers/wait.js'
 
 // Debian's Chromium: nothing is downloaded at run time.
 const CHROMIUM = '/usr/bin/chromium'

@@ -9,7 +9,8 @@ import type { Firestore } from '@google-cloud/firestore'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import { buildTestApp, capturingLogger, testConfig, testFirestore } from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { testFirestore } from '../helpers/services.js'
 import { finishedBefore, hitRatio, hitsBackAt, outcomes, percentile, runLoad, startedBetween, type LoadRecord, type Planned } from './load.js'
 
 /**

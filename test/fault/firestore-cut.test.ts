@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import {
-  buildTestApp, capturingLogger, emulatorHost, hostPort, redisTarget, TcpProxy, testConfig, testFirestore, waitFor
-} from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { hostPort } from '../helpers/ports.js'
+import { emulatorHost, redisTarget, testFirestore } from '../helpers/services.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
+import { waitFor } from '../helpers/wait.js'
 import { checkLedger, inspectVisitsBody, isNewcomer, listen, SCHEDULING_MARGIN_MS, steadyTraffic, storedVisits, watchScheduling } from './checks.js'
 import { finishedBefore, latencySummary, outcomes, percentile, runLoad, startedBetween } from './load.js'
 

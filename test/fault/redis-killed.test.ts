@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Firestore } from '@google-cloud/firestore'
 import t from 'tap'
 import type { Test } from 'tap'
-import { TestRedisServer } from '../helper.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
 import {
   checkAllAnswered, checkLedger, heapAfterGc, isNewcomer, mb, NOTICE_MS, serveWithRedisAt, steadyTraffic, stopOnceRecovered, storedVisits, SCHEDULING_MARGIN_MS, watchScheduling, type Scheduling
 } from './checks.js'

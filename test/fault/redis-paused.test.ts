@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { TestRedisServer } from '../helper.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
 import { beforeFault, checkAfterRecovery, checkAllAnswered, serveWithRedisAt, steadyTraffic, stopOnceRecovered, SCHEDULING_MARGIN_MS, watchScheduling } from './checks.js'
 import { hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween } from './load.js'
 

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { hostPort, redisTarget, TcpProxy } from '../helper.js'
+import { hostPort } from '../helpers/ports.js'
+import { redisTarget } from '../helpers/services.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
 import { beforeFault, checkAfterRecovery, checkAllAnswered, NOTICE_MS, serveWithRedisAt, steadyTraffic, stopOnceRecovered, SCHEDULING_MARGIN_MS, watchScheduling } from './checks.js'
 import { hitRatio, hitsBackAt, latencySummary, outcomes, percentile, startedBetween } from './load.js'
 

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
-import { buildTestApp, capturingLogger, redisTarget, testConfig, testFirestore } from '../helper.js'
+import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
+import { redisTarget, testFirestore } from '../helpers/services.js'
 import {
   checkLedger, inspectVisitsBody, listen, REGULAR, regularWithNewcomers, SCHEDULING_MARGIN_MS, storedVisits, watchScheduling, type Scheduling
 } from './checks.js'

@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { DRAIN } from '../../src/config.js'
-import { testFirestore } from '../helper.js'
+import { testFirestore } from '../helpers/services.js'
 import { checkLedger, steadyTraffic, storedVisits } from './checks.js'
 import { latencySummary, outcomes, startedBetween } from './load.js'
 

@@ -4,7 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import type { Test } from 'tap'
-import { emulatorHost, freePort, redisTarget, testConfig, TestRedisServer, uniqueName, waitFor } from '../helper.js'
+import { testConfig } from '../helpers/app.js'
+import { freePort } from '../helpers/ports.js'
+import { TestRedisServer } from '../helpers/redis-server.js'
+import { emulatorHost, redisTarget, uniqueName } from '../helpers/services.js'
+import { waitFor } from '../helpers/wait.js'
 import { shutdownUnderLoad, type ServerUnderTest } from './shutdown.js'
 
 // The built server, as the Docker image runs it; `npm test` builds it first.

@@ -1,5 +1,5 @@
 import type { Test } from 'tap'
-import type { GreetingsRepository } from '../../src/guestbook/greetings.js'
+import type { GreetingsRepository } from '../../src/guestbook/repository.js'
 
 /** The cases every greetings repository passes; each gets a repository of its own. */
 export function greetingsContract (t: Test, name: string, makeRepository: (t: Test) => Promise<GreetingsRepository>): void {

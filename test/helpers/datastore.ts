@@ -1,7 +1,7 @@
 import type { Datastore } from '@google-cloud/datastore'
 import type { Test } from 'tap'
 import { closeDatastore, createDatastore, type DatastoreConnection } from '../../src/plugins/datastore.js'
-import { uniqueName } from '../helper.js'
+import { uniqueName } from './services.js'
 
 /** The Firestore emulator in Datastore mode the test command provides. */
 export function datastoreEmulatorHost (): string {

@@ -1,5 +1,5 @@
 import type { Test } from 'tap'
-import type { TasksRepository } from '../../src/tasks/tasks.js'
+import type { TasksRepository } from '../../src/tasks/repository.js'
 
 /** The cases every tasks repository passes; each gets a repository of its own. */
 export function tasksContract (t: Test, name: string, makeRepository: (t: Test) => Promise<TasksRepository>): void {
