@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Datastore, Key } from '@google-cloud/datastore'
 import { BoundedCalls } from './bounded-calls.js'
+import { superviseClient } from './database.js'
 import { connectionFails } from './firestore.js'
 
 declare module 'fastify' {
@@ -157,33 +158,12 @@ export default fp<DatastorePluginOptions>(async function datastorePlugin (app, {
   app.decorate('datastore', client)
   app.decorate('datastoreCalls', calls)
   app.decorate('datastorePing', ping)
-  // A check still running when the app closes fails because of the close: no warning for that.
-  let closing = false
-  // The client this app made is tried once at start-up: a mistake in the configuration is
-  // reported before anyone asks for a page.
-  app.decorate('datastoreWarmUp', given === undefined ? warmUp() : undefined)
-  function warmUp (): Promise<void> {
-    const started = Date.now()
-    const check = ping()
-    check.then(() => {
-      app.log.info({ datastore: describeDatastore(connection), ms: Date.now() - started }, 'datastore answered')
-    }, (err: unknown) => {
-      if (closing) return
-      app.log.warn({ datastore: describeDatastore(connection), err, hint: datastoreHint(err, connection) },
-        'datastore unreachable; pages that need it answer 503 until it is back')
-    })
-    return check
-  }
-  app.addHook('preClose', async () => { closing = true })
-  app.addHook('onClose', async () => {
-    const drained = await calls.drain(2000)
-    if (given !== undefined) return
-    if (!drained) {
-      // Closing the channels under calls the client still retries would fail them unhandled.
-      app.log.warn('datastore calls given up on are still retried by the client; it is left to end them')
-      return
-    }
-    // Bounded: shutdown has a deadline.
-    await Promise.race([closeDatastore(client), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
-  })
+  app.decorate('datastoreWarmUp', superviseClient(app, {
+    name: 'datastore',
+    where: describeDatastore(connection),
+    calls,
+    ping,
+    hint: (err) => datastoreHint(err, connection),
+    close: given === undefined ? async () => await closeDatastore(client) : undefined
+  }))
 }, { name: 'datastore', fastify: '5.x' })

@@ -2,6 +2,7 @@ import { connect } from 'node:net'
 import fp from 'fastify-plugin'
 import type { Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from './bounded-calls.js'
+import { superviseClient } from './database.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -130,34 +131,12 @@ export default fp<FirestorePluginOptions>(async function firestorePlugin (app, {
   app.decorate('firestore', client)
   app.decorate('firestoreCalls', calls)
   app.decorate('firestorePing', ping)
-  // A check still running when the app closes fails because of the close: no warning for that.
-  let closing = false
-  // The client this app made is tried once at start-up: its set-up is paid before the first
-  // page, and a mistake in the configuration is reported before anyone asks for a page.
-  app.decorate('firestoreWarmUp', given === undefined ? warmUp() : undefined)
-  function warmUp (): Promise<void> {
-    const started = Date.now()
-    const check = ping()
-    check.then(() => {
-      app.log.info({ firestore: describeFirestore(connection), ms: Date.now() - started }, 'firestore answered')
-    }, (err: unknown) => {
-      if (closing) return
-      app.log.warn({ firestore: describeFirestore(connection), err, hint: firestoreHint(err, connection) },
-        'firestore unreachable; pages that need it answer 503 until it is back')
-    })
-    return check
-  }
-  app.addHook('preClose', async () => { closing = true })
-  app.addHook('onClose', async () => {
-    const drained = await calls.drain(2000)
-    if (given !== undefined) return
-    if (!drained) {
-      // The client fails its own retries with unhandled rejections once terminated: leave them to
-      // end by themselves (the process exits after close anyway).
-      app.log.warn('firestore calls given up on are still retried by the client; it is left to end them')
-      return
-    }
-    // Bounded: terminate() waits for every pending call, and shutdown has a deadline.
-    await Promise.race([client.terminate(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
-  })
+  app.decorate('firestoreWarmUp', superviseClient(app, {
+    name: 'firestore',
+    where: describeFirestore(connection),
+    calls,
+    ping,
+    hint: (err) => firestoreHint(err, connection),
+    close: given === undefined ? async () => await client.terminate() : undefined
+  }))
 }, { name: 'firestore', fastify: '5.x' })
