@@ -2,7 +2,7 @@ import type { Datastore, Entity } from '@google-cloud/datastore'
 import type { DocumentReference, Firestore } from '@google-cloud/firestore'
 import { GREETING_KIND, GUESTBOOK_KIND } from '../guestbook/datastore-repository.js'
 import { greetingsOf } from '../guestbook/firestore-repository.js'
-import { idOf } from '../plugins/datastore.js'
+import { ALREADY_EXISTS, idOf } from '../plugins/datastore.js'
 import { TASK_KIND } from '../tasks/datastore-repository.js'
 import { VISIT_KIND } from '../visits/datastore-repository.js'
 import type { Checkpoint, KindProgress } from './checkpoint.js'
@@ -19,9 +19,6 @@ export interface Collections {
 
 /** An entity as the Firestore document the service would have written, or why it has none. */
 type Mapped = { ref: DocumentReference, data: Record<string, unknown> } | { problem: string }
-
-/** gRPC status code of a create() whose document exists. */
-const ALREADY_EXISTS = 6
 
 /** Datastore allows these in a key name; Firestore does not in a document id. */
 function invalidDocumentId (id: string): boolean {
@@ -144,8 +141,9 @@ export async function copyToFirestore (options: CopyOptions): Promise<CopyResult
           documents.push(mapped)
         }
       }
-      const unwritten = dryRun ? await countExisting(target, documents, counts) : await createAll(target, documents, counts, onProblem)
-      if (unwritten > 0) {
+      if (dryRun) {
+        await countExisting(target, documents, counts)
+      } else if (await createAll(target, documents, counts, onProblem) > 0) {
         // The cursor stays before this page: the rerun writes what failed, and skips the rest.
         result.incomplete = true
         onProgress?.(kind, counts, { ...position, total })
@@ -166,11 +164,10 @@ export async function copyToFirestore (options: CopyOptions): Promise<CopyResult
 }
 
 /** A dry run: what exists would be skipped, the rest written. */
-async function countExisting (target: Firestore, documents: Array<{ ref: DocumentReference }>, counts: KindCounts): Promise<number> {
+async function countExisting (target: Firestore, documents: Array<{ ref: DocumentReference }>, counts: KindCounts): Promise<void> {
   const existing = documents.length === 0 ? 0 : (await target.getAll(...documents.map((d) => d.ref))).filter((s) => s.exists).length
   counts.skipped += existing
   counts.written += documents.length - existing
-  return 0
 }
 
 /**

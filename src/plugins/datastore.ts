@@ -61,7 +61,7 @@ export function bounded (timeoutMs: number): { gaxOptions: { timeout: number } }
   return { gaxOptions: { timeout: timeoutMs } }
 }
 
-/** gRPC status code of an insert whose key exists. */
+/** gRPC status code of a create whose key (or document) exists, for either client. */
 export const ALREADY_EXISTS = 6
 
 /** gRPC status codes of the mistakes a set-up makes. */
