@@ -6,9 +6,8 @@ import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository
 import type { GreetingsRepository } from '../../src/guestbook/repository.js'
 import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
 import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
-import { redisReady, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
+import { redisReady, testDatastore, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
 import { DatastoreGreetingsRepository } from '../../src/guestbook/datastore-repository.js'
-import { testDatastore } from '../helpers/datastore.js'
 
 type Setup = (t: Test) => Promise<{ app: FastifyInstance, greetings: GreetingsRepository }>
 

@@ -3,8 +3,7 @@ import { DatastoreGreetingsRepository } from '../../src/guestbook/datastore-repo
 import { FirestoreGreetingsRepository } from '../../src/guestbook/firestore-repository.js'
 import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
 import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
-import { testDatastore } from '../helpers/datastore.js'
-import { testFirestore, uniqueName } from '../helpers/services.js'
+import { testDatastore, testFirestore, uniqueName } from '../helpers/services.js'
 import { greetingsContract } from './repository-contract.js'
 
 const calls = () => new BoundedCalls({ timeoutMs: 5000 })

@@ -15,8 +15,7 @@ import { copyToFirestore, type Collections, type CopyOptions } from '../../src/m
 import { FirestoreTasksRepository } from '../../src/tasks/firestore-repository.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { freePort } from '../helpers/ports.js'
-import { emulatorHost, testFirestore, uniqueName } from '../helpers/services.js'
-import { datastoreEmulatorHost, testDatastore, testDatastoreConnection } from '../helpers/datastore.js'
+import { datastoreEmulatorHost, emulatorHost, testDatastore, testDatastoreConnection, testFirestore, uniqueName } from '../helpers/services.js'
 
 const base = Date.parse('2024-03-01T10:00:00.000Z')
 

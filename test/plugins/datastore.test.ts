@@ -5,9 +5,8 @@ import type { Datastore, Entity } from '@google-cloud/datastore'
 import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
 import { FormClient } from '../helpers/form-client.js'
 import { freePort } from '../helpers/ports.js'
-import { redisReady, testRedis } from '../helpers/services.js'
+import { redisReady, testDatastore, testDatastoreConnection, testRedis } from '../helpers/services.js'
 import { waitFor } from '../helpers/wait.js'
-import { testDatastore, testDatastoreConnection } from '../helpers/datastore.js'
 
 /** What NDB wrote: numeric ids it allocated, greetings under their book's key, tasks with a name only. */
 async function seedAsNdb (client: Datastore): Promise<void> {

@@ -3,8 +3,7 @@ import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
 import { DatastoreTasksRepository } from '../../src/tasks/datastore-repository.js'
 import { FirestoreTasksRepository } from '../../src/tasks/firestore-repository.js'
 import { MemoryTasksRepository } from '../../src/tasks/memory-repository.js'
-import { testDatastore } from '../helpers/datastore.js'
-import { testFirestore, uniqueName } from '../helpers/services.js'
+import { testDatastore, testFirestore, uniqueName } from '../helpers/services.js'
 import { tasksContract } from './repository-contract.js'
 
 const calls = () => new BoundedCalls({ timeoutMs: 5000 })

@@ -10,10 +10,9 @@ import { buildTestApp, testConfig } from '../helpers/app.js'
 import { FormClient } from '../helpers/form-client.js'
 import { freePort } from '../helpers/ports.js'
 import { TestRedisServer } from '../helpers/redis-server.js'
-import { redisReady, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
+import { redisReady, testDatastore, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
 import { waitFor } from '../helpers/wait.js'
 import { DatastoreTasksRepository } from '../../src/tasks/datastore-repository.js'
-import { testDatastore } from '../helpers/datastore.js'
 
 type Setup = (t: Test, config?: Config) => Promise<{ app: FastifyInstance, tasks: TasksRepository }>
 

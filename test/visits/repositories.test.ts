@@ -2,8 +2,7 @@ import t from 'tap'
 import { DatastoreVisitsRepository } from '../../src/visits/datastore-repository.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
-import { testDatastore } from '../helpers/datastore.js'
-import { testFirestore, uniqueName } from '../helpers/services.js'
+import { testDatastore, testFirestore, uniqueName } from '../helpers/services.js'
 import { repositoryContract } from './repository-contract.js'
 
 repositoryContract(t, 'memory', async () => new MemoryVisitsRepository())

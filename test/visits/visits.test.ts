@@ -4,11 +4,10 @@ import { DatastoreVisitsRepository } from '../../src/visits/datastore-repository
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
 import { buildTestApp } from '../helpers/app.js'
-import { redisReady, testFirestore, testRedis } from '../helpers/services.js'
+import { redisReady, testDatastore, testFirestore, testRedis } from '../helpers/services.js'
 import { CountingRepository } from './counting-repository.js'
 import type { Config } from '../../src/config.js'
 import { recentVisitsStoreKey } from '../../src/visits/cache-keys.js'
-import { testDatastore } from '../helpers/datastore.js'
 import { visitsContract } from './visits-contract.js'
 
 /** Where the store keeps the visits list (see docs/cache.md, "In Redis"). */
