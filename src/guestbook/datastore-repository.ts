@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Datastore, Entity } from '@google-cloud/datastore'
 import type { BoundedCalls } from '../plugins/bounded-calls.js'
-import { ALREADY_EXISTS, bounded } from '../plugins/datastore.js'
+import { Status } from '../plugins/database.js'
+import { bounded } from '../plugins/datastore.js'
 import type { Greeting, GreetingsRepository } from './repository.js'
 
 /** The App Engine guestbook's kinds: each book an entity group, `Greeting`s under `Guestbook`/<name>. */
@@ -31,7 +32,7 @@ export class DatastoreGreetingsRepository implements GreetingsRepository {
         // Nothing queries the text: unindexed, it costs no index write and may pass the 1500 bytes of an indexed string.
         await this.#client.insert({ key, data: { author: author ?? null, content, date }, excludeFromIndexes: ['author', 'content'] })
       } catch (err) {
-        if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err
+        if ((err as { code?: unknown }).code !== Status.ALREADY_EXISTS) throw err
       }
     })
   }

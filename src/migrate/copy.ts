@@ -2,7 +2,8 @@ import type { Datastore, Entity } from '@google-cloud/datastore'
 import type { DocumentReference, Firestore } from '@google-cloud/firestore'
 import { GREETING_KIND, GUESTBOOK_KIND } from '../guestbook/datastore-repository.js'
 import { greetingsOf } from '../guestbook/firestore-repository.js'
-import { ALREADY_EXISTS, idOf } from '../plugins/datastore.js'
+import { Status } from '../plugins/database.js'
+import { idOf } from '../plugins/datastore.js'
 import { TASK_KIND } from '../tasks/datastore-repository.js'
 import { VISIT_KIND } from '../visits/datastore-repository.js'
 import type { Checkpoint, KindProgress } from './checkpoint.js'
@@ -183,7 +184,7 @@ async function createAll (target: Firestore, documents: Array<{ ref: DocumentRef
       await writer.create(ref, data)
       counts.written++
     } catch (err) {
-      if ((err as { code?: unknown }).code === ALREADY_EXISTS) {
+      if ((err as { code?: unknown }).code === Status.ALREADY_EXISTS) {
         counts.skipped++
         return
       }

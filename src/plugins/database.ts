@@ -3,6 +3,17 @@ import type { Firestore } from '@google-cloud/firestore'
 import type { FastifyInstance } from 'fastify'
 import type { BoundedCalls } from './bounded-calls.js'
 
+/** gRPC status codes both clients answer with: the mistakes a set-up makes, and a create that finds its key taken. */
+export const Status = {
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  FAILED_PRECONDITION: 9,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16
+} as const
+
 /** How a feature keeps its data in each database the app may have. */
 export interface RepositoryMakers<R> {
   firestore: (db: Firestore, calls: BoundedCalls) => R

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Datastore, Key } from '@google-cloud/datastore'
 import { BoundedCalls } from './bounded-calls.js'
-import { superviseClient } from './database.js'
+import { Status, superviseClient } from './database.js'
 import { connectionFails } from './firestore.js'
 
 declare module 'fastify' {
@@ -61,16 +61,7 @@ export function bounded (timeoutMs: number): { gaxOptions: { timeout: number } }
   return { gaxOptions: { timeout: timeoutMs } }
 }
 
-/** gRPC status code of a create whose key (or document) exists, for either client. */
-export const ALREADY_EXISTS = 6
-
-/** gRPC status codes of the mistakes a set-up makes. */
-const DEADLINE_EXCEEDED = 4
-const NOT_FOUND = 5
-const PERMISSION_DENIED = 7
-const FAILED_PRECONDITION = 9
-const UNAVAILABLE = 14
-const UNAUTHENTICATED = 16
+const { DEADLINE_EXCEEDED, NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION, UNAVAILABLE, UNAUTHENTICATED } = Status
 
 /**
  * What to check when Datastore does not answer. `role` is what the credentials need: the

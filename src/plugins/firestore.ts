@@ -2,7 +2,7 @@ import { connect } from 'node:net'
 import fp from 'fastify-plugin'
 import type { Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from './bounded-calls.js'
-import { superviseClient } from './database.js'
+import { Status, superviseClient } from './database.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -54,12 +54,7 @@ export async function connectionFails (hostPort: string, timeoutMs: number): Pro
   })
 }
 
-/** gRPC status codes of the mistakes a set-up makes. */
-const DEADLINE_EXCEEDED = 4
-const NOT_FOUND = 5
-const PERMISSION_DENIED = 7
-const UNAVAILABLE = 14
-const UNAUTHENTICATED = 16
+const { DEADLINE_EXCEEDED, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE, UNAUTHENTICATED } = Status
 
 /** What to check when Firestore does not answer, for the mistakes local and Cloud Run set-ups make. */
 export function firestoreHint (failure: unknown, { projectId, databaseId, emulatorHost }: Partial<FirestoreConnection>): string {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Datastore, Entity } from '@google-cloud/datastore'
 import type { BoundedCalls } from '../plugins/bounded-calls.js'
-import { ALREADY_EXISTS, bounded, idOf, keyPart } from '../plugins/datastore.js'
+import { Status } from '../plugins/database.js'
+import { bounded, idOf, keyPart } from '../plugins/datastore.js'
 import type { Task, TasksRepository } from './repository.js'
 
 /** The kind of the task list's `Task` model. */
@@ -45,7 +46,7 @@ export class DatastoreTasksRepository implements TasksRepository {
       try {
         await this.#client.insert({ key, data: { name, createdAt: task.createdAt } })
       } catch (err) {
-        if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err
+        if ((err as { code?: unknown }).code !== Status.ALREADY_EXISTS) throw err
       }
     })
     return task

@@ -1,7 +1,8 @@
 import type { Datastore, Entity } from '@google-cloud/datastore'
 import { BoundedCalls } from '../plugins/bounded-calls.js'
 import type { RepositoryUsage } from '../plugins/firestore-collection.js'
-import { ALREADY_EXISTS, bounded, idOf, keyPart } from '../plugins/datastore.js'
+import { Status } from '../plugins/database.js'
+import { bounded, idOf, keyPart } from '../plugins/datastore.js'
 import type { CallOptions, VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
 
@@ -50,7 +51,7 @@ export class DatastoreVisitsRepository implements VisitsRepository {
         await this.#client.insert({ key, data: { visitor, timestamp }, excludeFromIndexes: ['visitor'] })
         return { id, visitor, timestamp }
       } catch (err) {
-        if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err
+        if ((err as { code?: unknown }).code !== Status.ALREADY_EXISTS) throw err
       }
       // A retry, or another instance, stored this very visit first, maybe at another time: that one counts.
       this.usage.documentsRead++
