@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { parse } from 'yaml'
 import type { Datastore, Entity } from '@google-cloud/datastore'
+import { datastoreHint } from '../../src/plugins/datastore.js'
 import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
 import { FormClient } from '../helpers/form-client.js'
 import { freePort } from '../helpers/ports.js'
@@ -82,4 +83,20 @@ t.test('index.yaml has the composite indexes the Datastore-mode queries need', a
   // The latest visits: newest first, ties by the key, descending.
   t.same(find('Visit')?.properties, [{ name: 'timestamp', direction: 'desc' }, { name: '__key__', direction: 'desc' }])
   t.equal(indexes.length, 2, 'no index that no query uses: each costs a write per entity')
+})
+
+t.test('each Datastore mistake gets its hint, naming the variable or the role', async (t) => {
+  const grpc = (code: number, message: string) => new Error('Datastore could not answer a query', { cause: Object.assign(new Error(message), { code }) })
+  const cloud = { projectId: 'my-project', databaseId: 'app-data' }
+  t.match(datastoreHint(grpc(14, 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:8682'), { emulatorHost: '127.0.0.1:8682' }),
+    /^nothing listens at 127\.0\.0\.1:8682: check DATASTORE_EMULATOR_HOST/)
+  t.match(datastoreHint(Object.assign(new Error('getaddrinfo ENOTFOUND datastor'), { code: 'ENOTFOUND' }), { emulatorHost: 'datastor:8682' }),
+    /host of DATASTORE_EMULATOR_HOST=datastor:8682 is unknown/)
+  t.match(datastoreHint(new Error('Could not load the default credentials.'), cloud), /^no usable Google credentials: .*DATASTORE_EMULATOR_HOST/)
+  t.match(datastoreHint(grpc(7, 'Missing or insufficient permissions.'), cloud), /may not use Datastore in project my-project.*roles\/datastore\.user/)
+  t.match(datastoreHint(grpc(7, 'Missing or insufficient permissions.'), cloud, 'roles/datastore.viewer'), /roles\/datastore\.viewer/, 'the copy only reads')
+  t.match(datastoreHint(grpc(5, 'The database app-data does not exist for project my-project'), cloud),
+    /^no Datastore-mode database app-data in project my-project: check DATASTORE_DATABASE and GOOGLE_CLOUD_PROJECT/)
+  t.match(datastoreHint(grpc(14, 'connect ETIMEDOUT 199.36.153.8:443'), cloud), /egress/)
+  t.match(datastoreHint(grpc(8, 'Quota exceeded.'), cloud), /see err/)
 })
