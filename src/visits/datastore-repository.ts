@@ -84,11 +84,6 @@ export class DatastoreVisitsRepository implements VisitsRepository {
     this.usage.documentsRead += Math.max(1, entities.length)
   }
 
-  /** Waits for calls given up on; see BoundedCalls.drain. */
-  async drain (timeoutMs: number): Promise<boolean> {
-    return await this.#calls.drain(timeoutMs)
-  }
-
   #key (id: string) {
     return this.#client.key([VISIT_KIND, keyPart(this.#client, id)])
   }
