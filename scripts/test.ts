@@ -1,7 +1,7 @@
 /**
- * The test command: uses the Redis and Firestore emulator the environment names
- * (REDISHOST/REDISPORT, FIRESTORE_EMULATOR_HOST), starts its own on free ports
- * when none is named, and the Docker engine DOCKER_HOST names (or its own dockerd),
+ * The test command: uses the Redis and the Firestore emulators (native and Datastore mode) the
+ * environment names (REDISHOST/REDISPORT, FIRESTORE_EMULATOR_HOST, DATASTORE_EMULATOR_HOST),
+ * starts its own on free ports when none is named, and the Docker engine DOCKER_HOST names (or its own dockerd),
  * runs tap, stops what it started, and ends with the line "N passed, N failed".
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -63,20 +63,24 @@ async function startRedis (): Promise<Record<string, string>> {
   return { REDISHOST: '127.0.0.1', REDISPORT: String(port) }
 }
 
-async function startEmulator (): Promise<Record<string, string>> {
+/** The Firestore emulator in native mode, or in Datastore mode (App Engine's data, for the Datastore backend and the copy command). */
+async function startEmulator (mode: 'native' | 'datastore'): Promise<Record<string, string>> {
+  const variable = mode === 'native' ? 'FIRESTORE_EMULATOR_HOST' : 'DATASTORE_EMULATOR_HOST'
+  const name = mode === 'native' ? 'Firestore emulator' : 'Firestore emulator in Datastore mode'
   if (!installed('gcloud') || !installed('java')) {
     fail('The Firestore emulator needs the Google Cloud CLI with its Firestore emulator component and Java 17 or later ' +
       '(Debian: apt-get install google-cloud-cli google-cloud-cli-firestore-emulator openjdk-17-jre-headless), ' +
-      'or set FIRESTORE_EMULATOR_HOST to a running emulator.')
+      `or set ${variable} to a running emulator${mode === 'native' ? '' : ' started with --database-mode=datastore-mode'}.`)
   }
   const port = await freePort()
   const host = `127.0.0.1:${port}`
-  const child = spawn('gcloud', ['emulators', 'firestore', 'start', `--host-port=${host}`, '--quiet'], {
+  const modeArgs = mode === 'native' ? [] : ['--database-mode=datastore-mode']
+  const child = spawn('gcloud', ['emulators', 'firestore', 'start', `--host-port=${host}`, ...modeArgs, '--quiet'], {
     stdio: 'ignore',
     env: { ...process.env, JAVA_TOOL_OPTIONS: process.env.JAVA_TOOL_OPTIONS ?? '-Xmx512m' }
   })
   started.push({
-    name: 'Firestore emulator',
+    name,
     // Killing the gcloud wrapper would orphan the Java process: ask the emulator itself to stop.
     stop: async () => {
       await fetch(`http://${host}/shutdown`, { method: 'POST' }).catch(() => {})
@@ -85,9 +89,9 @@ async function startEmulator (): Promise<Record<string, string>> {
       }
     }
   })
-  await waitUntil(`Firestore emulator on ${host}`, async () => (await fetch(`http://${host}/`)).ok, 60_000, child)
-  console.log(`# started the Firestore emulator on ${host}`)
-  return { FIRESTORE_EMULATOR_HOST: host }
+  await waitUntil(`${name} on ${host}`, async () => (await fetch(`http://${host}/`)).ok, 60_000, child)
+  console.log(`# started the ${name} on ${host}`)
+  return { [variable]: host }
 }
 
 /** Runs a command to its end; its output goes to ours, as comment lines. */
@@ -186,17 +190,30 @@ async function main (): Promise<{ code: number, line: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, METADATA_SERVER_DETECTION: process.env.METADATA_SERVER_DETECTION ?? 'none' }
   try {
     if (env.REDISHOST === undefined || env.REDISHOST === '') Object.assign(env, await startRedis())
-    if (env.FIRESTORE_EMULATOR_HOST === undefined || env.FIRESTORE_EMULATOR_HOST === '') Object.assign(env, await startEmulator())
+    // Both emulators at once: each takes seconds to start.
+    const emulators = await Promise.allSettled([
+      env.FIRESTORE_EMULATOR_HOST === undefined || env.FIRESTORE_EMULATOR_HOST === '' ? startEmulator('native') : {},
+      env.DATASTORE_EMULATOR_HOST === undefined || env.DATASTORE_EMULATOR_HOST === '' ? startEmulator('datastore') : {}
+    ])
+    for (const outcome of emulators) {
+      if (outcome.status === 'rejected') throw outcome.reason
+      Object.assign(env, outcome.value)
+    }
     // The Docker tests, when they are part of this run (all of them, or files named under test/docker/).
     const args = process.argv.slice(2)
     if (args.every((a) => a.startsWith('-')) || args.some((a) => a.includes('test/docker'))) Object.assign(env, await dockerEngine(env))
     else if (args.some((a) => a.includes('deploy')) && !installed('docker-compose')) fail('docker-compose is not installed (Debian: apt-get install docker-compose): it validates docker-compose.yml.')
     const redis = `${env.REDISHOST}:${env.REDISPORT ?? 6379}`
-    console.log(`# Redis ${redis}, Firestore emulator ${env.FIRESTORE_EMULATOR_HOST}`)
+    console.log(`# Redis ${redis}, Firestore emulator ${env.FIRESTORE_EMULATOR_HOST}, in Datastore mode ${env.DATASTORE_EMULATOR_HOST}`)
     // Tests get the services under names of their own and pass them to the code explicitly:
-    // the Firestore client would let FIRESTORE_EMULATOR_HOST override any host a test chooses.
-    const { REDISHOST, REDISPORT, FIRESTORE_EMULATOR_HOST, ...rest } = env
-    const { code, summary } = await runTap({ ...rest, TEST_REDIS: redis, TEST_FIRESTORE_EMULATOR: FIRESTORE_EMULATOR_HOST }, process.argv.slice(2))
+    // the clients would let FIRESTORE_EMULATOR_HOST and DATASTORE_EMULATOR_HOST override any host a test chooses.
+    const { REDISHOST, REDISPORT, FIRESTORE_EMULATOR_HOST, DATASTORE_EMULATOR_HOST, ...rest } = env
+    const { code, summary } = await runTap({
+      ...rest,
+      TEST_REDIS: redis,
+      TEST_FIRESTORE_EMULATOR: FIRESTORE_EMULATOR_HOST,
+      TEST_DATASTORE_EMULATOR: DATASTORE_EMULATOR_HOST
+    }, process.argv.slice(2))
     const passed = summary?.pass ?? 0
     // A crashed file or a non-zero exit without a failed assertion still counts as a failure.
     const failed = Math.max(summary?.fail ?? 0, code === 0 ? 0 : 1)

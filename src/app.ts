@@ -16,6 +16,7 @@ import { sessionsNamespace } from './http/sessions.js'
 import { trustHops } from './http/trust-proxy.js'
 import writeLimit from './http/write-limit.js'
 import { ErrorsOnlyLogController, loggerOptions, traceChildLogger } from './logger.js'
+import datastorePlugin from './plugins/datastore.js'
 import drainPlugin from './plugins/drain.js'
 import firestorePlugin from './plugins/firestore.js'
 import redisPlugin from './plugins/redis.js'
@@ -64,15 +65,20 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   })
   await app.register(viewPlugin)
   await app.register(errorPages, { early, securityHeaders: securityHeaders(helmetOptions) })
-  const firestoreTimeoutMs = config.firestore?.timeoutMs ?? 5000
+  // The time one request may spend in the database, whichever it is.
+  const databaseTimeoutMs = (config.datastore ?? config.firestore)?.timeoutMs ?? 5000
   if (deps.firestore !== undefined || config.firestore !== undefined) {
-    await app.register(firestorePlugin, { ...config.firestore, timeoutMs: firestoreTimeoutMs, client: deps.firestore })
+    await app.register(firestorePlugin, { ...config.firestore, timeoutMs: databaseTimeoutMs, client: deps.firestore })
+  }
+  // An App Engine app's data where NDB left it (VISITS_STORE=datastore).
+  if (deps.datastore !== undefined || config.datastore !== undefined) {
+    await app.register(datastorePlugin, { ...config.datastore, timeoutMs: databaseTimeoutMs, client: deps.datastore })
   }
   await app.register(writeLimit, { max: config.rateLimitWrites })
 
   // Made here, not in its plugin: the stats page shows what this repository has asked of the database.
   const visits = deps.repository ?? visitsRepository(app, config.visits)
-  await app.register(visitsPlugin, { ...config.visits, budgetMs: firestoreTimeoutMs, repository: visits })
+  await app.register(visitsPlugin, { ...config.visits, budgetMs: databaseTimeoutMs, repository: visits })
   await app.register(guestbookPlugin, { secret, greetings: deps.greetings })
   await app.register(tasksPlugin, { secret, tasks: deps.tasks })
   await app.register(assets)

@@ -29,7 +29,11 @@ const EnvSchema = Type.Object({
   GOOGLE_CLOUD_PROJECT: Type.Optional(Type.String({ pattern: '^[a-z0-9.:\\-]+$', description: 'a Google Cloud project ID' })),
   FIRESTORE_DATABASE: Type.String({ minLength: 1, default: '(default)' }),
   FIRESTORE_TIMEOUT_MS: Millis(5000, 60_000),
-  VISITS_STORE: OneOf(['auto', 'firestore', 'memory'], 'auto'),
+  VISITS_STORE: OneOf(['auto', 'firestore', 'datastore', 'memory'], 'auto'),
+  DATASTORE_EMULATOR_HOST: Type.Optional(Type.String({ pattern: '^[^\\s/]+:[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:8682' })),
+  DATASTORE_DATABASE: Type.String({ pattern: '^(\\(default\\)|[a-z][a-z0-9-]{2,62})$', default: '(default)', description: '(default) or a database ID (lower-case letters, digits and -)' }),
+  DATASTORE_NAMESPACE: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._\\-]{1,100}$', description: 'a namespace of letters, digits, ., _ and - (at most 100)' })),
+  DATASTORE_TIMEOUT_MS: Millis(5000, 60_000),
   VISITS_COLLECTION: Type.String({ pattern: '^[A-Za-z0-9_\\-]{1,100}$', default: 'visits', description: 'a collection ID of letters, digits, _ and -' }),
   VISITS_LIMIT: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
   VISITS_CACHE_TTL: Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, default: 3600 }),
@@ -71,6 +75,8 @@ export interface Config {
   cacheNamespace: string
   redis?: RedisConnection
   firestore?: { projectId?: string, databaseId: string, emulatorHost?: string, timeoutMs: number }
+  /** An App Engine app's existing data in Firestore in Datastore mode (VISITS_STORE=datastore), instead of Firestore. */
+  datastore?: { projectId?: string, databaseId: string, namespace?: string, emulatorHost?: string, timeoutMs: number }
   visits: { collection: string, limit: number, cacheTtlSeconds: number, ipMode: 'truncated' | 'full' }
   trustProxyHops: number
   /** Writes (visits stored, forms posted) one client IP may make per minute; 0: unlimited. */
@@ -142,11 +148,23 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     throw new ConfigError(`Invalid configuration: ${messages.join('; ') || (err as Error).message}`)
   }
 
-  // A page waits at most for two Redis commands and its Firestore budget; one taken on at the end of
+  const datastore = parsed.VISITS_STORE === 'datastore'
+  if (!datastore) {
+    // Meant for a Datastore-mode database: ignoring it would serve other data than the one named.
+    const stray = (['DATASTORE_EMULATOR_HOST', 'DATASTORE_NAMESPACE'] as const).find((name) => parsed[name] !== undefined) ??
+      (raw.DATASTORE_DATABASE === undefined ? undefined : 'DATASTORE_DATABASE')
+    if (stray !== undefined) {
+      throw new ConfigError(`Invalid configuration: ${stray} is set but VISITS_STORE=${parsed.VISITS_STORE}: ` +
+        'set VISITS_STORE=datastore to serve the Datastore-mode database, or unset it')
+    }
+  }
+
+  // A page waits at most for two Redis commands and its database budget; one taken on at the end of
   // shutdown's accept window must still fit the shutdown window.
-  const worstRequestMs = 2 * parsed.REDIS_COMMAND_TIMEOUT_MS + parsed.FIRESTORE_TIMEOUT_MS
+  const budget = datastore ? 'DATASTORE_TIMEOUT_MS' : 'FIRESTORE_TIMEOUT_MS'
+  const worstRequestMs = 2 * parsed.REDIS_COMMAND_TIMEOUT_MS + parsed[budget]
   if (worstRequestMs + DRAIN.acceptMs >= parsed.SHUTDOWN_TIMEOUT_MS) {
-    throw new ConfigError(`Invalid configuration: FIRESTORE_TIMEOUT_MS + 2 x REDIS_COMMAND_TIMEOUT_MS (${worstRequestMs} ms) ` +
+    throw new ConfigError(`Invalid configuration: ${budget} + 2 x REDIS_COMMAND_TIMEOUT_MS (${worstRequestMs} ms) ` +
       `must be below SHUTDOWN_TIMEOUT_MS (${parsed.SHUTDOWN_TIMEOUT_MS} ms) less the ${DRAIN.acceptMs} ms in which shutdown still ` +
       'accepts connections, so requests in flight finish before shutdown')
   }
@@ -193,6 +211,15 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
           databaseId: parsed.FIRESTORE_DATABASE,
           emulatorHost: parsed.FIRESTORE_EMULATOR_HOST,
           timeoutMs: parsed.FIRESTORE_TIMEOUT_MS
+        }
+      : undefined,
+    datastore: datastore
+      ? {
+          projectId: parsed.GOOGLE_CLOUD_PROJECT,
+          databaseId: parsed.DATASTORE_DATABASE,
+          namespace: parsed.DATASTORE_NAMESPACE,
+          emulatorHost: parsed.DATASTORE_EMULATOR_HOST,
+          timeoutMs: parsed.DATASTORE_TIMEOUT_MS
         }
       : undefined,
     visits: {

@@ -1,3 +1,4 @@
+import type { Datastore } from '@google-cloud/datastore'
 import type { Firestore } from '@google-cloud/firestore'
 import type { FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
@@ -5,6 +6,7 @@ import type { RedisClient } from '@visitme/memcache'
 import type { Config } from './config.js'
 import type { GreetingsRepository } from './guestbook/repository.js'
 import { describeClient } from '@visitme/memcache'
+import { describeDatastore } from './plugins/datastore.js'
 import type { TasksRepository } from './tasks/repository.js'
 import type { VisitsRepository } from './visits/repository.js'
 
@@ -18,6 +20,8 @@ export interface AppDependencies {
   redisReader?: Redis
   /** An existing client; the caller closes it. */
   firestore?: Firestore
+  /** An existing client of a Datastore-mode database; the caller closes it. */
+  datastore?: Datastore
   repository?: VisitsRepository
   greetings?: GreetingsRepository
   tasks?: TasksRepository
@@ -32,7 +36,9 @@ export function describeDependencies (config: Config, deps: AppDependencies): { 
       ? `redis at ${redis.cluster === true ? 'cluster at ' : ''}${redis.host}:${redis.port}` +
         `${redis.read === undefined ? '' : `, reads that tolerate lag at ${redis.read.host}:${redis.read.port}`}`
       : 'in-process memory (no REDISHOST)'
-  const kind = deps.repository?.kind ?? (config.firestore !== undefined || deps.firestore !== undefined ? 'firestore' : 'memory')
+  const kind = deps.repository?.kind ??
+    (config.firestore !== undefined || deps.firestore !== undefined ? 'firestore' : config.datastore !== undefined || deps.datastore !== undefined ? 'datastore' : 'memory')
+  if (kind === 'datastore') return { cache, visits: `datastore mode, ${describeDatastore(config.datastore ?? {})}, kinds Visit, Greeting and Task` }
   const visits = kind === 'firestore'
     ? `firestore${config.firestore?.emulatorHost === undefined
       ? config.firestore === undefined ? '' : ` (project ${config.firestore.projectId ?? 'of the credentials'}, database ${config.firestore.databaseId})`

@@ -3,12 +3,21 @@ import type { BoundedCalls } from '../plugins/bounded-calls.js'
 import { dateField, FirestoreCollection, textField } from '../plugins/firestore-collection.js'
 import type { Greeting, GreetingsRepository } from './repository.js'
 
+/** Where the Firestore backend keeps the books. */
+export const GUESTBOOKS_COLLECTION = 'guestbooks'
+
+/** A book's greetings in the collection of books (the copy from Datastore mode writes there too). */
+export function greetingsOf (books: CollectionReference, guestbook: string): CollectionReference {
+  // Any name is allowed: prefixed and encoded, it is always one valid document id (never "." or "__x__").
+  return books.doc(`g_${encodeURIComponent(guestbook)}`).collection('greetings')
+}
+
 /**
  * Each guestbook is a document of `guestbooks`, its greetings a subcollection: the
  * App Engine sample's entity group, read newest first.
  */
 export class FirestoreGreetingsRepository extends FirestoreCollection implements GreetingsRepository {
-  constructor (db: Firestore, { collection = 'guestbooks', calls }: { collection?: string, calls: BoundedCalls }) {
+  constructor (db: Firestore, { collection = GUESTBOOKS_COLLECTION, calls }: { collection?: string, calls: BoundedCalls }) {
     super(db, collection, calls)
   }
 
@@ -27,7 +36,6 @@ export class FirestoreGreetingsRepository extends FirestoreCollection implements
   }
 
   #greetings (guestbook: string): CollectionReference {
-    // Any name is allowed: prefixed and encoded, it is always one valid document id (never "." or "__x__").
-    return this.collection.doc(`g_${encodeURIComponent(guestbook)}`).collection('greetings')
+    return greetingsOf(this.collection, guestbook)
   }
 }

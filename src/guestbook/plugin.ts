@@ -2,8 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { sendAnswer } from '../http/error-pages.js'
 import forms, { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
 import { prefersJson } from '../http/negotiation.js'
-import { repositoryFor } from '../plugins/firestore.js'
+import { repositoryFor } from '../plugins/database.js'
 import { guestbookNamespace } from './cache-keys.js'
+import { DatastoreGreetingsRepository } from './datastore-repository.js'
 import { FirestoreGreetingsRepository } from './firestore-repository.js'
 import { Guestbook } from './guestbook.js'
 import { MemoryGreetingsRepository } from './memory-repository.js'
@@ -49,7 +50,11 @@ export default async function guestbookPlugin (app: FastifyInstance, { secret, g
   await app.register(forms, { secret })
   // Rendered greetings live 10 s anyway: replication lag is no news to them.
   const guestbook = new Guestbook({
-    greetings: greetings ?? repositoryFor<GreetingsRepository>(app, (db, calls) => new FirestoreGreetingsRepository(db, { calls }), () => new MemoryGreetingsRepository()),
+    greetings: greetings ?? repositoryFor<GreetingsRepository>(app, {
+      firestore: (db, calls) => new FirestoreGreetingsRepository(db, { calls }),
+      datastore: (client, calls) => new DatastoreGreetingsRepository(client, { calls }),
+      memory: () => new MemoryGreetingsRepository()
+    }),
     cache: app.cache.namespaced(guestbookNamespace(app.cache.namespace), { reads: 'replica' }),
     render: async (latest) => await app.view('guestbook/greetings', { greetings: latest })
   })

@@ -5,7 +5,7 @@ export interface Greeting {
   date: Date
 }
 
-/** Greetings by guestbook, newest first: Firestore, or memory for the embedded mode. */
+/** Greetings by guestbook, newest first: Firestore, Datastore mode, or memory for the embedded mode. */
 export interface GreetingsRepository {
   add (guestbook: string, greeting: Greeting): Promise<void>
   latest (guestbook: string, limit: number): Promise<Greeting[]>

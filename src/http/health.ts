@@ -40,14 +40,14 @@ function cachedProbe (probe: () => Promise<void>, ttlMs: number, timeoutMs: numb
  */
 export default async function health (app: FastifyInstance, { probeTtlMs = 5000, probeTimeoutMs = 800 }: HealthOptions): Promise<void> {
   const { cache } = app
-  // The start-up call's answer is the first state: Firestore is starting, not down, until it ends.
+  // The start-up call's answer is the first state: the database is starting, not down, until it ends.
   const firestore = app.hasDecorator('firestore') ? cachedProbe(app.firestorePing, probeTtlMs, probeTimeoutMs, app.firestoreWarmUp) : undefined
+  const datastore = app.hasDecorator('datastore') ? cachedProbe(app.datastorePing, probeTtlMs, probeTimeoutMs, app.datastoreWarmUp) : undefined
   app.get('/health', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
-    return {
-      status: 'ok',
-      redis: cache.store.kind === 'memory' ? 'embedded' : cache.available ? 'up' : 'down',
-      firestore: firestore === undefined ? 'embedded' : await firestore()
-    }
+    const redis = cache.store.kind === 'memory' ? 'embedded' : cache.available ? 'up' : 'down'
+    // Named after the store the data lives in: an existing Datastore-mode database, or Firestore (embedded: memory).
+    if (datastore !== undefined) return { status: 'ok', redis, datastore: await datastore() }
+    return { status: 'ok', redis, firestore: firestore === undefined ? 'embedded' : await firestore() }
   })
 }

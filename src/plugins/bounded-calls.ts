@@ -26,13 +26,16 @@ export class BoundedCalls {
   readonly timeoutMs: number
   readonly #breaker: CircuitBreaker
   readonly #target: string
+  readonly #name: string
   readonly #connectionFails: (() => Promise<Error | undefined>) | undefined
   readonly #checkAfterMs: number
   #checking: Promise<Error | undefined> | undefined
   readonly #abandoned = new Set<Promise<void>>()
 
-  constructor ({ timeoutMs, breaker = new CircuitBreaker({ threshold: 3, resetMs: 2000 }), target = 'Firestore', connectionFails, checkAfterMs = 200 }: {
+  constructor ({ timeoutMs, breaker = new CircuitBreaker({ threshold: 3, resetMs: 2000 }), target = 'Firestore', name = 'Firestore', connectionFails, checkAfterMs = 200 }: {
     timeoutMs: number
+    /** The backend as errors name it: "<name> could not ...". */
+    name?: string
     breaker?: CircuitBreaker
     /** Where the calls go, named in errors. */
     target?: string
@@ -44,19 +47,20 @@ export class BoundedCalls {
     this.timeoutMs = timeoutMs
     this.#breaker = breaker
     this.#target = target
+    this.#name = name
     this.#connectionFails = connectionFails
     this.#checkAfterMs = checkAfterMs
   }
 
   /**
-   * A `background` call (no request waits for it) is made only while the circuit is closed,
+   * `call` is given the time it has. A `background` call (no request waits for it) is made only while the circuit is closed,
    * and neither takes the probe of an open circuit nor counts toward opening it: requests decide.
    */
-  async run<T> (what: string, deadline: number | undefined, call: () => Promise<T>, { background = false }: { background?: boolean } = {}): Promise<T> {
+  async run<T> (what: string, deadline: number | undefined, call: (timeoutMs: number) => Promise<T>, { background = false }: { background?: boolean } = {}): Promise<T> {
     const timeoutMs = Math.min(this.timeoutMs, (deadline ?? Infinity) - Date.now())
-    if (timeoutMs <= 0) throw new RepositoryUnavailableError(`Firestore could not ${what}: the request's time is used up`)
+    if (timeoutMs <= 0) throw new RepositoryUnavailableError(`${this.#name} could not ${what}: the request's time is used up`)
     if (background ? this.#breaker.state !== 'closed' : !this.#breaker.allow()) {
-      throw new RepositoryUnavailableError(`Firestore could not ${what}: it kept failing, so it is given a moment before the next try`)
+      throw new RepositoryUnavailableError(`${this.#name} could not ${what}: it kept failing, so it is given a moment before the next try`)
     }
     let operation: Promise<T> | undefined
     const timers: NodeJS.Timeout[] = []
@@ -72,7 +76,8 @@ export class BoundedCalls {
       }
     })
     try {
-      operation = call()
+      // The call's own bound, for a client that takes one: it then ends by itself, instead of retrying on after the answer.
+      operation = call(timeoutMs)
       const result = await Promise.race([operation, timeout])
       if (!background) this.#breaker.success()
       return result
@@ -84,7 +89,7 @@ export class BoundedCalls {
         this.#abandoned.add(ended)
       }
       // The cause's message completes this one where it is logged (pino appends it): said once.
-      throw new RepositoryUnavailableError(`Firestore could not ${what}`, { cause, call: operation })
+      throw new RepositoryUnavailableError(`${this.#name} could not ${what}`, { cause, call: operation })
     } finally {
       for (const timer of timers) clearTimeout(timer)
     }

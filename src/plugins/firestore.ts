@@ -1,8 +1,8 @@
 import { connect } from 'node:net'
 import fp from 'fastify-plugin'
 import type { Firestore } from '@google-cloud/firestore'
-import type { FastifyInstance } from 'fastify'
 import { BoundedCalls } from './bounded-calls.js'
+import { Status, superviseClient } from './database.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -54,12 +54,7 @@ export async function connectionFails (hostPort: string, timeoutMs: number): Pro
   })
 }
 
-/** gRPC status codes of the mistakes a set-up makes. */
-const DEADLINE_EXCEEDED = 4
-const NOT_FOUND = 5
-const PERMISSION_DENIED = 7
-const UNAVAILABLE = 14
-const UNAUTHENTICATED = 16
+const { DEADLINE_EXCEEDED, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE, UNAUTHENTICATED } = Status
 
 /** What to check when Firestore does not answer, for the mistakes local and Cloud Run set-ups make. */
 export function firestoreHint (failure: unknown, { projectId, databaseId, emulatorHost }: Partial<FirestoreConnection>): string {
@@ -71,6 +66,9 @@ export function firestoreHint (failure: unknown, { projectId, databaseId, emulat
     }
     if (err?.code === 'ENOTFOUND' || err?.code === 'EAI_AGAIN' || /ENOTFOUND|EAI_AGAIN/.test(message)) {
       return `the host of FIRESTORE_EMULATOR_HOST=${emulatorHost} is unknown: check the name`
+    }
+    if (/database mode/i.test(message)) {
+      return `the emulator at ${emulatorHost} runs in Datastore mode: FIRESTORE_EMULATOR_HOST needs one started without --database-mode=datastore-mode`
     }
     return `the emulator at ${emulatorHost} does not answer: check FIRESTORE_EMULATOR_HOST, and that the emulator has finished starting`
   }
@@ -116,11 +114,6 @@ export async function createFirestore ({ projectId, databaseId, emulatorHost }: 
   })
 }
 
-/** A feature's repository: Firestore when the app has it, memory (the embedded mode) otherwise. */
-export function repositoryFor<R> (app: FastifyInstance, inFirestore: (db: Firestore, calls: BoundedCalls) => R, inMemory: () => R): R {
-  return app.hasDecorator('firestore') ? inFirestore(app.firestore, app.firestoreCalls) : inMemory()
-}
-
 export default fp<FirestorePluginOptions>(async function firestorePlugin (app, { client: given, timeoutMs, ...connection }) {
   const calls = new BoundedCalls({
     timeoutMs,
@@ -133,34 +126,12 @@ export default fp<FirestorePluginOptions>(async function firestorePlugin (app, {
   app.decorate('firestore', client)
   app.decorate('firestoreCalls', calls)
   app.decorate('firestorePing', ping)
-  // A check still running when the app closes fails because of the close: no warning for that.
-  let closing = false
-  // The client this app made is tried once at start-up: its set-up is paid before the first
-  // page, and a mistake in the configuration is reported before anyone asks for a page.
-  app.decorate('firestoreWarmUp', given === undefined ? warmUp() : undefined)
-  function warmUp (): Promise<void> {
-    const started = Date.now()
-    const check = ping()
-    check.then(() => {
-      app.log.info({ firestore: describeFirestore(connection), ms: Date.now() - started }, 'firestore answered')
-    }, (err: unknown) => {
-      if (closing) return
-      app.log.warn({ firestore: describeFirestore(connection), err, hint: firestoreHint(err, connection) },
-        'firestore unreachable; pages that need it answer 503 until it is back')
-    })
-    return check
-  }
-  app.addHook('preClose', async () => { closing = true })
-  app.addHook('onClose', async () => {
-    const drained = await calls.drain(2000)
-    if (given !== undefined) return
-    if (!drained) {
-      // The client fails its own retries with unhandled rejections once terminated: leave them to
-      // end by themselves (the process exits after close anyway).
-      app.log.warn('firestore calls given up on are still retried by the client; it is left to end them')
-      return
-    }
-    // Bounded: terminate() waits for every pending call, and shutdown has a deadline.
-    await Promise.race([client.terminate(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
-  })
+  app.decorate('firestoreWarmUp', superviseClient(app, {
+    name: 'firestore',
+    where: describeFirestore(connection),
+    calls,
+    ping,
+    hint: (err) => firestoreHint(err, connection),
+    close: given === undefined ? async () => await client.terminate() : undefined
+  }))
 }, { name: 'firestore', fastify: '5.x' })

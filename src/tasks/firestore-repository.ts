@@ -3,8 +3,11 @@ import type { BoundedCalls } from '../plugins/bounded-calls.js'
 import { dateField, FirestoreCollection, textField } from '../plugins/firestore-collection.js'
 import type { Task, TasksRepository } from './repository.js'
 
+/** Where the Firestore backend keeps the tasks. */
+export const TASKS_COLLECTION = 'tasks'
+
 export class FirestoreTasksRepository extends FirestoreCollection implements TasksRepository {
-  constructor (db: Firestore, { collection = 'tasks', calls }: { collection?: string, calls: BoundedCalls }) {
+  constructor (db: Firestore, { collection = TASKS_COLLECTION, calls }: { collection?: string, calls: BoundedCalls }) {
     super(db, collection, calls)
   }
 

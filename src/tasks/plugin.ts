@@ -2,8 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptio
 import forms, { fromOurOwnPage, isCsrfFailure, typedText } from '../http/forms.js'
 import { prefersJson } from '../http/negotiation.js'
 import sessions from '../http/sessions.js'
-import { repositoryFor } from '../plugins/firestore.js'
+import { repositoryFor } from '../plugins/database.js'
 import { TASKS_PAGE, taskRowKey, tasksNamespace } from './cache-keys.js'
+import { DatastoreTasksRepository } from './datastore-repository.js'
 import { FirestoreTasksRepository } from './firestore-repository.js'
 import { MemoryTasksRepository } from './memory-repository.js'
 import type { TasksRepository } from './repository.js'
@@ -38,7 +39,11 @@ export default async function tasksPlugin (app: FastifyInstance, { secret, tasks
   // Sessions exist for the task list's flash message only: the other pages do not pay for them.
   await app.register(sessions, { secret })
   const list = new TaskList({
-    tasks: tasks ?? repositoryFor<TasksRepository>(app, (db, calls) => new FirestoreTasksRepository(db, { calls }), () => new MemoryTasksRepository()),
+    tasks: tasks ?? repositoryFor<TasksRepository>(app, {
+      firestore: (db, calls) => new FirestoreTasksRepository(db, { calls }),
+      datastore: (client, calls) => new DatastoreTasksRepository(client, { calls }),
+      memory: () => new MemoryTasksRepository()
+    }),
     cache: app.cache.namespaced(tasksNamespace(app.cache.namespace)),
     routeCache: app.routeCache,
     fragments: app.fragments

@@ -1,11 +1,9 @@
 import type { DocumentSnapshot, Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from '../plugins/bounded-calls.js'
+import { Status } from '../plugins/database.js'
 import { dateField, FirestoreCollection, textField, type RepositoryUsage } from '../plugins/firestore-collection.js'
 import type { CallOptions, VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'
-
-/** gRPC status code of a create() whose document exists. */
-const ALREADY_EXISTS = 6
 
 function toVisit (doc: DocumentSnapshot): StoredVisit {
   return { id: doc.id, visitor: textField(doc, 'visitor'), timestamp: dateField(doc, 'timestamp') }
@@ -35,7 +33,7 @@ export class FirestoreVisitsRepository extends FirestoreCollection implements Vi
         await doc.create({ visitor, timestamp })
         return { id, visitor, timestamp }
       } catch (err) {
-        if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err
+        if ((err as { code?: unknown }).code !== Status.ALREADY_EXISTS) throw err
       }
       // A retry, or another instance, stored this very visit first, maybe at another time: that one counts.
       this.usage.documentsRead++

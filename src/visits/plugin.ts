@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { prefersJson } from '../http/negotiation.js'
-import { repositoryFor } from '../plugins/firestore.js'
+import { repositoryFor } from '../plugins/database.js'
+import { DatastoreVisitsRepository } from './datastore-repository.js'
 import { FirestoreVisitsRepository } from './firestore-repository.js'
 import { MemoryVisitsRepository } from './memory-repository.js'
 import { recentVisitsKey, visitsNamespace } from './cache-keys.js'
@@ -36,9 +37,13 @@ const visitsBody = {
   }
 } as const
 
-/** The visits' repository: Firestore when the app has it, memory (the embedded mode) otherwise. */
+/** The visits' repository, in the database the app has (see repositoryFor). */
 export function visitsRepository (app: FastifyInstance, { collection }: { collection: string }): VisitsRepository {
-  return repositoryFor<VisitsRepository>(app, (db, calls) => new FirestoreVisitsRepository(db, { collection, timeoutMs: calls.timeoutMs, calls }), () => new MemoryVisitsRepository())
+  return repositoryFor<VisitsRepository>(app, {
+    firestore: (db, calls) => new FirestoreVisitsRepository(db, { collection, timeoutMs: calls.timeoutMs, calls }),
+    datastore: (client, calls) => new DatastoreVisitsRepository(client, { timeoutMs: calls.timeoutMs, calls }),
+    memory: () => new MemoryVisitsRepository()
+  })
 }
 
 /** The App Engine visits page: each visit stored, the recent ones listed, the list cached. */

@@ -8,9 +8,9 @@ export interface CallOptions {
   background?: boolean
 }
 
-/** Where visits are kept for good. Implementations: Firestore, and memory for the embedded mode. */
+/** Where visits are kept for good. Implementations: Firestore, Datastore mode, and memory for the embedded mode. */
 export interface VisitsRepository {
-  readonly kind: 'firestore' | 'memory'
+  readonly kind: 'firestore' | 'datastore' | 'memory'
   readonly usage: Readonly<RepositoryUsage>
   /**
    * Stores the visit under the id once, and answers the visit as stored: adding an id that

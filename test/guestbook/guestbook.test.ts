@@ -6,7 +6,8 @@ import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository
 import type { GreetingsRepository } from '../../src/guestbook/repository.js'
 import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
 import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
-import { redisReady, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
+import { redisReady, testDatastore, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
+import { DatastoreGreetingsRepository } from '../../src/guestbook/datastore-repository.js'
 
 type Setup = (t: Test) => Promise<{ app: FastifyInstance, greetings: GreetingsRepository }>
 
@@ -151,6 +152,11 @@ contract(t, 'embedded', async (t) => {
 
 contract(t, 'Redis and the Firestore emulator', async (t) => {
   const greetings = new FirestoreGreetingsRepository(await testFirestore(t), { collection: uniqueName('guestbooks'), calls: new BoundedCalls({ timeoutMs: 5000 }) })
+  return { app: await buildTestApp(t, testConfig(), { greetings, redis: await redisReady(testRedis(t)) }), greetings }
+})
+
+contract(t, 'Redis and the Datastore-mode emulator', async (t) => {
+  const greetings = new DatastoreGreetingsRepository(await testDatastore(t), { calls: new BoundedCalls({ timeoutMs: 5000 }) })
   return { app: await buildTestApp(t, testConfig(), { greetings, redis: await redisReady(testRedis(t)) }), greetings }
 })
 

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
+import type { Datastore } from '@google-cloud/datastore'
 import type { Firestore } from '@google-cloud/firestore'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
+import { closeDatastore, createDatastore, type DatastoreConnection } from '../../src/plugins/datastore.js'
 import { createFirestore } from '../../src/plugins/firestore.js'
 import { createRedisClient } from '@visitme/memcache'
 import { hostPort } from './ports.js'
@@ -15,7 +17,7 @@ export function uniqueName (prefix: string): string {
 function fromTestCommand (name: string): string {
   const value = process.env[name]
   if (value === undefined || value === '') {
-    throw new Error(`${name} is not set: run the tests with \`npm test\`, which provides Redis and the Firestore emulator`)
+    throw new Error(`${name} is not set: run the tests with \`npm test\`, which provides Redis and the Firestore emulators`)
   }
   return value
 }
@@ -28,6 +30,11 @@ export function redisTarget (): { host: string, port: number } {
 /** The Firestore emulator the test command provides. */
 export function emulatorHost (): string {
   return fromTestCommand('TEST_FIRESTORE_EMULATOR')
+}
+
+/** The Firestore emulator in Datastore mode the test command provides. */
+export function datastoreEmulatorHost (): string {
+  return fromTestCommand('TEST_DATASTORE_EMULATOR')
 }
 
 /** A Redis client with the service's own fail-fast settings, quit when the test ends. */
@@ -47,4 +54,19 @@ export async function testFirestore (t: Test, host = emulatorHost()): Promise<Fi
   const db = await createFirestore({ databaseId: '(default)', emulatorHost: host })
   t.teardown(async () => { await db.terminate() })
   return db
+}
+
+/**
+ * Where one test's entities live: a namespace of its own in the Datastore-mode emulator, since
+ * kinds are fixed (NDB's) and a query of a kind sees its whole namespace.
+ */
+export function testDatastoreConnection (): DatastoreConnection & { namespace: string, emulatorHost: string } {
+  return { databaseId: '(default)', namespace: uniqueName('ns'), emulatorHost: datastoreEmulatorHost() }
+}
+
+/** A client of a namespace of its own, closed when the test ends. */
+export async function testDatastore (t: Test, connection = testDatastoreConnection()): Promise<Datastore> {
+  const client = await createDatastore(connection)
+  t.teardown(async () => { await closeDatastore(client) })
+  return client
 }

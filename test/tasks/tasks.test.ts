@@ -10,8 +10,9 @@ import { buildTestApp, testConfig } from '../helpers/app.js'
 import { FormClient } from '../helpers/form-client.js'
 import { freePort } from '../helpers/ports.js'
 import { TestRedisServer } from '../helpers/redis-server.js'
-import { redisReady, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
+import { redisReady, testDatastore, testFirestore, testRedis, uniqueName } from '../helpers/services.js'
 import { waitFor } from '../helpers/wait.js'
+import { DatastoreTasksRepository } from '../../src/tasks/datastore-repository.js'
 
 type Setup = (t: Test, config?: Config) => Promise<{ app: FastifyInstance, tasks: TasksRepository }>
 
@@ -134,6 +135,11 @@ contract(t, 'embedded', async (t) => {
 
 contract(t, 'Redis and the Firestore emulator', async (t, config = testConfig()) => {
   const tasks = new FirestoreTasksRepository(await testFirestore(t), { collection: uniqueName('tasks'), calls: new BoundedCalls({ timeoutMs: 5000 }) })
+  return { app: await buildTestApp(t, config, { tasks, redis: await redisReady(testRedis(t)) }), tasks }
+})
+
+contract(t, 'Redis and the Datastore-mode emulator', async (t, config = testConfig()) => {
+  const tasks = new DatastoreTasksRepository(await testDatastore(t), { calls: new BoundedCalls({ timeoutMs: 5000 }) })
   return { app: await buildTestApp(t, config, { tasks, redis: await redisReady(testRedis(t)) }), tasks }
 })
 

@@ -1,7 +1,8 @@
 import t from 'tap'
+import { DatastoreVisitsRepository } from '../../src/visits/datastore-repository.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
-import { testFirestore, uniqueName } from '../helpers/services.js'
+import { testDatastore, testFirestore, uniqueName } from '../helpers/services.js'
 import { repositoryContract } from './repository-contract.js'
 
 repositoryContract(t, 'memory', async () => new MemoryVisitsRepository())
@@ -23,6 +24,9 @@ t.test('firestore', async (t) => {
     t.equal(docs[0]!.id, 'doc-id', 'under the id it was given')
   })
 })
+
+// A namespace of its own per repository: Visit is a kind, not a collection to name.
+repositoryContract(t, 'datastore mode (emulator)', async (t) => new DatastoreVisitsRepository(await testDatastore(t), { timeoutMs: 5000 }))
 
 t.test('the memory repository keeps a bounded number of visits', async (t) => {
   const repository = new MemoryVisitsRepository({ capacity: 3 })

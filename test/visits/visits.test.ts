@@ -1,10 +1,11 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { withLists } from '@visitme/memcache'
+import { DatastoreVisitsRepository } from '../../src/visits/datastore-repository.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
 import { buildTestApp } from '../helpers/app.js'
-import { redisReady, testFirestore, testRedis } from '../helpers/services.js'
+import { redisReady, testDatastore, testFirestore, testRedis } from '../helpers/services.js'
 import { CountingRepository } from './counting-repository.js'
 import type { Config } from '../../src/config.js'
 import { recentVisitsStoreKey } from '../../src/visits/cache-keys.js'
@@ -31,6 +32,13 @@ t.test('real services', async (t) => {
   const db = await testFirestore(t)
   visitsContract(t, 'Redis and the Firestore emulator', async (t, config) => {
     const repository = new CountingRepository(new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 }))
+    const key = listStoreKey(config)
+    t.teardown(async () => { await redis.del(key) })
+    const app = await buildTestApp(t, config, { redis, repository })
+    return { app, repository, cachedListTtlMs: async () => await listTtlMs(app, config) }
+  })
+  visitsContract(t, 'Redis and the Datastore-mode emulator', async (t, config) => {
+    const repository = new CountingRepository(new DatastoreVisitsRepository(await testDatastore(t), { timeoutMs: 5000 }))
     const key = listStoreKey(config)
     t.teardown(async () => { await redis.del(key) })
     const app = await buildTestApp(t, config, { redis, repository })

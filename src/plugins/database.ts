@@ -1,0 +1,77 @@
+import type { Datastore } from '@google-cloud/datastore'
+import type { Firestore } from '@google-cloud/firestore'
+import type { FastifyInstance } from 'fastify'
+import type { BoundedCalls } from './bounded-calls.js'
+
+/** gRPC status codes both clients answer with: the mistakes a set-up makes, and a create that finds its key taken. */
+export const Status = {
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  FAILED_PRECONDITION: 9,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16
+} as const
+
+/** How a feature keeps its data in each database the app may have. */
+export interface RepositoryMakers<R> {
+  firestore: (db: Firestore, calls: BoundedCalls) => R
+  /** An App Engine app's data, where NDB left it. */
+  datastore: (client: Datastore, calls: BoundedCalls) => R
+  /** The embedded mode. */
+  memory: () => R
+}
+
+/** A feature's repository in the database the app has: Firestore, Datastore mode, or memory. */
+export function repositoryFor<R> (app: FastifyInstance, make: RepositoryMakers<R>): R {
+  if (app.hasDecorator('firestore')) return make.firestore(app.firestore, app.firestoreCalls)
+  if (app.hasDecorator('datastore')) return make.datastore(app.datastore, app.datastoreCalls)
+  return make.memory()
+}
+
+export interface Supervision {
+  /** The database as log lines name it, and the field that says where it is. */
+  name: 'firestore' | 'datastore'
+  where: string
+  calls: BoundedCalls
+  ping: () => Promise<void>
+  /** What to check when the start-up call fails. */
+  hint: (err: unknown) => string
+  /** Closes a client the plugin made; undefined for one handed in, which its owner closes. */
+  close: (() => Promise<unknown>) | undefined
+}
+
+/**
+ * What a database plugin does around its client. A client it made is tried once at start-up:
+ * its set-up is paid before the first page, and a mistake in the configuration is reported
+ * before anyone asks for a page (the answer is the warm-up, returned). At close, the calls given
+ * up on are drained before the client is closed.
+ */
+export function superviseClient (app: FastifyInstance, { name, where, calls, ping, hint, close }: Supervision): Promise<void> | undefined {
+  // A check still running when the app closes fails because of the close: no warning for that.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onClose', async () => {
+    const drained = await calls.drain(2000)
+    if (close === undefined) return
+    if (!drained) {
+      // A client closed under calls it still retries fails them with unhandled rejections: leave
+      // them to end by themselves (the process exits after close anyway).
+      app.log.warn(`${name} calls given up on are still retried by the client; it is left to end them`)
+      return
+    }
+    // Bounded: a close waits for every pending call, and shutdown has a deadline.
+    await Promise.race([close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
+  })
+  if (close === undefined) return undefined
+  const started = Date.now()
+  const check = ping()
+  check.then(() => {
+    app.log.info({ [name]: where, ms: Date.now() - started }, `${name} answered`)
+  }, (err: unknown) => {
+    if (closing) return
+    app.log.warn({ [name]: where, err, hint: hint(err) }, `${name} unreachable; pages that need it answer 503 until it is back`)
+  })
+  return check
+}

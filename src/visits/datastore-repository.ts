@@ -1,0 +1,90 @@
+import type { Datastore, Entity } from '@google-cloud/datastore'
+import { BoundedCalls } from '../plugins/bounded-calls.js'
+import type { RepositoryUsage } from '../plugins/firestore-collection.js'
+import { Status } from '../plugins/database.js'
+import { bounded, idOf, keyPart } from '../plugins/datastore.js'
+import type { CallOptions, VisitsRepository } from './repository.js'
+import type { StoredVisit, Visit } from './visit.js'
+
+/** The kind of the App Engine sample's `Visit(ndb.Model)`. */
+export const VISIT_KIND = 'Visit'
+
+function toVisit (client: Datastore, entity: Entity): StoredVisit {
+  const timestamp: unknown = entity.timestamp
+  return {
+    id: idOf(entity[client.KEY]),
+    visitor: String(entity.visitor ?? ''),
+    timestamp: timestamp instanceof Date ? timestamp : new Date(0)
+  }
+}
+
+export interface DatastoreVisitsOptions {
+  /** Upper bound of one call (a request's deadline may cut it shorter). */
+  timeoutMs: number
+  /** Shared with the app's other Datastore repositories: one outage, one breaker. */
+  calls?: BoundedCalls
+}
+
+/**
+ * Visits as the App Engine sample's NDB model stores them: kind `Visit`, `visitor` (a string)
+ * and `timestamp` (a date-time), so the data an App Engine app left is served as it is, and the
+ * old app reads what this one writes. Visits stored here have a key name (their id); NDB's have
+ * a numeric id, shown as its decimal string.
+ */
+export class DatastoreVisitsRepository implements VisitsRepository {
+  readonly kind = 'datastore'
+  readonly usage: RepositoryUsage = { queries: 0, documentsRead: 0, writes: 0 }
+  readonly #client: Datastore
+  readonly #calls: BoundedCalls
+
+  constructor (client: Datastore, { timeoutMs, calls = new BoundedCalls({ timeoutMs, name: 'Datastore', target: 'Datastore' }) }: DatastoreVisitsOptions) {
+    this.#client = client
+    this.#calls = calls
+  }
+
+  async add (id: string, { visitor, timestamp }: Visit, { deadline }: CallOptions = {}): Promise<StoredVisit> {
+    return await this.#calls.run('store a visit', deadline, async (ms) => {
+      this.usage.writes++
+      const key = this.#key(id)
+      try {
+        // Nothing queries by visitor: unindexed, it costs no index write and may pass the 1500 bytes of an indexed string.
+        await this.#client.insert({ key, data: { visitor, timestamp }, excludeFromIndexes: ['visitor'] })
+        return { id, visitor, timestamp }
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== Status.ALREADY_EXISTS) throw err
+      }
+      // A retry, or another instance, stored this very visit first, maybe at another time: that one counts.
+      this.usage.documentsRead++
+      const [stored] = await this.#client.get(key, bounded(ms)) as [Entity | undefined]
+      if (stored === undefined) throw new Error(`visit ${id} was reported stored but cannot be read`)
+      return toVisit(this.#client, stored)
+    })
+  }
+
+  async find (id: string, { deadline, background }: CallOptions = {}): Promise<StoredVisit | undefined> {
+    const [stored] = await this.#calls.run('read a visit', deadline, async (ms) => await this.#client.get(this.#key(id), bounded(ms)) as [Entity | undefined], { background })
+    this.usage.documentsRead++
+    return stored === undefined ? undefined : toVisit(this.#client, stored)
+  }
+
+  async latest (limit: number, { deadline }: CallOptions = {}): Promise<StoredVisit[]> {
+    this.usage.queries++
+    // Ties in the key's descending order, as Firestore breaks them (index.yaml has the index).
+    const query = this.#client.createQuery(VISIT_KIND).order('timestamp', { descending: true }).order('__key__', { descending: true }).limit(limit)
+    const [entities] = await this.#calls.run('read the latest visits', deadline, async (ms) => await this.#client.runQuery(query, bounded(ms)))
+    // Datastore bills a query by the entities it returns (at least one).
+    this.usage.documentsRead += Math.max(1, entities.length)
+    return entities.map((entity) => toVisit(this.#client, entity))
+  }
+
+  async ping (): Promise<void> {
+    this.usage.queries++
+    const [entities] = await this.#calls.run('answer a query', undefined,
+      async (ms) => await this.#client.runQuery(this.#client.createQuery(VISIT_KIND).select('__key__').limit(1), bounded(ms)))
+    this.usage.documentsRead += Math.max(1, entities.length)
+  }
+
+  #key (id: string) {
+    return this.#client.key([VISIT_KIND, keyPart(this.#client, id)])
+  }
+}

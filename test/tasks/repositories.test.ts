@@ -1,0 +1,17 @@
+import t from 'tap'
+import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
+import { DatastoreTasksRepository } from '../../src/tasks/datastore-repository.js'
+import { FirestoreTasksRepository } from '../../src/tasks/firestore-repository.js'
+import { MemoryTasksRepository } from '../../src/tasks/memory-repository.js'
+import { testDatastore, testFirestore, uniqueName } from '../helpers/services.js'
+import { tasksContract } from './repository-contract.js'
+
+const calls = () => new BoundedCalls({ timeoutMs: 5000 })
+
+tasksContract(t, 'memory', async () => new MemoryTasksRepository())
+tasksContract(t, 'datastore mode (emulator)', async (t) => new DatastoreTasksRepository(await testDatastore(t), { calls: calls() }))
+
+t.test('firestore', async (t) => {
+  const db = await testFirestore(t)
+  tasksContract(t, 'firestore (emulator)', async () => new FirestoreTasksRepository(db, { collection: uniqueName('tasks'), calls: calls() }))
+})
