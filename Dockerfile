@@ -1,9 +1,13 @@
 # Build stage: compile TypeScript with the dev dependencies, then drop them.
 FROM node:24-slim AS build
 WORKDIR /app
+# The cache library is a workspace package: its package.json goes in before npm ci, which links it.
 COPY package.json package-lock.json ./
+COPY packages/memcache/package.json ./packages/memcache/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY packages/memcache/tsconfig.json ./packages/memcache/
+COPY packages/memcache/src ./packages/memcache/src
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
@@ -16,6 +20,9 @@ ENV NODE_OPTIONS=--max-old-space-size=128
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
+# node_modules/@visitme/memcache links here: the package's manifest and its build.
+COPY --from=build /app/packages/memcache/package.json ./packages/memcache/
+COPY --from=build /app/packages/memcache/dist ./packages/memcache/dist
 COPY --from=build /app/dist ./dist
 COPY templates ./templates
 COPY public ./public

@@ -11,7 +11,7 @@
  *
  * Options (bench/README.md): --smoke (or BENCH_SMOKE=1), --out DIR (or BENCH_OUT), BENCH_SECONDS,
  * BENCH_WARMUP_SECONDS, BENCH_CONNECTIONS (100), BENCH_COLD_EXPIRY (del | ttl), BENCH_COLD_TTL (1 s),
- * BENCH_COLD_DELETE_MS (1000), BENCH_SERVER (dist/server.js) and BENCH_SERVER_LABEL (what that build is),
+ * BENCH_COLD_DELETE_MS (1000), BENCH_LIBRARY_SECONDS (6: per side, for each operation of the library section), BENCH_SERVER (dist/server.js) and BENCH_SERVER_LABEL (what that build is),
  * BENCH_FIRESTORE_EMULATOR=127.0.0.1:PORT
  * (use that emulator instead of starting one; it is left running).
  */
@@ -30,6 +30,7 @@ import {
   BenchError, Cleanup, allowedCpus, choosePinning, coreTimes, cpuSeconds, descendants, httpRequest, installed,
   pinSelf, sampleRss, spawnTracked, stopProcess, waitFor, type Pinning, type Tracked
 } from './lib/processes.js'
+import { benchLibrary } from './lib/library.js'
 import { recentVisitsStoreKey } from '../src/visits/cache-keys.js'
 import { freePort } from '../test/helpers/ports.js'
 import { markdown, svgChart, type BenchResults, type ColdStart, type PerRequest, type ScenarioResult } from './lib/report.js'
@@ -525,6 +526,7 @@ async function main (): Promise<void> {
   const coldTtlSeconds = numberOption('BENCH_COLD_TTL', 1, { min: 1, max: 3600 })
   if (!Number.isInteger(coldTtlSeconds)) throw new BenchError('BENCH_COLD_TTL must be a whole number of seconds')
   const coldDeleteEveryMs = numberOption('BENCH_COLD_DELETE_MS', smoke ? 250 : 1000, { min: 50, max: 60_000 })
+  const librarySeconds = numberOption('BENCH_LIBRARY_SECONDS', smoke ? 0.2 : 6, { min: 0.1, max: 600 })
   if (process.env.BENCH_SERVER !== undefined && process.env.BENCH_SERVER !== '') serverJs = resolve(process.env.BENCH_SERVER)
   const sharedEmulator = process.env.BENCH_FIRESTORE_EMULATOR === '' ? undefined : process.env.BENCH_FIRESTORE_EMULATOR
   if (sharedEmulator !== undefined && !/^127\.0\.0\.1:\d{1,5}$/.test(sharedEmulator)) {
@@ -590,7 +592,7 @@ async function main (): Promise<void> {
   if (page.status !== 200 || contentType === '') throw new BenchError(`GET / for the HIT visitor answered ${page.status} (${contentType || 'no content type'})`)
   if (page.headers['x-cache'] !== 'hit') notes.push(`The HIT visitor's second request was answered with x-cache: ${String(page.headers['x-cache'])}, not hit.`)
 
-  // The list's key, as src/visits/recent-visits.ts and src/cache/cache.ts build it: checked, not assumed.
+  // The list's key, as src/visits/cache-keys.ts and the cache library's keys.ts build it: checked, not assumed.
   const keys = await redis.keys('*')
   if (!keys.includes(recentVisitsKey)) {
     throw new BenchError(`the cached list is not under the expected key ${recentVisitsKey}; keys in Redis: ${keys.join(', ')}`)
@@ -651,6 +653,13 @@ async function main (): Promise<void> {
   }))
   await coldB.stop()
   await coldA.stop()
+
+  // The library against bare ioredis: the harness itself, moved to the server's core (idle now), on the run's redis-server.
+  log(`library: the cache library against bare ioredis, ${librarySeconds} s per side for each operation`)
+  pinSelf(pinning.serverCore)
+  const library = await benchLibrary({ root, port: redisPort, seconds: librarySeconds, slices: smoke ? 2 : 6 })
+  pinSelf(pinning.loadCore)
+  for (const o of library.operations) log(`library: ${o.name}: ${o.ratio.toFixed(2)} × bare (${Math.round(o.library.opsPerSec)} / ${Math.round(o.bare.opsPerSec)} ops/s)`)
 
   const limit = scenarios.find((s) => s.name === 'LIMIT')!
   for (const s of scenarios) s.ratioToLimit = s.reqPerSec / limit.reqPerSec
@@ -758,6 +767,7 @@ async function main (): Promise<void> {
       maxMs: Math.max(...coldStarts.map((c) => c.ms))
     },
     scenarios,
+    library,
     started,
     notes
   }

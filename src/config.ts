@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
+import type { RedisConnection as ClientConnection } from '@visitme/memcache'
 import type { DrainOptions } from './plugins/drain.js'
 
 const Port = (fallback: number) => Type.Integer({ minimum: 1, maximum: 65535, default: fallback })
@@ -63,20 +64,8 @@ type Env = Static<typeof EnvSchema>
 /** Every variable the service reads. */
 export const variables = Object.keys(EnvSchema.properties)
 
-export interface RedisConnection {
-  host: string
-  port: number
-  commandTimeoutMs: number
-  connectTimeoutMs: number
-  /** Memorystore's AUTH string. */
-  password?: string
-  /** Path of the CA certificate that signed the server's: TLS, with the certificate verified. */
-  tlsCaFile?: string
-  /** host:port is a cluster's discovery endpoint (Memorystore for Redis Cluster, Valkey cluster mode). */
-  cluster?: boolean
-  /** A read replica endpoint, for the reads that tolerate replication lag. */
-  read?: { host: string, port: number }
-}
+/** The cache library's Redis connection, with both timeouts always set by the configuration. */
+export type RedisConnection = Omit<ClientConnection, 'connectionName'> & Required<Pick<ClientConnection, 'commandTimeoutMs' | 'connectTimeoutMs'>>
 
 export interface Config {
   port: number

@@ -67,6 +67,12 @@ t.test('the benchmark harness runs every scenario in smoke mode, writes elsewher
   const cold = results.scenarios.find((s) => s.name === 'COLD')
   t.equal(cold?.servers, 2, 'COLD runs two server processes')
   t.ok(Number.isInteger(cold?.cold?.expiries), 'COLD counts expiries')
+  t.same(results.library.operations.map((o) => o.name).slice(0, 3), ['get (hit)', 'set', 'incr'], 'the library section measures get, set and incr')
+  t.ok(results.library.operations.some((o) => o.name.startsWith('memoized')), 'and a memoized call')
+  for (const o of results.library.operations) {
+    t.ok(o.library.ops > 0 && o.bare.ops > 0 && Number.isFinite(o.ratio) && o.library.cpuMicrosPerOp > 0, `library: ${o.name} measured on both sides`)
+  }
+  t.match(stdout, /The cache library against bare ioredis[\s\S]*\| \*\*get \(hit\)\*\* \|/, 'and printed')
   t.equal(results.coldStart.each.length, 4, 'a cold start per real server process')
   t.ok(results.coldStart.each.every((c) => c.ms > 0))
   t.match(stdout, /\| \*\*HIT\*\* \|/, 'the table is printed')

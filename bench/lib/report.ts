@@ -1,4 +1,5 @@
 /** The benchmark's results: their shape, the Markdown table and the SVG chart. */
+import { libraryMarkdown, type LibraryResults } from './library.js'
 
 export interface PerRequest { queries: number, documentsRead: number, writes: number }
 
@@ -118,6 +119,8 @@ export interface BenchResults {
   }
   coldStart: { each: ColdStart[], medianMs: number, minMs: number, maxMs: number }
   scenarios: ScenarioResult[]
+  /** The cache library against bare ioredis (bench/lib/library.ts). */
+  library: LibraryResults
   /** What the harness started (all stopped by the end): for checking nothing is left running. */
   started: Array<{ what: string, pid: number, port?: number }>
   notes: string[]
@@ -193,7 +196,9 @@ export function markdown (results: BenchResults): string {
         `${cold.errors} errors, ${cold.non2xx} non-2xx of ${int(cold.requests)} requests` +
         ` (x-cache: ${Object.entries(cold.xCache).map(([k, v]) => `${k} ${int(v)}`).join(', ')}).`]),
     ...(hit === undefined ? [] : [`- **HIT**: x-cache ${Object.entries(hit.xCache).map(([k, v]) => `${k} ${int(v)}`).join(', ')}.`]),
-    ...results.notes.map((note) => `- ${note}`)
+    ...results.notes.map((note) => `- ${note}`),
+    '',
+    libraryMarkdown(results.library)
   ]
   return lines.join('\n') + '\n'
 }

@@ -1,4 +1,4 @@
-import { ValueTooLargeError, type Cache } from '../cache/index.js'
+import { ValueTooLargeError, type Cache } from '@visitme/memcache'
 import { Retry } from '../lib/retry.js'
 import { greetingsKey } from './cache-keys.js'
 import type { Greeting, GreetingsRepository } from './repository.js'

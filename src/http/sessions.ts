@@ -1,7 +1,7 @@
 import session from '@fastify/session'
 import type { Session } from 'fastify'
 import fp from 'fastify-plugin'
-import { CacheSessionStore } from '../cache/session-store.js'
+import { CacheSessionStore } from '@visitme/memcache/session'
 
 /** The sessions' cache namespace, under the app's. */
 export const sessionsNamespace = (cacheNamespace: string): string => `${cacheNamespace}/sessions`

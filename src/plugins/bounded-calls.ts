@@ -1,4 +1,4 @@
-import { CircuitBreaker } from '../cache/index.js'
+import { CircuitBreaker } from '@visitme/memcache'
 
 /** A repository could not answer in time or at all: the request cannot be served honestly. */
 export class RepositoryUnavailableError extends Error {

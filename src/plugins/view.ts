@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
 import view from '@fastify/view'
 import { Eta } from 'eta'
-import { fragmentRenderer, type Cache } from '../cache/index.js'
+import { fragmentRenderer, type Cache } from '@visitme/memcache'
 
 declare module 'fastify' {
   interface FastifyInstance {

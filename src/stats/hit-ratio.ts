@@ -1,4 +1,4 @@
-import type { Cache } from '../cache/index.js'
+import type { Cache } from '@visitme/memcache'
 
 export interface HitRatioSample {
   at: Date

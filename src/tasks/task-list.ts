@@ -1,4 +1,4 @@
-import type { Cache, RouteCache } from '../cache/index.js'
+import type { Cache, RouteCache } from '@visitme/memcache'
 import { Retry } from '../lib/retry.js'
 import { TASKS_PAGE, taskRowKey } from './cache-keys.js'
 import type { Task, TasksRepository } from './repository.js'

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { listItemId, type Cache, type ListEntry, type ListReservationLookup, type ListState, type Subscription } from '../cache/index.js'
+import { listItemId, type Cache, type ListEntry, type ListReservationLookup, type ListState, type Subscription } from '@visitme/memcache'
 import { RepositoryUnavailableError } from '../plugins/bounded-calls.js'
 import type { VisitsRepository } from './repository.js'
 import type { StoredVisit, Visit } from './visit.js'

@@ -3,8 +3,8 @@ import view from '@fastify/view'
 import { Eta } from 'eta'
 import t from 'tap'
 import type { Test } from 'tap'
-import { fragmentRenderer, MemoryStore, RedisStore, type Store } from '../../src/cache/index.js'
-import cachePlugin from '../../src/cache/plugin.js'
+import { fragmentRenderer, MemoryStore, RedisStore, type Store } from '@visitme/memcache'
+import cachePlugin from '@visitme/memcache/fastify'
 import { redisReady, testRedis, uniqueName } from '../helpers/services.js'
 
 const stores: Record<string, (t: Test) => Promise<Store>> = {

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { MemoryStore, RedisStore } from '../../src/cache/index.js'
+import { createCache, MemoryStore, RedisStore, type CacheStore } from '@visitme/memcache'
 import { redisReady, testRedis } from '../helpers/services.js'
-import { storeContract } from './store-contract.js'
+import { countersContract, keyValueContract, memoizeContract, storeContract } from '@visitme/memcache/contract'
 
 storeContract(t, 'memory', {
   make: async () => new MemoryStore(),
@@ -14,6 +14,29 @@ storeContract(t, 'redis', {
   peer: async (t) => new RedisStore(await redisReady(testRedis(t)))
 })
 
+/** A store that offers only what the memcache API needs: values and counters, no lists, no announcements. */
+function valuesOnly (store: MemoryStore): CacheStore {
+  const { kind } = store
+  const names = ['get', 'gets', 'peek', 'write', 'cas', 'delete', 'flush', 'pttl', 'census', 'incr', 'addCounters', 'readCounters'] as const
+  return Object.assign({ kind, get connected () { return store.connected } }, ...names.map((name) => ({ [name]: store[name].bind(store) }))) as CacheStore
+}
+
+const valuesOnlyFactory = { make: async () => valuesOnly(new MemoryStore()), peer: async (_t: unknown, store: CacheStore) => store }
+keyValueContract(t, 'values-only', valuesOnlyFactory)
+countersContract(t, 'values-only', valuesOnlyFactory)
+memoizeContract(t, 'values-only', valuesOnlyFactory)
+
+t.test('a store without lists: list calls throw a clear TypeError, and the store stays in use', async (t) => {
+  const cache = createCache({ store: valuesOnly(new MemoryStore()) })
+  await t.rejects(cache.listGet('l'), { name: 'TypeError', message: /keeps no lists/ })
+  await t.rejects(cache.announce('l'), TypeError)
+  t.throws(() => cache.subscribe('l', { message () {}, reset () {} }), TypeError)
+  for (let i = 0; i < 5; i++) await t.rejects(cache.listBegin('l', { lockSeconds: 5 }), TypeError)
+  t.equal(cache.available, true, 'misuse never opens the circuit')
+  t.equal(cache.counters().errors, 0)
+  t.equal(await cache.set('k', 1), true)
+})
+
 const entry = (key: string, value: string, ttlMs = 0) => ({ key, value, casToken: 't', ttlMs })
 
 t.test('the memory store evicts the least recently used entries beyond its byte bound', async (t) => {
@@ -22,10 +45,10 @@ t.test('the memory store evicts the least recently used entries beyond its byte 
   t.equal(store.bytes, 24)
   await store.get(['a']) // a is now the most recently used
   await store.write('set', [entry('d', '123456')])
-  t.same((await store.get(['a', 'b', 'd'])).map((e) => e?.value), ['123456', undefined, '123456'], 'b, the least recently used, is gone')
+  t.same((await store.get(['a', 'b', 'd'])), ['123456', undefined, '123456'], 'b, the least recently used, is gone')
   t.ok(store.bytes <= 30)
   t.same(await store.write('set', [entry('huge', 'x'.repeat(100))]), [false], 'a value larger than the whole bound is not kept')
-  t.equal((await store.get(['a']))[0]?.value, '123456', 'and does not flush the rest')
+  t.equal((await store.get(['a']))[0], '123456', 'and does not flush the rest')
 })
 
 t.test('the memory store evicts the least recently used: a read moves an entry up, a peek does not', async (t) => {
@@ -34,7 +57,7 @@ t.test('the memory store evicts the least recently used: a read moves an entry u
   await store.peek(['a'])
   await store.get(['b'])
   await store.write('set', [entry('d', '123456')])
-  t.same((await store.get(['a', 'b', 'c', 'd'])).map((e) => e?.value), [undefined, '123456', '123456', '123456'], 'a, only peeked, went first')
+  t.same((await store.get(['a', 'b', 'c', 'd'])), [undefined, '123456', '123456', '123456'], 'a, only peeked, went first')
 })
 
 t.test('the memory store expires by its clock', async (t) => {
@@ -42,14 +65,14 @@ t.test('the memory store expires by its clock', async (t) => {
   const store = new MemoryStore({ now: () => now })
   await store.write('set', [entry('k', 'v', 10_000), entry('forever', 'v')])
   now += 9_999
-  t.equal((await store.get(['k']))[0]?.value, 'v')
+  t.equal((await store.get(['k']))[0], 'v')
   t.equal(await store.pttl('k'), 1)
   now += 1
   t.equal((await store.get(['k']))[0], undefined)
   t.equal(await store.pttl('k'), -2)
   t.equal(await store.pttl('forever'), -1)
   now += 1e12
-  t.equal((await store.get(['forever']))[0]?.value, 'v')
+  t.equal((await store.get(['forever']))[0], 'v')
 })
 
 t.test('the redis store keeps the TTL on the key itself', async (t) => {

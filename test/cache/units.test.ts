@@ -1,7 +1,7 @@
 import t from 'tap'
-import { CircuitBreaker, createCache, MemoryStore, type Store } from '../../src/cache/index.js'
-import { decode, encode, UncacheableValueError } from '../../src/cache/codec.js'
-import { memcacheTtlMs, ttlMs } from '../../src/cache/ttl.js'
+import { CircuitBreaker, createCache, MemoryStore, type Store } from '@visitme/memcache'
+import { decode, encode, UncacheableValueError } from '../../packages/memcache/src/codec.js'
+import { memcacheTtlMs, ttlMs } from '../../packages/memcache/src/ttl.js'
 import { capturingLogger } from '../helpers/app.js'
 
 t.test('codec: tags cannot be forged by caller data', async (t) => {
@@ -80,7 +80,8 @@ t.test('the facade fails open and logs once per state change', async (t) => {
   const store: Store = {
     kind: 'redis',
     connected: true,
-    get: async (keys) => { fail(); return keys.map(() => ({ value: '"v"', casToken: 't' })) },
+    get: async (keys) => { fail(); return keys.map(() => '"v"') },
+    gets: async (keys) => { fail(); return keys.map(() => ({ value: '"v"', casToken: 't' })) },
     peek: async (keys) => { fail(); return keys.map(() => ({ value: '"v"', expiresAtMs: 0, lastAccessMs: 0, lockedUntilMs: 0 })) },
     write: async (_mode, entries) => { fail(); return entries.map(() => true) },
     cas: async () => { fail(); return true },
@@ -134,4 +135,17 @@ t.test('a disconnected store is not called at all', async (t) => {
   t.same(await cache.lookup('k'), { status: 'unavailable' })
   t.equal(await cache.set('k', 1), false)
   t.equal(store.bytes, 0, 'nothing was written')
+})
+
+t.test('views: namespaced() shares the store, breaker and counters; a refused namespace leaves no trace', async (t) => {
+  const cache = createCache({ store: new MemoryStore(), namespace: 'a' })
+  const view = cache.namespaced('b', { reads: 'replica' })
+  t.equal(view.namespace, 'b')
+  t.equal(view.reads, 'replica')
+  view.recordHit()
+  t.equal(cache.counters('b').hits, 1, 'one set of counters for every view')
+  t.throws(() => cache.namespaced(5 as unknown as string), TypeError)
+  const other = createCache({ store: new MemoryStore(), namespace: 'c' })
+  t.equal(other.reads, 'primary', 'the next cache made is a cache of its own')
+  t.same(other.namespaces(), [], 'with counters of its own')
 })

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { closeDatastore, createDatastore, type DatastoreConnection } from '../../src/plugins/datastore.js'
 import { createFirestore } from '../../src/plugins/firestore.js'
-import { createRedisClient } from '../../src/plugins/redis.js'
+import { createRedisClient } from '@visitme/memcache'
 import { hostPort } from './ports.js'
 
 /** A unique, readable name: tests share one Redis and one emulator, never a key or a collection. */

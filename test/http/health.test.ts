@@ -5,7 +5,7 @@ import { freePort, hostPort } from '../helpers/ports.js'
 import { emulatorHost, redisReady, testFirestore, testRedis } from '../helpers/services.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 import { timed } from '../helpers/wait.js'
-import { createRedisClient } from '../../src/plugins/redis.js'
+import { createRedisClient } from '@visitme/memcache'
 
 t.test('embedded: both parts reported as embedded', async (t) => {
   const app = await buildTestApp(t, testConfig())

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { evictionHint } from '../../src/plugins/redis.js'
+import { evictionHint } from '@visitme/memcache'
 import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
 import { TestRedisServer } from '../helpers/redis-server.js'
 import { waitFor } from '../helpers/wait.js'

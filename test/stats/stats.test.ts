@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createCache, MemoryStore } from '../../src/cache/index.js'
+import { createCache, MemoryStore } from '@visitme/memcache'
 import { describeSpan, hitRatioChart, HitRatioHistory } from '../../src/stats/hit-ratio.js'
 import { visitsNamespace } from '../../src/visits/cache-keys.js'
 import { buildTestApp, testConfig } from '../helpers/app.js'

@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { withLists } from '@visitme/memcache'
 import { DatastoreVisitsRepository } from '../../src/visits/datastore-repository.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
@@ -14,7 +15,7 @@ import { visitsContract } from './visits-contract.js'
 const listStoreKey = (config: Config) => recentVisitsStoreKey(config.cacheNamespace, config.visits.collection)
 
 /** The list's time to live as the store keeps it (the list expires by its own clock, not the key's TTL). */
-const listTtlMs = async (app: FastifyInstance, config: Config) => (await app.cache.store.listGet(listStoreKey(config)))?.ttlMs ?? -2
+const listTtlMs = async (app: FastifyInstance, config: Config) => (await withLists(app.cache.store).listGet(listStoreKey(config)))?.ttlMs ?? -2
 
 visitsContract(t, 'embedded (memory cache, memory repository)', async (t, config) => {
   const repository = new CountingRepository(new MemoryVisitsRepository())

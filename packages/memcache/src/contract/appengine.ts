@@ -1,11 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { CounterOverflowError, createCache, MAX_COUNTER, ValueTooLargeError, type Cache, type Store } from '../../src/cache/index.js'
-import { uniqueName } from '../helpers/services.js'
-import type { StoreFactory } from './store-contract.js'
+import { CounterOverflowError, createCache, MAX_COUNTER, ValueTooLargeError, type Cache, type CacheStore } from '../index.js'
+import { uniqueName, type StoreFactory } from './factory.js'
 
 /** A store whose every call fails, as Redis does when it is down or times out. */
-function failing (store: Store): Store {
+function failing (store: CacheStore): CacheStore {
   return new Proxy(store, {
     get (target, property, receiver) {
       const member: unknown = Reflect.get(target, property, receiver)
@@ -22,7 +21,7 @@ const nowSec = (): number => Math.floor(Date.now() / 1000)
  * memcache_unittest.py of the App Engine SDK), case by case, on a store. Where a case is
  * kept different on purpose, the case asserts the difference; docs/cache.md gives the reason.
  */
-export function appEngineContract (t: Test, name: string, { make }: StoreFactory): void {
+export function appEngineContract<S extends CacheStore> (t: Test, name: string, { make }: StoreFactory<S>): void {
   t.test(`${name} store: App Engine memcache cases`, async (t) => {
     const fresh = async (t: Test): Promise<Cache> => createCache({ store: await make(t), namespace: uniqueName('ae') })
     const long = 'key2 is very very long' + ' pad'.repeat(100)

@@ -1,4 +1,5 @@
-import type { Cache } from './cache.js'
+import { coreOf, type Cache } from './cache.js'
+import { FAILED } from './runner.js'
 
 /** A response as the route cache keeps it. */
 export interface CachedResponse {
@@ -31,9 +32,11 @@ export class RouteCache {
 
   /** The cached response, or a ticket to store the fresh one with. */
   async lookup (key: string, tags: readonly string[]): Promise<{ hit?: CachedResponse, ticket: RouteCacheTicket }> {
-    const found = await this.cache.getMulti<unknown>([`r:${key}`, ...tags.map((tag) => `t:${tag}`)], { statsKeys: 1 })
-    const generations = Object.fromEntries(tags.map((tag) => [tag, Number(found[`t:${tag}`] ?? 0)]))
-    const stored = found[`r:${key}`] as Stored | undefined
+    // The tags' generations are read along: only the response counts as a hit or a miss.
+    const [found, ...counts] = await coreOf(this.cache).read([`r:${key}`, ...tags.map((tag) => `t:${tag}`)], this.cache.namespace, 1, this.cache.reads)
+    const value = (read: typeof found) => read === FAILED ? undefined : read?.value
+    const generations = Object.fromEntries(tags.map((tag, i) => [tag, Number(value(counts[i]) ?? 0)]))
+    const stored = value(found) as Stored | undefined
     const fresh = stored !== undefined && tags.every((tag) => stored.tags[tag] === generations[tag])
     return { hit: fresh ? stored.response : undefined, ticket: { key, tags: generations } }
   }

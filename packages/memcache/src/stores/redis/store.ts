@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { Cluster, type Redis, type Result } from 'ioredis'
+import { createRedisClient, type RedisConnection } from './client.js'
 import {
   CounterOverflowError, LIST_KEEP_MS, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList, type StoreWrite,
   type SubscribeHandlers, type Subscription, type WriteMode
-} from './store.js'
+} from '../store.js'
 
 /*
  * A TTL of 0 means none; PEXPIRE with a negative one deletes the key at once.
@@ -371,6 +372,11 @@ async function scanInto (keys: string[], node: Redis, prefix: string, limit: num
   return cursor === '0' && keys.length <= limit
 }
 
+/** HMGET's answer for the value and its token. */
+function toEntry ([value, casToken]: Array<string | null>): StoredEntry | undefined {
+  return value === null || value === undefined ? undefined : { value, casToken: casToken ?? '' }
+}
+
 /** A standalone instance (or its read replica), or a cluster from its discovery endpoint. */
 export type RedisClient = Redis | Cluster
 
@@ -407,13 +413,26 @@ export class RedisStore implements Store {
     }
   }
 
+  /**
+   * A store on a client of its own, made by createRedisClient(): the fail-fast settings without
+   * a client to build first. `store.client.quit()` closes it.
+   */
+  static connect (connection: RedisConnection): RedisStore {
+    return new RedisStore(createRedisClient(connection))
+  }
+
   get connected (): boolean {
     return this.client.status === 'ready'
   }
 
-  async get (keys: readonly string[]): Promise<Array<StoredEntry | undefined>> {
-    const toEntry = ([value, casToken]: Array<string | null>) =>
-      value === null || value === undefined ? undefined : { value, casToken: casToken ?? '' }
+  // Reads are plain commands, no script: HGET answers one string, as GET does.
+  get (keys: readonly string[]): Promise<Array<string | undefined>> {
+    // One key, the common read, with no promise besides the command's.
+    if (keys.length === 1) return this.client.hget(keys[0]!, 'v').then((value) => [value ?? undefined])
+    return Promise.all(keys.map((key) => this.client.hget(key, 'v'))).then((values) => values.map((value) => value ?? undefined))
+  }
+
+  async gets (keys: readonly string[]): Promise<Array<StoredEntry | undefined>> {
     return (await Promise.all(keys.map((key) => this.client.hmget(key, 'v', 'c')))).map(toEntry)
   }
 

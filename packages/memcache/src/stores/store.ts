@@ -40,16 +40,22 @@ export const MAX_COUNTER = 2n ** 63n - 1n
 export const COUNTER = /^(\d+)(n?)$/
 
 /**
- * A backend for the cache. Keys arrive already namespaced and values already
- * serialized; every method is atomic per key, also against other processes
- * sharing the backend. Failures throw: the Cache facade turns them into misses.
+ * A backend for the cache, described by what it can do: every store keeps values
+ * (KeyValueStore) and counters (CounterStore), which the memcache API needs; bounded lists
+ * (ListStore) and announcements (PubSubStore) are offered by the stores that can. Keys arrive
+ * already namespaced and values already serialized; every method is atomic per key, also
+ * against other processes sharing the backend. Failures throw: the cache's runner turns them
+ * into misses. Each capability has its contract suite (the package's `contract` export).
  */
-export interface Store {
-  readonly kind: 'redis' | 'memory'
+export interface KeyValueStore {
+  /** The backend's name, for logs and health pages. */
+  readonly kind: string
   /** Whether a command can be sent now, known without a round trip. */
   readonly connected: boolean
-  /** One entry per key, in order; undefined where missing. */
-  get (keys: readonly string[]): Promise<Array<StoredEntry | undefined>>
+  /** The value of each key, in order; undefined where missing. A read, and the fastest one. */
+  get (keys: readonly string[]): Promise<Array<string | undefined>>
+  /** get() with each value's token for cas(). */
+  gets (keys: readonly string[]): Promise<Array<StoredEntry | undefined>>
   /**
    * The entries with their timestamps, delete locks included, without counting as a use:
    * the entries keep their place in the eviction order.
@@ -64,6 +70,15 @@ export interface Store {
    * for that long: add and replace fail; with 0 a lock goes too.
    */
   delete (keys: readonly string[], lockMs: number): Promise<boolean[]>
+  /** Removes every value whose key starts with the prefix. */
+  flush (prefix: string): Promise<void>
+  /** Milliseconds the key has left, with Redis' PTTL answers: -1 for no expiry, -2 when missing. */
+  pttl (key: string): Promise<number>
+  /** What lives under the prefixes: counted up to `limit` keys, sizes and ages from a sample. */
+  census (prefixes: readonly string[], limit: number): Promise<Census>
+}
+
+export interface CounterStore {
   /**
    * Adds delta (negative to decrement) to a counter, flooring at 0. A counter is a stored
    * value of bare decimal digits, with an "n" after them for a bigint (which it keeps), up to
@@ -73,16 +88,13 @@ export interface Store {
    * holds no counter. Throws a CounterOverflowError, changing nothing, past MAX_COUNTER.
    */
   incr (key: string, delta: bigint, initial: bigint | undefined, casToken: string): Promise<string | undefined>
-  /** Removes every value whose key starts with the prefix. */
-  flush (prefix: string): Promise<void>
-  /** Milliseconds the key has left, with Redis' PTTL answers: -1 for no expiry, -2 when missing. */
-  pttl (key: string): Promise<number>
   /** Adds to named counters kept under each key, in one round trip. */
   addCounters (batch: ReadonlyMap<string, Readonly<Record<string, number>>>): Promise<void>
   readCounters (key: string): Promise<Record<string, number>>
-  /** What lives under the prefixes: counted up to `limit` keys, sizes and ages from a sample. */
-  census (prefixes: readonly string[], limit: number): Promise<Census>
+}
 
+/** Bounded lists, each change announced on the list's key (so a store with lists publishes too). */
+export interface ListStore {
   /**
    * The list at key; undefined when the key holds none. Every list operation treats a list
    * holding a reservation past its time as gone: it deletes it and announces that on the key.
@@ -104,9 +116,27 @@ export interface Store {
   listReserve (key: string, item: ListReservationRequest, limit: number, reservedMs: number): Promise<ListReservation | undefined>
   /** Removes the reserved item with that id (a settled one stays). Undefined when the key holds no list. */
   listRelease (key: string, id: string): Promise<StoredList | undefined>
+}
+
+/** Messages on channels, heard by every process sharing the backend. */
+export interface PubSubStore {
   /** Publishes a message on the channel. */
   publish (channel: string, message: string): Promise<void>
   subscribe (channel: string, handlers: SubscribeHandlers): Subscription
+}
+
+/** What the memcache API needs of a store; lists and announcements where the store offers them. */
+export type CacheStore = KeyValueStore & CounterStore & Partial<ListStore & PubSubStore>
+
+/** A store with every capability, as the memory and Redis stores are. */
+export type Store = KeyValueStore & CounterStore & ListStore & PubSubStore
+
+/** The store, if it keeps lists and announces their changes; a clear error if not. */
+export function withLists (store: CacheStore): CacheStore & ListStore & PubSubStore {
+  if (typeof store.listGet !== 'function' || typeof store.publish !== 'function' || typeof store.subscribe !== 'function') {
+    throw new TypeError('this cache\'s store keeps no lists or announcements (ListStore and PubSubStore)')
+  }
+  return store as CacheStore & ListStore & PubSubStore
 }
 
 /**

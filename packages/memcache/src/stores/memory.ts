@@ -80,7 +80,11 @@ export class MemoryStore implements Store {
     return this.#bytes
   }
 
-  async get (keys: readonly string[]): Promise<Array<StoredEntry | undefined>> {
+  async get (keys: readonly string[]): Promise<Array<string | undefined>> {
+    return (await this.gets(keys)).map((entry) => entry?.value)
+  }
+
+  async gets (keys: readonly string[]): Promise<Array<StoredEntry | undefined>> {
     return keys.map((key) => {
       const entry = this.#live(key)
       if (entry?.value === undefined) return undefined

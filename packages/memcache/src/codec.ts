@@ -97,8 +97,14 @@ export function encode (value: unknown): string {
 }
 
 export function decode<T = unknown> (text: string): T {
-  if (BIGINT_TEXT.test(text)) return BigInt(text.slice(0, -1)) as T
-  // A counter past 2^53 would lose digits as a number.
-  if (INTEGER.test(text) && !Number.isSafeInteger(Number(text))) return BigInt(text) as T
-  return JSON.parse(text, reviver) as T
+  const first = text.charCodeAt(0)
+  // Only a text that starts with a digit or a minus can be a counter.
+  if ((first >= 0x30 && first <= 0x39) || first === 0x2d) {
+    if (BIGINT_TEXT.test(text)) return BigInt(text.slice(0, -1)) as T
+    // A counter past 2^53 would lose digits as a number.
+    if (INTEGER.test(text) && !Number.isSafeInteger(Number(text))) return BigInt(text) as T
+  }
+  // Every tag, and every key of the caller's that starts with "$", is written as "$ in the text:
+  // without one there is nothing to revive, and JSON.parse runs at full speed.
+  return (text.includes('"$') ? JSON.parse(text, reviver) : JSON.parse(text)) as T
 }

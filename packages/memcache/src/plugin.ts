@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onSendAsyncHookHandler } from 'fastify'
 import { createCache, type Cache } from './cache.js'
 import { RouteCache, type RouteCacheTicket } from './route-cache.js'
-import type { Store } from './stores/store.js'
+import type { CacheStore } from './stores/store.js'
 
 /** `config: { cache: { ... } }` on a route caches its successful GET responses. */
 export interface RouteCacheOptions {
@@ -31,10 +31,10 @@ declare module 'fastify' {
 }
 
 export interface CachePluginOptions {
-  store: Store
+  store: CacheStore
   namespace?: string
   /** A read replica of the store, for views that tolerate lag. */
-  replica?: Store
+  replica?: CacheStore
 }
 
 const PERSONAL = /(^|,)\s*(cookie|authorization|\*)\s*(,|$)/i

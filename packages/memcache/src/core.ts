@@ -1,0 +1,89 @@
+import { CircuitBreaker } from './breaker.js'
+import { decode } from './codec.js'
+import { storeKey } from './keys.js'
+import type { CacheLogger } from './logger.js'
+import { FAILED, Runner, type Failed } from './runner.js'
+import { Stats, type CacheCounters } from './stats.js'
+import type { CacheStore, StoredEntry } from './stores/store.js'
+
+/** What readOne() answers for a key that holds no value (or none that can be decoded). */
+export const MISS = Symbol('miss')
+
+export interface Found {
+  value: unknown
+  /** Read only when asked for. */
+  casToken?: string
+}
+
+/** What every namespace view of one store shares: the store, its runner, its stats. */
+export class CacheCore {
+  readonly runner: Runner<CacheStore>
+  readonly stats: Stats
+
+  constructor (readonly store: CacheStore, replica: CacheStore | undefined, breaker: CircuitBreaker, readonly log: CacheLogger, statsFlushMs: number, namespace: string) {
+    this.runner = new Runner<CacheStore>(
+      { store, breaker },
+      replica === undefined ? undefined : { store: replica, breaker: new CircuitBreaker() },
+      log,
+      (ns) => { this.stats.count(ns).errors++ })
+    this.stats = new Stats(this.runner, log, statsFlushMs, namespace)
+  }
+
+  /**
+   * Reads and decodes the keys of a namespace. Only the first `counted` of them are hits or
+   * misses in the stats: the rest are bookkeeping read along (a generation, a lock).
+   */
+  async read (keys: readonly string[], namespace: string, counted: number, from: 'primary' | 'replica', tokens = false): Promise<Array<Found | undefined | Failed>> {
+    const storeKeys = keys.map((key) => storeKey(key, namespace))
+    const entries = await this.runner.read(namespace, (store): Promise<Array<StoredEntry | string | undefined>> =>
+      tokens ? store.gets(storeKeys) : store.get(storeKeys), from)
+    if (entries === FAILED) return keys.map(() => FAILED)
+    const counters = this.stats.count(namespace)
+    return entries.map((entry, i) => {
+      if (entry === undefined) {
+        if (i < counted) counters.misses++
+        return undefined
+      }
+      const value = this.#decode(typeof entry === 'string' ? entry : entry.value, keys[i]!, namespace, counters, i < counted)
+      return value === MISS ? undefined : { value, casToken: typeof entry === 'string' ? undefined : entry.casToken }
+    })
+  }
+
+  /**
+   * read() of one counted key, the path of every get(): no arrays or closures of its own, and one
+   * promise, in which `answer` turns the value, MISS or FAILED into what the caller returns.
+   */
+  readOne<R> (key: string, namespace: string, from: 'primary' | 'replica', answer: (found: unknown) => R): Promise<R> {
+    let at: string[]
+    try {
+      at = [storeKey(key, namespace)]
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.runner.read(namespace, (store) => store.get(at), from).then((found) => {
+      if (found === FAILED) return answer(FAILED)
+      const counters = this.stats.count(namespace)
+      const text = found[0]
+      if (text !== undefined) return answer(this.#decode(text, key, namespace, counters, true))
+      counters.misses++
+      return answer(MISS)
+    })
+  }
+
+  /** The value of a text read, counted; MISS (counted as an error and a miss) when it cannot be decoded. */
+  #decode (text: string, key: string, namespace: string, counters: CacheCounters, counts: boolean): unknown {
+    try {
+      const value = decode(text)
+      if (counts) {
+        counters.hits++
+        counters.byteHits += Buffer.byteLength(text)
+      }
+      return value
+    } catch (err) {
+      counters.errors++
+      if (counts) counters.misses++
+      this.log.warn({ err, namespace, key }, 'cache value could not be decoded; treated as a miss')
+      return MISS
+    }
+  }
+}
