@@ -40,14 +40,14 @@ function cachedProbe (probe: () => Promise<void>, ttlMs: number, timeoutMs: numb
  */
 export default async function health (app: FastifyInstance, { probeTtlMs = 5000, probeTimeoutMs = 800 }: HealthOptions): Promise<void> {
   const { cache } = app
+  const database = app.hasDecorator('database') ? app.database : undefined
   // The start-up call's answer is the first state: the database is starting, not down, until it ends.
-  const firestore = app.hasDecorator('firestore') ? cachedProbe(app.firestorePing, probeTtlMs, probeTimeoutMs, app.firestoreWarmUp) : undefined
-  const datastore = app.hasDecorator('datastore') ? cachedProbe(app.datastorePing, probeTtlMs, probeTimeoutMs, app.datastoreWarmUp) : undefined
+  const probe = database === undefined ? undefined : cachedProbe(database.ping, probeTtlMs, probeTimeoutMs, database.warmUp)
+  // Named after the store the data lives in: an existing Datastore-mode database, or Firestore (embedded: memory).
+  const field = database?.name ?? 'firestore'
   app.get('/health', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     const redis = cache.store.kind === 'memory' ? 'embedded' : cache.available ? 'up' : 'down'
-    // Named after the store the data lives in: an existing Datastore-mode database, or Firestore (embedded: memory).
-    if (datastore !== undefined) return { status: 'ok', redis, datastore: await datastore() }
-    return { status: 'ok', redis, firestore: firestore === undefined ? 'embedded' : await firestore() }
+    return { status: 'ok', redis, [field]: probe === undefined ? 'embedded' : await probe() }
   })
 }

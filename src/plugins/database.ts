@@ -3,6 +3,24 @@ import type { Firestore } from '@google-cloud/firestore'
 import type { FastifyInstance } from 'fastify'
 import type { BoundedCalls } from './bounded-calls.js'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The database the app's data lives in, as /health asks it. */
+    database: DatabaseProbe
+  }
+}
+
+export interface DatabaseProbe {
+  name: 'firestore' | 'datastore'
+  /** Resolves when the database answers a query. */
+  ping: () => Promise<void>
+  /**
+   * The start-up call of a client this app made, which sets up its channel and may outlast a
+   * health probe: until it ends the database is starting, not down. Undefined for a client handed in.
+   */
+  warmUp: Promise<void> | undefined
+}
+
 /** gRPC status codes both clients answer with: the mistakes a set-up makes, and a create that finds its key taken. */
 export const Status = {
   DEADLINE_EXCEEDED: 4,
@@ -46,9 +64,9 @@ export interface Supervision {
  * What a database plugin does around its client. A client it made is tried once at start-up:
  * its set-up is paid before the first page, and a mistake in the configuration is reported
  * before anyone asks for a page (the answer is the warm-up, returned). At close, the calls given
- * up on are drained before the client is closed.
+ * up on are drained before the client is closed. The app's `database` is this one.
  */
-export function superviseClient (app: FastifyInstance, { name, where, calls, ping, hint, close }: Supervision): Promise<void> | undefined {
+export function superviseClient (app: FastifyInstance, { name, where, calls, ping, hint, close }: Supervision): void {
   // A check still running when the app closes fails because of the close: no warning for that.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
@@ -64,14 +82,14 @@ export function superviseClient (app: FastifyInstance, { name, where, calls, pin
     // Bounded: a close waits for every pending call, and shutdown has a deadline.
     await Promise.race([close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
   })
-  if (close === undefined) return undefined
+  const warmUp = close === undefined ? undefined : ping()
+  app.decorate<DatabaseProbe>('database', { name, ping, warmUp })
+  if (warmUp === undefined) return
   const started = Date.now()
-  const check = ping()
-  check.then(() => {
+  warmUp.then(() => {
     app.log.info({ [name]: where, ms: Date.now() - started }, `${name} answered`)
   }, (err: unknown) => {
     if (closing) return
     app.log.warn({ [name]: where, err, hint: hint(err) }, `${name} unreachable; pages that need it answer 503 until it is back`)
   })
-  return check
 }

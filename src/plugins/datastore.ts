@@ -9,13 +9,6 @@ declare module 'fastify' {
     datastore: Datastore
     /** Every Datastore call of the app goes through them: one outage, one breaker. */
     datastoreCalls: BoundedCalls
-    /** Resolves when Datastore answers a query (for /health). */
-    datastorePing: () => Promise<void>
-    /**
-     * The start-up call of a client this app made, which sets up its channel and may outlast a
-     * health probe: until it ends Datastore is starting, not down. Undefined for a client handed in.
-     */
-    datastoreWarmUp: Promise<void> | undefined
   }
 }
 
@@ -148,13 +141,12 @@ export default fp<DatastorePluginOptions>(async function datastorePlugin (app, {
   }
   app.decorate('datastore', client)
   app.decorate('datastoreCalls', calls)
-  app.decorate('datastorePing', ping)
-  app.decorate('datastoreWarmUp', superviseClient(app, {
+  superviseClient(app, {
     name: 'datastore',
     where: describeDatastore(connection),
     calls,
     ping,
     hint: (err) => datastoreHint(err, connection),
     close: given === undefined ? async () => await closeDatastore(client) : undefined
-  }))
+  })
 }, { name: 'datastore', fastify: '5.x' })

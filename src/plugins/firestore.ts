@@ -9,13 +9,6 @@ declare module 'fastify' {
     firestore: Firestore
     /** Every Firestore call of the app goes through them: one outage, one breaker. */
     firestoreCalls: BoundedCalls
-    /** Resolves when Firestore answers a query (for /health). */
-    firestorePing: () => Promise<void>
-    /**
-     * The start-up call of a client this app made, which sets up its channel and may outlast a
-     * health probe: until it ends Firestore is starting, not down. Undefined for a client handed in.
-     */
-    firestoreWarmUp: Promise<void> | undefined
   }
 }
 
@@ -125,13 +118,12 @@ export default fp<FirestorePluginOptions>(async function firestorePlugin (app, {
   const ping = async (): Promise<void> => { await calls.run('answer a query', undefined, () => client.collection(PROBE_COLLECTION).select().limit(1).get()) }
   app.decorate('firestore', client)
   app.decorate('firestoreCalls', calls)
-  app.decorate('firestorePing', ping)
-  app.decorate('firestoreWarmUp', superviseClient(app, {
+  superviseClient(app, {
     name: 'firestore',
     where: describeFirestore(connection),
     calls,
     ping,
     hint: (err) => firestoreHint(err, connection),
     close: given === undefined ? async () => await client.terminate() : undefined
-  }))
+  })
 }, { name: 'firestore', fastify: '5.x' })

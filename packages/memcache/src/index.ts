@@ -3,7 +3,7 @@ export {
   type CasItem, type PeekedItem, type CacheOptions, type Counter, type DeleteOptions, type Lookup,
   type NamespaceOption, type OffsetOptions, type PrefixOption, type ViewOptions, type WriteOptions
 } from './cache.js'
-export { MAX_KEY_BYTES, MAX_VALUE_BYTES, ValueTooLargeError } from './keys.js'
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES, storeKey, ValueTooLargeError } from './keys.js'
 export type { CacheLogger } from './logger.js'
 export type { CacheCounters, CacheStats } from './stats.js'
 export type { Memoized, MemoizeOptions } from './memoize.js'
