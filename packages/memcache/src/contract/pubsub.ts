@@ -5,7 +5,7 @@ import { uniqueName, waitUntil, type StoreFactory } from './factory.js'
 /** Announcements (PubSubStore): heard in every process sharing the backend, per channel, until closed. */
 export function pubSubContract<S extends CacheStore & PubSubStore> (t: Test, name: string, { make, peer }: StoreFactory<S>): void {
   t.test(`${name} store: pub/sub contract`, async (t) => {
-    t.test('a message reaches every subscriber of its channel, in order, and no other channel', async (t) => {
+    t.test('a message reaches every subscriber of its channel, in its publisher\'s order, and no other channel', async (t) => {
       const store = await make(t)
       const other = await peer(t, store)
       const channel = uniqueName('channel')
@@ -19,7 +19,10 @@ export function pubSubContract<S extends CacheStore & PubSubStore> (t: Test, nam
       await other.publish(channel, 'two')
       await store.publish(channel, 'three')
       await waitUntil(() => heard.length === 3)
-      t.same(heard, ['one', 'two', 'three'], 'from either client, in the order sent')
+      // In order per publisher; across publishers only on one server: a cluster relays a message
+      // published on another node over its bus, which may deliver it after a later local one.
+      t.same(heard.filter((m) => m !== 'three'), ['one', 'two'], 'one client\'s messages in the order sent')
+      t.same([...heard].sort(), ['one', 'three', 'two'], 'every message, once')
       t.same(elsewhere, [], 'another channel hears nothing')
     })
 
