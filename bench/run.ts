@@ -657,7 +657,7 @@ async function main (): Promise<void> {
   // The library against bare ioredis: the harness itself, moved to the server's core (idle now), on the run's redis-server.
   log(`library: the cache library against bare ioredis, ${librarySeconds} s per side for each operation`)
   pinSelf(pinning.serverCore)
-  const library = await benchLibrary({ root, port: redisPort, seconds: librarySeconds, slices: smoke ? 2 : 6 })
+  const library = await benchLibrary({ root, port: redisPort, seconds: librarySeconds, slices: smoke ? 2 : 10 })
   pinSelf(pinning.loadCore)
   for (const o of library.operations) log(`library: ${o.name}: ${o.ratio.toFixed(2)} × bare (${Math.round(o.library.opsPerSec)} / ${Math.round(o.bare.opsPerSec)} ops/s)`)
 

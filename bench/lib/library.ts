@@ -24,7 +24,10 @@ export interface LibraryOperation {
   bareWork: string
   library: Measure
   bare: Measure
-  /** library ops/s ÷ bare ops/s. */
+  /**
+   * library ops/s ÷ bare ops/s: the median over the pairs of slices (each pair run back to back),
+   * so that a slice the machine disturbed weighs on one pair, not on the total.
+   */
   ratio: number
 }
 
@@ -41,6 +44,8 @@ interface Side {
   ops: number
   ms: number
   cpuMicros: number
+  /** ops/s of each slice, in order. */
+  rates: number[]
 }
 
 /** A small JSON object, as a page fragment or a session would be cached. */
@@ -61,6 +66,13 @@ async function slice (side: Side, concurrency: number, ms: number): Promise<void
   side.ms += performance.now() - start
   side.cpuMicros += used.user + used.system
   side.ops += ops
+  side.rates.push(ops / ((performance.now() - start) / 1000))
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 function measure (side: Side): Measure {
@@ -72,7 +84,7 @@ function measure (side: Side): Measure {
  * user gets it (createRedisClient's fail-fast client, RedisStore, createCache) and bare ioredis with
  * its defaults.
  */
-export async function benchLibrary ({ root, port, seconds, concurrency = 32, slices = 6 }: { root: string, port: number, seconds: number, concurrency?: number, slices?: number }): Promise<LibraryResults> {
+export async function benchLibrary ({ root, port, seconds, concurrency = 32, slices = 10 }: { root: string, port: number, seconds: number, concurrency?: number, slices?: number }): Promise<LibraryResults> {
   const { clientReady, createCache, createRedisClient, RedisStore } = await import(pathToFileURL(join(root, 'packages', 'memcache', 'dist', 'index.js')).href) as Library
   const client = createRedisClient({ host: '127.0.0.1', port })
   // The same fail-fast settings: the comparison is of what the API adds, not of the client's settings.
@@ -125,17 +137,17 @@ export async function benchLibrary ({ root, port, seconds, concurrency = 32, sli
     const operations: LibraryOperation[] = []
     const sliceMs = seconds * 1000 / slices
     for (const plan of plans) {
-      const library: Side = { run: plan.library, ops: 0, ms: 0, cpuMicros: 0 }
-      const reference: Side = { run: plan.bare, ops: 0, ms: 0, cpuMicros: 0 }
+      const library: Side = { run: plan.library, ops: 0, ms: 0, cpuMicros: 0, rates: [] }
+      const reference: Side = { run: plan.bare, ops: 0, ms: 0, cpuMicros: 0, rates: [] }
       // A short warm-up of both: the JIT and the connections, outside the figures.
-      await slice({ ...library }, concurrency, Math.min(200, sliceMs))
-      await slice({ ...reference }, concurrency, Math.min(200, sliceMs))
+      await slice({ ...library, rates: [] }, concurrency, Math.min(200, sliceMs))
+      await slice({ ...reference, rates: [] }, concurrency, Math.min(200, sliceMs))
       for (let s = 0; s < slices; s++) {
         await slice(reference, concurrency, sliceMs)
         await slice(library, concurrency, sliceMs)
       }
       const [lib, ref] = [measure(library), measure(reference)]
-      operations.push({ name: plan.name, bareWork: plan.bareWork, library: lib, bare: ref, ratio: lib.opsPerSec / ref.opsPerSec })
+      operations.push({ name: plan.name, bareWork: plan.bareWork, library: lib, bare: ref, ratio: median(library.rates.map((rate, i) => rate / reference.rates[i]!)) })
     }
     await cache.close()
     return { concurrency, secondsPerSide: seconds, slices, operations }
@@ -163,6 +175,7 @@ export function libraryMarkdown (results: LibraryResults): string {
     [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n'),
     '',
     `One process, ${results.concurrency} operations in flight per side, ${results.secondsPerSide} s per side in ${results.slices} alternating slices, ` +
-      'on the run\'s redis-server; client CPU is the process\'s user + system time per operation.'
+      'on the run\'s redis-server; ops/s and client CPU (the process\'s user + system time per operation) over all slices; ' +
+      'library ÷ bare is the median of the slice pairs\' ratios.'
   ].join('\n')
 }

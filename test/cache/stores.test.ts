@@ -17,7 +17,7 @@ storeContract(t, 'redis', {
 /** A store that offers only what the memcache API needs: values and counters, no lists, no announcements. */
 function valuesOnly (store: MemoryStore): CacheStore {
   const { kind } = store
-  const names = ['get', 'gets', 'peek', 'write', 'cas', 'delete', 'flush', 'pttl', 'census', 'incr', 'addCounters', 'readCounters'] as const
+  const names = ['get', 'getOne', 'gets', 'peek', 'write', 'cas', 'delete', 'flush', 'pttl', 'census', 'incr', 'addCounters', 'readCounters'] as const
   return Object.assign({ kind, get connected () { return store.connected } }, ...names.map((name) => ({ [name]: store[name].bind(store) }))) as CacheStore
 }
 

@@ -81,6 +81,7 @@ t.test('the facade fails open and logs once per state change', async (t) => {
     kind: 'redis',
     connected: true,
     get: async (keys) => { fail(); return keys.map(() => '"v"') },
+    getOne: async () => { fail(); return '"v"' },
     gets: async (keys) => { fail(); return keys.map(() => ({ value: '"v"', casToken: 't' })) },
     peek: async (keys) => { fail(); return keys.map(() => ({ value: '"v"', expiresAtMs: 0, lastAccessMs: 0, lockedUntilMs: 0 })) },
     write: async (_mode, entries) => { fail(); return entries.map(() => true) },

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { CircuitBreaker } from './breaker.js'
 import { decode } from './codec.js'
 import { CacheCore, MISS } from './core.js'
-import { checkKey, encodeValue, prefixed, storeKey, valuePrefixes } from './keys.js'
+import { checkKey, encodeValue, prefixed, storeKey, valuePrefixes, type NamespaceOption } from './keys.js'
 import { Lists, type ListAddOptions, type ListEntry, type ListLookup, type ListReservationLookup, type ListReserveOptions } from './lists.js'
 import { silent, type CacheLogger } from './logger.js'
 import { Memoizer, type Memoized, type MemoizeOptions } from './memoize.js'
@@ -59,10 +59,6 @@ export interface ViewOptions {
    * answers, else the primary), for data that tolerates replication lag. gets() always reads the primary.
    */
   reads?: 'primary' | 'replica'
-}
-
-export interface NamespaceOption {
-  namespace?: string
 }
 
 export interface WriteOptions extends NamespaceOption {

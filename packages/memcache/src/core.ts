@@ -50,21 +50,21 @@ export class CacheCore {
   }
 
   /**
-   * read() of one counted key, the path of every get(): no arrays or closures of its own, and one
-   * promise, in which `answer` turns the value, MISS or FAILED into what the caller returns.
+   * read() of one counted key, the path of every get(): no arrays of its own, and no promise
+   * besides the store's; in the runner's one step, `answer` turns the value, MISS or FAILED into
+   * what the caller returns.
    */
   readOne<R> (key: string, namespace: string, from: 'primary' | 'replica', answer: (found: unknown) => R): Promise<R> {
-    let at: string[]
+    let at: string
     try {
-      at = [storeKey(key, namespace)]
+      at = storeKey(key, namespace)
     } catch (err) {
       return Promise.reject(err)
     }
-    return this.runner.read(namespace, (store) => store.get(at), from).then((found) => {
+    return this.runner.readThen(namespace, (store) => store.getOne(at), from, (found) => {
       if (found === FAILED) return answer(FAILED)
       const counters = this.stats.count(namespace)
-      const text = found[0]
-      if (text !== undefined) return answer(this.#decode(text, key, namespace, counters, true))
+      if (found !== undefined && found !== null) return answer(this.#decode(found, key, namespace, counters, true))
       counters.misses++
       return answer(MISS)
     })

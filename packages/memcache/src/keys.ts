@@ -33,6 +33,11 @@ export function prefixed (keys: readonly string[], keyPrefix: string): string[] 
   })
 }
 
+/** Every call may name the namespace it works in; the view's own is the default. */
+export interface NamespaceOption {
+  namespace?: string
+}
+
 /** Escaped namespaces, as every call names one: bounded, for namespaces made up per call. */
 const prefixes = new Map<string, string>()
 

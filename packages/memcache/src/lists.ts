@@ -1,7 +1,6 @@
-import type { NamespaceOption } from './cache.js'
 import { decode } from './codec.js'
 import type { CacheCore } from './core.js'
-import { encodeValue, storeKey } from './keys.js'
+import { encodeValue, storeKey, type NamespaceOption } from './keys.js'
 import { FAILED, type Failed } from './runner.js'
 import { withLists, type ListReservations, type ListStore, type PubSubStore, type StoredList, type SubscribeHandlers, type Subscription } from './stores/store.js'
 import { ttlMs } from './ttl.js'

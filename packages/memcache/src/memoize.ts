@@ -1,8 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
-import type { Cache, NamespaceOption } from './cache.js'
 import { encode } from './codec.js'
 import type { CacheCore } from './core.js'
-import { storeKey } from './keys.js'
+import { storeKey, type NamespaceOption } from './keys.js'
 import { FAILED } from './runner.js'
 import { ttlMs } from './ttl.js'
 
@@ -26,10 +25,19 @@ interface MemoEntry {
   f: number
 }
 
+/** What memoize asks of the view it was called on (a Cache), named here so that this module needs no import of it. */
+export interface MemoView {
+  readonly namespace: string
+  readonly reads: 'primary' | 'replica'
+  set: (key: string, value: unknown, options: { ttl: number, namespace: string }) => Promise<boolean>
+  delete: (key: string, options: { namespace: string }) => Promise<'deleted' | 'missing' | 'failed'>
+  incr: (key: string, options: { initialValue: number, namespace: string }) => Promise<unknown>
+}
+
 interface Memo {
   name: string
   /** The view it was memoized on, and the namespace its results live in. */
-  cache: Cache
+  cache: MemoView
   namespace: string
   keyOf: (args: unknown[]) => string
   fn: (...args: unknown[]) => unknown
@@ -51,7 +59,7 @@ export class Memoizer {
 
   constructor (readonly core: CacheCore) {}
 
-  memoize<A extends unknown[], R> (cache: Cache, fn: (...args: A) => R | Promise<R>, options: MemoizeOptions<A>): Memoized<A, R> {
+  memoize<A extends unknown[], R> (cache: MemoView, fn: (...args: A) => R | Promise<R>, options: MemoizeOptions<A>): Memoized<A, R> {
     const name = typeof options.key === 'string' ? options.key : fn.name
     if (name === '') throw new TypeError('memoize needs a name for an anonymous function: pass options.key')
     ttlMs(options.ttl)

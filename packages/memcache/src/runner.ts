@@ -28,8 +28,16 @@ export class Runner<S> {
 
   /** Not async, and one promise besides the store's: it sits on the path of every call. */
   run<R> (namespace: string, operation: (store: S) => Promise<R>, guarded: Guarded<S> = this.primary): Promise<R | Failed> {
+    return this.runThen(namespace, operation, same, guarded)
+  }
+
+  /**
+   * run(), with `answer` applied to the result (or FAILED) in the same step: a caller that
+   * turns the result into its own answer takes no promise of its own (the path of get()).
+   */
+  runThen<R, A> (namespace: string, operation: (store: S) => Promise<R>, answer: (result: R | Failed) => A, guarded: Guarded<S> = this.primary): Promise<A> {
     // A disconnected client fails at once; the client's own state change is logged by its owner.
-    if (!guarded.store.connected || !guarded.breaker.allow()) return Promise.resolve(FAILED)
+    if (!guarded.store.connected || !guarded.breaker.allow()) return Promise.resolve(FAILED).then(answer)
     let pending: Promise<R>
     try {
       pending = operation(guarded.store)
@@ -40,8 +48,8 @@ export class Runner<S> {
       const reopened = guarded.breaker.state !== 'closed'
       guarded.breaker.success()
       if (reopened) this.#log.info(this.#where(namespace, guarded), 'cache answering again; circuit closed')
-      return result
-    }, (err: unknown) => this.#failed(err, namespace, guarded))
+      return answer(result)
+    }, (err: unknown) => answer(this.#failed(err, namespace, guarded)))
   }
 
   #failed (err: unknown, namespace: string, guarded: Guarded<S>): Failed {
@@ -68,13 +76,22 @@ export class Runner<S> {
 
   /** A read from the replica when asked for and it answers, else from the primary. */
   read<R> (namespace: string, operation: (store: S) => Promise<R>, from: 'primary' | 'replica'): Promise<R | Failed> {
-    // Not async: the common read (the primary) costs no promise of its own.
-    if (from === 'replica' && this.replica !== undefined) return this.#fromReplica(namespace, operation, this.replica)
-    return this.run(namespace, operation)
+    return this.readThen(namespace, operation, from, same)
   }
 
-  async #fromReplica<R> (namespace: string, operation: (store: S) => Promise<R>, replica: Guarded<S>): Promise<R | Failed> {
-    const result = await this.run(namespace, operation, replica)
-    return result === FAILED ? await this.run(namespace, operation) : result
+  /** read(), with `answer` applied as in runThen(). */
+  readThen<R, A> (namespace: string, operation: (store: S) => Promise<R>, from: 'primary' | 'replica', answer: (result: R | Failed) => A): Promise<A> {
+    // The common read (the primary) costs no promise of its own.
+    if (from === 'replica' && this.replica !== undefined) return this.#fromReplica(namespace, operation, this.replica, answer)
+    return this.runThen(namespace, operation, answer)
   }
+
+  async #fromReplica<R, A> (namespace: string, operation: (store: S) => Promise<R>, replica: Guarded<S>, answer: (result: R | Failed) => A): Promise<A> {
+    const result = await this.run(namespace, operation, replica)
+    return result === FAILED ? await this.runThen(namespace, operation, answer) : answer(result)
+  }
+}
+
+function same<T> (value: T): T {
+  return value
 }

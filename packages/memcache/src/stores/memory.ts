@@ -84,6 +84,10 @@ export class MemoryStore implements Store {
     return (await this.gets(keys)).map((entry) => entry?.value)
   }
 
+  async getOne (key: string): Promise<string | undefined> {
+    return (await this.gets([key]))[0]?.value
+  }
+
   async gets (keys: readonly string[]): Promise<Array<StoredEntry | undefined>> {
     return keys.map((key) => {
       const entry = this.#live(key)

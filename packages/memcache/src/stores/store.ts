@@ -54,6 +54,11 @@ export interface KeyValueStore {
   readonly connected: boolean
   /** The value of each key, in order; undefined where missing. A read, and the fastest one. */
   get (keys: readonly string[]): Promise<Array<string | undefined>>
+  /**
+   * The value of one key; null or undefined where missing. The read of every get(): a store
+   * answers with its client's own promise, adding no step of its own.
+   */
+  getOne (key: string): Promise<string | null | undefined>
   /** get() with each value's token for cas(). */
   gets (keys: readonly string[]): Promise<Array<StoredEntry | undefined>>
   /**

@@ -2,7 +2,6 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { CacheLogger } from '../../logger.js'
-import type { RedisClient } from './store.js'
 
 /** Where and how to reach Redis (or Valkey): an instance, a cluster's discovery endpoint, a read replica. */
 export interface RedisConnection {
@@ -76,6 +75,9 @@ function connectionOptions ({
  * No auto-pipelining: it sends one batch at a time, so behind a slow batch a command
  * would wait out that batch's timeout before its own starts, doubling the bound.
  */
+/** A standalone instance (or its read replica), or a cluster from its discovery endpoint. */
+export type RedisClient = Redis | Cluster
+
 export function createRedisClient (connection: RedisConnection & { cluster?: false }): Redis
 export function createRedisClient (connection: RedisConnection): RedisClient
 export function createRedisClient (connection: RedisConnection): RedisClient {

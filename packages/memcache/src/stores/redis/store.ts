@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { Cluster, type Redis, type Result } from 'ioredis'
-import { createRedisClient, type RedisConnection } from './client.js'
+import { createRedisClient, type RedisClient, type RedisConnection } from './client.js'
 import {
   CounterOverflowError, LIST_KEEP_MS, type Census, type PeekedEntry, type ListItem, type ListReservation, type ListReservationRequest, type Store, type StoredEntry, type StoredList, type StoreWrite,
   type SubscribeHandlers, type Subscription, type WriteMode
@@ -377,9 +377,6 @@ function toEntry ([value, casToken]: Array<string | null>): StoredEntry | undefi
   return value === null || value === undefined ? undefined : { value, casToken: casToken ?? '' }
 }
 
-/** A standalone instance (or its read replica), or a cluster from its discovery endpoint. */
-export type RedisClient = Redis | Cluster
-
 /** Results of a pipeline, or the first error in it. */
 function unwrap<T> (results: Array<[Error | null, unknown]> | null): T[] {
   if (results === null) throw new Error('pipeline discarded')
@@ -427,9 +424,12 @@ export class RedisStore implements Store {
 
   // Reads are plain commands, no script: HGET answers one string, as GET does.
   get (keys: readonly string[]): Promise<Array<string | undefined>> {
-    // One key, the common read, with no promise besides the command's.
-    if (keys.length === 1) return this.client.hget(keys[0]!, 'v').then((value) => [value ?? undefined])
     return Promise.all(keys.map((key) => this.client.hget(key, 'v'))).then((values) => values.map((value) => value ?? undefined))
+  }
+
+  /** The command's own promise: the read of every get() takes no step besides it. */
+  getOne (key: string): Promise<string | null> {
+    return this.client.hget(key, 'v')
   }
 
   async gets (keys: readonly string[]): Promise<Array<StoredEntry | undefined>> {
