@@ -100,6 +100,22 @@ export class DatastoreVisitsRepository implements VisitsRepository {
     this.usage.documentsRead += Math.max(1, entities.length)
   }
 
+  /**
+   * Rewrites each visit's entity with the shard of its id at this repository's count: the one-off
+   * backfill of a change of VISITS_SHARDS (src/migrate/shards-cli.ts). The entity keeps the NDB
+   * model's two properties. Answers the entities written.
+   */
+  async placeInShards (visits: readonly StoredVisit[]): Promise<number> {
+    // A commit takes at most 500 mutations.
+    for (let at = 0; at < visits.length; at += 500) {
+      const entities = visits.slice(at, at + 500).map(({ id, visitor, timestamp }) =>
+        ({ key: this.#key(id), data: { visitor, timestamp, [SHARD_FIELD]: shardOf(id, this.shards) }, excludeFromIndexes: ['visitor'] }))
+      await this.#calls.run('place visits in their shards', undefined, async () => await this.#client.update(entities))
+      this.usage.writes += entities.length
+    }
+    return visits.length
+  }
+
   /** A numeric key sorts before any name, by value: ranked under the name Firestore gives it. */
   #ranked (entity: Entity): RankedVisit {
     const key = entity[this.#client.KEY] as { name?: string, id?: string | number }

@@ -76,6 +76,21 @@ export class FirestoreVisitsRepository extends FirestoreCollection implements Vi
     this.usage.documentsRead += Math.max(1, snapshot.size)
   }
 
+  /**
+   * Writes into each visit's document the shard of its id at this repository's count: the one-off
+   * backfill of a change of VISITS_SHARDS (src/migrate/shards-cli.ts). Answers the documents written.
+   */
+  async placeInShards (visits: readonly StoredVisit[]): Promise<number> {
+    // A batch takes at most 500 writes.
+    for (let at = 0; at < visits.length; at += 500) {
+      const batch = this.collection.firestore.batch()
+      for (const { id } of visits.slice(at, at + 500)) batch.update(this.collection.doc(id), { [SHARD_FIELD]: shardOf(id, this.shards) })
+      await this.calls.run('place visits in their shards', undefined, async () => await batch.commit())
+      this.usage.writes += Math.min(500, visits.length - at)
+    }
+    return visits.length
+  }
+
   /** Waits for calls given up on; see BoundedCalls.drain. */
   async drain (timeoutMs: number): Promise<boolean> {
     return await this.calls.drain(timeoutMs)

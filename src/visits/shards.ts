@@ -11,7 +11,7 @@ export const SHARD_FIELD = 'shard'
 /**
  * The shard of a visit: a hash of its id (FNV-1a, 32 bits), not a random draw, so a retried or
  * raced write of the same visit names the same shard, and the shard of any stored visit can be
- * computed again (the backfill of `npm run migrate -- --shard-visits`). Visit ids are SHA-1 hex
+ * computed again (the backfill of `npm run migrate:shards`). Visit ids are SHA-1 hex
  * digests (visitId): the shards fill evenly.
  */
 export function shardOf (id: string, shards: number): number {
