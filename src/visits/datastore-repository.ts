@@ -83,10 +83,20 @@ export class DatastoreVisitsRepository implements VisitsRepository {
       queries = allShards(this.shards).map((shard) => kind().filter(new PropertyFilter(SHARD_FIELD, '=', shard)))
     }
     this.usage.queries += queries.length
-    // Ties in the key's descending order, as Firestore breaks them (index.yaml has the indexes). The shards'
-    // queries as one call: one outage is one failure for the breaker, and a half-open circuit's probe is the whole read.
-    const answers = await this.#calls.run('read the latest visits', deadline, async (ms) => await Promise.all(queries.map(async (query) =>
-      (await this.#client.runQuery(query.order('timestamp', { descending: true }).order('__key__', { descending: true }).limit(limit), bounded(ms)))[0])))
+    // Ties in the key's descending order, as Firestore breaks them (index.yaml has the indexes).
+    const newest = queries.map((query) => query.order('timestamp', { descending: true }).order('__key__', { descending: true }).limit(limit))
+    // The shards' queries as one call: one outage is one failure for the breaker, and a half-open circuit's probe is the
+    // whole read. They read at one time, in a read-only transaction (no lock): what one query over all would have seen.
+    const answers = await this.#calls.run('read the latest visits', deadline, async (ms) => {
+      if (newest.length === 1) return [(await this.#client.runQuery(newest[0]!, bounded(ms)))[0]]
+      const transaction = this.#client.transaction({ readOnly: true })
+      await transaction.run()
+      try {
+        return await Promise.all(newest.map(async (query) => (await transaction.runQuery(query, bounded(ms)))[0]))
+      } finally {
+        await transaction.rollback().catch(() => {})
+      }
+    })
     // Datastore bills a query by the entities it returns (at least one).
     for (const entities of answers) this.usage.documentsRead += Math.max(1, entities.length)
     if (answers.length === 1) return answers[0]!.map((entity) => toVisit(this.#client, entity))

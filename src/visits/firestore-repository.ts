@@ -60,9 +60,12 @@ export class FirestoreVisitsRepository extends FirestoreCollection implements Vi
       ? [this.collection as Query]
       : allShards(this.shards).map((shard) => this.collection.where(SHARD_FIELD, '==', shard))
     this.usage.queries += queries.length
-    // The shards' queries as one call: one outage is one failure for the breaker, and a half-open circuit's probe is the whole read.
-    const snapshots = await this.calls.run('read the latest visits', deadline,
-      async () => await Promise.all(queries.map(async (query) => await query.orderBy('timestamp', 'desc').limit(limit).get())))
+    const newest = queries.map((query) => query.orderBy('timestamp', 'desc').limit(limit))
+    // The shards' queries as one call: one outage is one failure for the breaker, and a half-open circuit's probe is the
+    // whole read. They read at one time, in a read-only transaction (no lock): what one query over all would have seen.
+    const snapshots = await this.calls.run('read the latest visits', deadline, async () => newest.length === 1
+      ? [await newest[0]!.get()]
+      : await this.collection.firestore.runTransaction(async (tx) => await Promise.all(newest.map(async (query) => await tx.get(query))), { readOnly: true }))
     // Firestore bills a query by the documents it returns (at least one).
     for (const snapshot of snapshots) this.usage.documentsRead += Math.max(1, snapshot.size)
     if (snapshots.length === 1) return snapshots[0]!.docs.map(toVisit)

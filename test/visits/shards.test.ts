@@ -6,6 +6,7 @@ import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
 import { allShards, compareNames, SHARD_FIELD, shardOf } from '../../src/visits/shards.js'
 import { visitId } from '../../src/visits/recent-visits.js'
+import { buildTestApp, testConfig } from '../helpers/app.js'
 import { emulatorHost, testDatastore, testDatastoreConnection, testFirestore, uniqueName } from '../helpers/services.js'
 
 const SHARDS = 4
@@ -91,6 +92,17 @@ t.test('memory: the merge over shards answers as one shard does', async (t) => {
   for (const limit of [1, 10, 37, 100]) {
     t.same(await sharded.latest(limit), await single.latest(limit), `latest(${limit})`)
   }
+})
+
+t.test('the app takes its shard count from its configuration: a visit it stores carries its shard', async (t) => {
+  const config = testConfig({ firestore: { databaseId: '(default)', emulatorHost: emulatorHost(), timeoutMs: 30_000 }, visits: { ...testConfig().visits, shards: SHARDS } })
+  const app = await buildTestApp(t, config)
+  const answer = await app.inject({ url: '/', headers: { 'user-agent': 'sharded visitor', accept: 'application/json' } })
+  t.equal(answer.statusCode, 200)
+  const db = await testFirestore(t)
+  const docs = (await db.collection(config.visits.collection).get()).docs
+  t.equal(docs.length, 1)
+  t.equal(docs[0]!.get(SHARD_FIELD), shardOf(docs[0]!.id, SHARDS))
 })
 
 const shardsCli = fileURLToPath(new URL('../../src/migrate/shards-cli.ts', import.meta.url))
