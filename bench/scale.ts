@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import type { Firestore } from '@google-cloud/firestore'
 import type { Redis } from 'ioredis'
+import { RedisStore, withLists } from '@visitme/memcache'
 import { createFirestore } from '../src/plugins/firestore.js'
 import { SHARD_FIELD } from '../src/visits/shards.js'
 import { freePort } from '../test/helpers/ports.js'
@@ -97,12 +98,16 @@ export interface ScaleRun {
   checks: Check[]
 }
 
+/** One list script alone (INFO commandstats of the EVALSHAs it sent): Redis time per call, with reservations pending in the list. */
+export interface ScriptCost { name: string, pending: number, calls: number, redisMicrosPerCall: number }
+
 export interface ScaleResults {
   mode: 'smoke' | 'full'
   date: string
   machine: { cpuModel: string, cores: number, nodeVersion: string }
   settings: Omit<Settings, 'out' | 'smoke'>
   runs: ScaleRun[]
+  scripts: ScriptCost[]
   started: Started[]
 }
 
@@ -278,6 +283,39 @@ async function run (count: number, config: Settings, backends: { redisPort: numb
   }
 }
 
+/**
+ * The list scripts one call at a time on the run's Redis, on a list of LIMIT visits with `pending`
+ * reservations of writes in flight: a page view of the newest visitor without the in-process copy
+ * (listReserve answers `same`), and a new visit (listReserve, then listAdd settling it).
+ */
+async function scriptCosts (client: Redis, calls: number): Promise<ScriptCost[]> {
+  const store = withLists(new RedisStore(client))
+  const costs: ScriptCost[] = []
+  for (const pending of [0, 10, 100]) {
+    const key = `scale-scripts-${pending}-${randomBytes(3).toString('hex')}`
+    await store.listBegin(key, 60_000)
+    const now = Date.now()
+    await store.listAdd(key, Array.from({ length: LIMIT }, (_, i) => ({ id: `v${i}`, order: now - i, value: JSON.stringify(`visitor ${i}`) })), LIMIT, 3_600_000)
+    for (let i = 0; i < pending; i++) await store.listReserve(key, { value: JSON.stringify(`pending ${i}`), seed: `pending ${i}`, order: Date.now() }, LIMIT, 60_000)
+    const newest = JSON.stringify('visitor 0')
+    const measure = async (name: string, call: (i: number) => Promise<unknown>): Promise<void> => {
+      const before = (await commandStats(client)).evalsha ?? { calls: 0, usec: 0 }
+      for (let i = 0; i < calls; i++) await call(i)
+      const after = (await commandStats(client)).evalsha ?? { calls: 0, usec: 0 }
+      costs.push({ name, pending, calls: after.calls - before.calls, redisMicrosPerCall: (after.usec - before.usec) / Math.max(1, after.calls - before.calls) })
+    }
+    if (pending === 0) await measure('page view of the newest visitor (listReserve: same)', async () => await store.listReserve(key, { value: newest, seed: 'visitor 0', order: Date.now() }, LIMIT, 60_000))
+    await measure('new visit (listReserve, then listAdd)', async (i) => {
+      const value = JSON.stringify(`new ${pending} ${i}`)
+      const reserved = await store.listReserve(key, { value, seed: `new ${i}`, order: Date.now() }, LIMIT, 60_000)
+      if (reserved?.outcome !== 'reserved') throw new BenchError(`the script bench expected a reservation, got ${reserved?.outcome ?? 'no list'}`)
+      await store.listAdd(key, [{ id: reserved.id, order: reserved.order, value }], LIMIT)
+    })
+    await client.del(key)
+  }
+  return costs
+}
+
 const fixed = (n: number, digits = 0) => Number.isFinite(n) ? n.toFixed(digits) : '–'
 
 function markdown (results: ScaleResults): string {
@@ -295,6 +333,9 @@ function markdown (results: ScaleResults): string {
       `${r.serverCpuPercent.map((p) => fixed(p)).join(' / ')} | ${fixed(r.serverMicrosPerResponse, 1)} | ${fixed(r.redis.commandsPerResponse, 2)} | ` +
       `${fixed(r.redis.commandsPerStoredVisit, 1)} | ${fixed(r.redis.evalshaPerStoredVisit, 2)} | ${fixed(r.redis.evalshaMicrosPerCall, 1)} | ${fixed(r.redis.microsPerStoredVisit, 1)} | ${r.errors} / ${r.non2xx} | ${r.checks.every((c) => c.ok) ? 'yes' : 'NO'} |`)
   }
+  lines.push('', 'The list scripts alone, one call at a time (Redis time per EVALSHA, INFO commandstats):', '',
+    '| script | reservations pending | EVALSHA calls | Redis µs per call |', '| --- | --- | --- | --- |',
+    ...results.scripts.map((c) => `| ${c.name} | ${c.pending} | ${c.calls} | ${fixed(c.redisMicrosPerCall, 1)} |`))
   const failed = results.runs.flatMap((r) => r.checks.filter((c) => !c.ok).map((c) => `- ${r.processes} process(es): ${c.name}: ${c.detail}`))
   return [...lines, ...(failed.length > 0 ? ['', 'Failed checks:', ...failed] : [])].join('\n')
 }
@@ -317,6 +358,7 @@ async function main (): Promise<void> {
 
   const runs: ScaleRun[] = []
   for (const count of config.processes) runs.push(await run(count, config, { redisPort, redis, emulator, db, nodeOptions }))
+  const scripts = await scriptCosts(redis, config.smoke ? 50 : 2000)
   const { out, smoke, ...kept } = config
   const results: ScaleResults = {
     mode: smoke ? 'smoke' : 'full',
@@ -324,6 +366,7 @@ async function main (): Promise<void> {
     machine: { cpuModel: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), nodeVersion: process.versions.node },
     settings: kept,
     runs,
+    scripts,
     started
   }
   process.stdout.write(`${markdown(results)}\n`)
