@@ -36,6 +36,7 @@ const EnvSchema = Type.Object({
   DATASTORE_TIMEOUT_MS: Millis(5000, 60_000),
   VISITS_COLLECTION: Type.String({ pattern: '^[A-Za-z0-9_\\-]{1,100}$', default: 'visits', description: 'a collection ID of letters, digits, _ and -' }),
   VISITS_LIMIT: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  VISITS_SHARDS: Type.Integer({ minimum: 1, maximum: 100, default: 1 }),
   VISITS_CACHE_TTL: Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, default: 3600 }),
   VISITOR_IP: OneOf(['truncated', 'full'], 'truncated'),
   TRUST_PROXY_HOPS: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
@@ -77,7 +78,8 @@ export interface Config {
   firestore?: { projectId?: string, databaseId: string, emulatorHost?: string, timeoutMs: number }
   /** An App Engine app's existing data in Firestore in Datastore mode (VISITS_STORE=datastore), instead of Firestore. */
   datastore?: { projectId?: string, databaseId: string, namespace?: string, emulatorHost?: string, timeoutMs: number }
-  visits: { collection: string, limit: number, cacheTtlSeconds: number, ipMode: 'truncated' | 'full' }
+  /** shards: how many write ranges the visits are spread over (src/visits/shards.ts); 1 is the App Engine sample's layout. */
+  visits: { collection: string, limit: number, shards: number, cacheTtlSeconds: number, ipMode: 'truncated' | 'full' }
   trustProxyHops: number
   /** Writes (visits stored, forms posted) one client IP may make per minute; 0: unlimited. */
   rateLimitWrites: number
@@ -225,6 +227,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     visits: {
       collection: parsed.VISITS_COLLECTION,
       limit: parsed.VISITS_LIMIT,
+      shards: parsed.VISITS_SHARDS,
       cacheTtlSeconds: parsed.VISITS_CACHE_TTL,
       ipMode: parsed.VISITOR_IP
     },

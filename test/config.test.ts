@@ -8,7 +8,7 @@ t.test('defaults run the embedded service', async (t) => {
   t.equal(config.cacheNamespace, 'visitme')
   t.equal(config.redis, undefined, 'no REDISHOST: in-process cache')
   t.equal(config.firestore, undefined, 'no emulator, no project: in-memory visits')
-  t.same(config.visits, { collection: 'visits', limit: 10, cacheTtlSeconds: 3600, ipMode: 'truncated' })
+  t.same(config.visits, { collection: 'visits', limit: 10, shards: 1, cacheTtlSeconds: 3600, ipMode: 'truncated' }, 'one shard: the App Engine sample\'s documents and query')
   t.equal(config.trustProxyHops, 0, 'off Cloud Run no forwarded header is trusted')
   t.ok(config.shutdownTimeoutMs < 10_000, 'shutdown fits Cloud Run\'s 10 s')
 })
@@ -21,13 +21,14 @@ t.test('Redis and Firestore come from the environment', async (t) => {
     FIRESTORE_EMULATOR_HOST: '127.0.0.1:8681',
     VISITS_COLLECTION: 'visits-staging',
     VISITS_LIMIT: '20',
+    VISITS_SHARDS: '20',
     VISITS_CACHE_TTL: '60',
     VISITOR_IP: 'full',
     PORT: '9000'
   })
   t.same(config.redis, { host: '10.0.0.3', port: 6378, commandTimeoutMs: 250, connectTimeoutMs: 2000, cluster: false })
   t.same(config.firestore, { projectId: undefined, databaseId: '(default)', emulatorHost: '127.0.0.1:8681', timeoutMs: 5000 })
-  t.same(config.visits, { collection: 'visits-staging', limit: 20, cacheTtlSeconds: 60, ipMode: 'full' })
+  t.same(config.visits, { collection: 'visits-staging', limit: 20, shards: 20, cacheTtlSeconds: 60, ipMode: 'full' })
   t.equal(config.port, 9000)
 })
 
@@ -68,6 +69,9 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ FIRESTORE_EMULATOR_HOST: 'localhost' }, /FIRESTORE_EMULATOR_HOST="localhost" is invalid: must be host:port/],
     [{ VISITS_COLLECTION: 'a/b' }, /VISITS_COLLECTION="a\/b" is invalid: must be a collection ID/],
     [{ VISITS_LIMIT: '0' }, /VISITS_LIMIT="0" is invalid: must be >= 1/],
+    [{ VISITS_SHARDS: '0' }, /VISITS_SHARDS="0" is invalid: must be >= 1/],
+    [{ VISITS_SHARDS: '101' }, /VISITS_SHARDS="101" is invalid: must be <= 100/],
+    [{ VISITS_SHARDS: 'many' }, /VISITS_SHARDS="many" is invalid: must be integer/],
     [{ VISITS_CACHE_TTL: '1.5' }, /VISITS_CACHE_TTL="1.5" is invalid: must be integer/],
     [{ SHUTDOWN_TIMEOUT_MS: '20000' }, /SHUTDOWN_TIMEOUT_MS="20000" is invalid: must be <= 9500/],
     [{ REDISHOST: 'redis host' }, /REDISHOST="redis host" is invalid: must be a host name or IP address/],

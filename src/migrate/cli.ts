@@ -68,7 +68,7 @@ function sides (env: NodeJS.ProcessEnv): { source: DatastoreConnection, target: 
     throw new SetupError(`DATASTORE_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST both name ${source.emulatorHost}: an emulator runs ` +
       'in one mode; start one with --database-mode=datastore-mode for the source and one without it for the target')
   }
-  return { source, target, collections: { visits: serving.visits.collection, guestbooks: GUESTBOOKS_COLLECTION, tasks: TASKS_COLLECTION } }
+  return { source, target, collections: { visits: serving.visits.collection, visitShards: serving.visits.shards, guestbooks: GUESTBOOKS_COLLECTION, tasks: TASKS_COLLECTION } }
 }
 
 /** The first call of a side, bounded, and its failure told with what to check. */
@@ -141,7 +141,7 @@ async function main (argv: string[], env: NodeJS.ProcessEnv, out = process.stdou
       return 0
     }
     const { source, target, collections } = sides(env)
-    const copy = `${describeDatastore(source)} -> ${describeFirestore(target)} (${Object.values(collections).join(', ')})`
+    const copy = `${describeDatastore(source)} -> ${describeFirestore(target)} (${[collections.visits, collections.guestbooks, collections.tasks].join(', ')})`
     const checkpoint = args.dryRun ? Checkpoint.fresh(copy) : await Checkpoint.open(args.checkpoint, copy, { restart: args.restart })
     const [datastore, firestore] = await Promise.all([createDatastore(source), createFirestore(target)])
     closeAll = async () => { await Promise.all([closeDatastore(datastore), firestore.terminate()]) }
@@ -152,7 +152,7 @@ async function main (argv: string[], env: NodeJS.ProcessEnv, out = process.stdou
       target.emulatorHost, (e) => firestoreHint(e, target))
 
     out.write(`Copying ${args.kinds.join(', ')} from ${describeDatastore(source)}\n  into ${describeFirestore(target)}, ` +
-      `collections ${Object.values(collections).join(', ')}${args.dryRun ? ' (dry run: nothing is written)' : ''}\n`)
+      `collections ${[collections.visits, collections.guestbooks, collections.tasks].join(', ')}${args.dryRun ? ' (dry run: nothing is written)' : ''}\n`)
     const progress = progressReporter(err, args.dryRun)
     const problems: string[] = []
     const result = await copyToFirestore({

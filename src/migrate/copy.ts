@@ -6,6 +6,7 @@ import { Status } from '../plugins/database.js'
 import { idOf } from '../plugins/datastore.js'
 import { TASK_KIND } from '../tasks/datastore-repository.js'
 import { VISIT_KIND } from '../visits/datastore-repository.js'
+import { SHARD_FIELD, shardOf } from '../visits/shards.js'
 import type { Checkpoint, KindProgress } from './checkpoint.js'
 
 export const KINDS = [VISIT_KIND, GREETING_KIND, TASK_KIND] as const
@@ -14,6 +15,8 @@ export type Kind = typeof KINDS[number]
 /** The Firestore collections the service reads (the repositories' own). */
 export interface Collections {
   visits: string
+  /** VISITS_SHARDS of the service that will read the copy: a copied visit carries its shard as a visit it stored would. Default 1. */
+  visitShards?: number
   guestbooks: string
   tasks: string
 }
@@ -35,6 +38,7 @@ function mapper (client: Datastore, target: Firestore, collections: Collections)
   const visits = target.collection(collections.visits)
   const books = target.collection(collections.guestbooks)
   const tasks = target.collection(collections.tasks)
+  const shards = collections.visitShards ?? 1
   const described = (entity: Entity) => (entity[client.KEY].path as Array<string | number>).join('/')
   const documentId = (entity: Entity): string | { problem: string } => {
     const id = idOf(entity[client.KEY])
@@ -43,7 +47,9 @@ function mapper (client: Datastore, target: Firestore, collections: Collections)
   return {
     [VISIT_KIND]: (entity) => {
       const id = documentId(entity)
-      return typeof id !== 'string' ? id : { ref: visits.doc(id), data: { visitor: entity.visitor, timestamp: entity.timestamp } }
+      if (typeof id !== 'string') return id
+      const data = { visitor: entity.visitor, timestamp: entity.timestamp }
+      return { ref: visits.doc(id), data: shards === 1 ? data : { ...data, [SHARD_FIELD]: shardOf(id, shards) } }
     },
     [GREETING_KIND]: (entity) => {
       const parent = entity[client.KEY].parent

@@ -38,11 +38,11 @@ const visitsBody = {
 } as const
 
 /** The visits' repository, in the database the app has (see repositoryFor). */
-export function visitsRepository (app: FastifyInstance, { collection }: { collection: string }): VisitsRepository {
+export function visitsRepository (app: FastifyInstance, { collection, shards }: { collection: string, shards: number }): VisitsRepository {
   return repositoryFor<VisitsRepository>(app, {
-    firestore: (db, calls) => new FirestoreVisitsRepository(db, { collection, timeoutMs: calls.timeoutMs, calls }),
-    datastore: (client, calls) => new DatastoreVisitsRepository(client, { timeoutMs: calls.timeoutMs, calls }),
-    memory: () => new MemoryVisitsRepository()
+    firestore: (db, calls) => new FirestoreVisitsRepository(db, { collection, timeoutMs: calls.timeoutMs, calls, shards }),
+    datastore: (client, calls) => new DatastoreVisitsRepository(client, { timeoutMs: calls.timeoutMs, calls, shards }),
+    memory: () => new MemoryVisitsRepository({ shards })
   })
 }
 

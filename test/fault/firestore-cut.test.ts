@@ -31,7 +31,7 @@ t.test('Firestore cut off under sustained load: bounded 503s (page and JSON), no
   // Before the client is terminated, let what it still retries finish against the restored emulator.
   t.teardown(async () => { proxy.switch('forward'); await repository.drain(30_000) })
   const config = testConfig({
-    visits: { collection, limit: 10, cacheTtlSeconds: 3600, ipMode: 'truncated' },
+    visits: { collection, limit: 10, shards: 1, cacheTtlSeconds: 3600, ipMode: 'truncated' },
     redis: { ...redisTarget(), commandTimeoutMs: 300, connectTimeoutMs: 500 },
     // One request's Firestore budget, as FIRESTORE_TIMEOUT_MS sets it.
     firestore: { databaseId: '(default)', emulatorHost: proxy.address, timeoutMs: FIRESTORE_TIMEOUT_MS }

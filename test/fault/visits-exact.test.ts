@@ -8,6 +8,9 @@
  * - no two consecutive stored visits are the same visitor's (a reload of the newest stores nothing);
  * - every visit a client was shown is stored, with that very timestamp;
  * - after a quiet second, every instance lists Firestore's 10 latest, to the millisecond, in order.
+ * The instances spread the visits over three shards (VISITS_SHARDS=3): the list is rebuilt from a
+ * query per shard, merged; the one-shard query is held to the same invariants without faults
+ * (test/visits/visits-coherence.test.ts).
  * Bounded: about a minute, traffic to 127.0.0.1 only.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -74,6 +77,7 @@ async function startService (t: Test): Promise<Service> {
     FIRESTORE_TIMEOUT_MS: String(FIRESTORE_TIMEOUT_MS),
     GOOGLE_CLOUD_PROJECT: 'demo-visitme',
     VISITS_COLLECTION: collection,
+    VISITS_SHARDS: '3',
     CACHE_NAMESPACE: uniqueName('app'),
     RATE_LIMIT_WRITES: '0',
     LOG_LEVEL: 'info'

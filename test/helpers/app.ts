@@ -12,7 +12,7 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     host: '127.0.0.1',
     logLevel: 'silent',
     cacheNamespace: uniqueName('app'),
-    visits: { collection: uniqueName('visits'), limit: 10, cacheTtlSeconds: 3600, ipMode: 'truncated' },
+    visits: { collection: uniqueName('visits'), limit: 10, shards: 1, cacheTtlSeconds: 3600, ipMode: 'truncated' },
     trustProxyHops: 0,
     // Off unless a test is about it: tests send many writes from 127.0.0.1.
     rateLimitWrites: 0,

@@ -14,6 +14,7 @@ import { Checkpoint } from '../../src/migrate/checkpoint.js'
 import { copyToFirestore, type Collections, type CopyOptions } from '../../src/migrate/copy.js'
 import { FirestoreTasksRepository } from '../../src/tasks/firestore-repository.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
+import { SHARD_FIELD, shardOf } from '../../src/visits/shards.js'
 import { freePort } from '../helpers/ports.js'
 import { datastoreEmulatorHost, emulatorHost, testDatastore, testDatastoreConnection, testFirestore, uniqueName } from '../helpers/services.js'
 
@@ -152,6 +153,27 @@ t.test('npm run migrate: between the two emulators, from the service\'s variable
   t.match(again.stdout, /^total +25 +0 +25 +0$/m, 'everything skipped: already there')
   const db = await testFirestore(t)
   t.equal((await db.collection(env.VISITS_COLLECTION).count().get()).data().count, 25)
+})
+
+t.test('npm run migrate with VISITS_SHARDS: each copied visit carries its shard, and the sharded list reads the copy', async (t) => {
+  const connection = testDatastoreConnection()
+  await seed(await testDatastore(t, connection))
+  const env = {
+    DATASTORE_EMULATOR_HOST: connection.emulatorHost,
+    DATASTORE_NAMESPACE: connection.namespace,
+    FIRESTORE_EMULATOR_HOST: emulatorHost(),
+    VISITS_COLLECTION: uniqueName('visits'),
+    VISITS_SHARDS: '4'
+  }
+  const run = await migrate(env, ['--kinds', 'Visit'], await tempDir(t))
+  t.equal(run.code, 0, run.stderr)
+  const db = await testFirestore(t)
+  const docs = (await db.collection(env.VISITS_COLLECTION).get()).docs
+  t.equal(docs.length, 25)
+  t.same(docs.filter((doc) => doc.get(SHARD_FIELD) !== shardOf(doc.id, 4)).map((doc) => doc.id), [], 'every visit in the shard of its id')
+  const sharded = new FirestoreVisitsRepository(db, { collection: env.VISITS_COLLECTION, timeoutMs: 30_000, shards: 4 })
+  const single = new FirestoreVisitsRepository(db, { collection: env.VISITS_COLLECTION, timeoutMs: 30_000 })
+  t.same(await sharded.latest(10), await single.latest(10))
 })
 
 t.test('npm run migrate: Ctrl-C stops after the page in progress, and the same command goes on from there', async (t) => {

@@ -6,11 +6,14 @@ import { testDatastore, testFirestore, uniqueName } from '../helpers/services.js
 import { repositoryContract } from './repository-contract.js'
 
 repositoryContract(t, 'memory', async () => new MemoryVisitsRepository())
+repositoryContract(t, 'memory', async () => new MemoryVisitsRepository({ shards: 3 }), { shards: 3 })
 
 t.test('firestore', async (t) => {
   const db = await testFirestore(t)
   repositoryContract(t, 'firestore (emulator)', async () =>
     new FirestoreVisitsRepository(db, { collection: uniqueName('visits'), timeoutMs: 5000 }))
+  repositoryContract(t, 'firestore (emulator)', async () =>
+    new FirestoreVisitsRepository(db, { collection: uniqueName('visits'), timeoutMs: 5000, shards: 3 }), { shards: 3 })
 
   t.test('documents have the App Engine sample shape', async (t) => {
     const collection = uniqueName('visits')
@@ -27,6 +30,7 @@ t.test('firestore', async (t) => {
 
 // A namespace of its own per repository: Visit is a kind, not a collection to name.
 repositoryContract(t, 'datastore mode (emulator)', async (t) => new DatastoreVisitsRepository(await testDatastore(t), { timeoutMs: 5000 }))
+repositoryContract(t, 'datastore mode (emulator)', async (t) => new DatastoreVisitsRepository(await testDatastore(t), { timeoutMs: 5000, shards: 3 }), { shards: 3 })
 
 t.test('the memory repository keeps a bounded number of visits', async (t) => {
   const repository = new MemoryVisitsRepository({ capacity: 3 })

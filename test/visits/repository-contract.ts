@@ -1,9 +1,10 @@
 import type { Test } from 'tap'
 import type { VisitsRepository } from '../../src/visits/repository.js'
+import { allShards, shardOf } from '../../src/visits/shards.js'
 
-/** The cases every visits repository passes; each gets a repository of its own. */
-export function repositoryContract (t: Test, name: string, makeRepository: (t: Test) => Promise<VisitsRepository>): void {
-  t.test(`${name} repository contract`, async (t) => {
+/** The cases every visits repository passes, at the shard count it was made with; each gets a repository of its own. */
+export function repositoryContract (t: Test, name: string, makeRepository: (t: Test) => Promise<VisitsRepository>, { shards = 1 }: { shards?: number } = {}): void {
+  t.test(`${name} repository contract${shards === 1 ? '' : `, ${shards} shards`}`, async (t) => {
     t.test('an empty repository has no visits', async (t) => {
       const repository = await makeRepository(t)
       t.same(await repository.latest(10), [])
@@ -31,11 +32,14 @@ export function repositoryContract (t: Test, name: string, makeRepository: (t: T
       await repository.add('u-2', { visitor: 'b', timestamp: new Date('2026-11-21T12:00:01.000Z') })
       await repository.latest(10)
       await repository.latest(1)
+      // A read is one query per shard, each billed for at least one document.
+      const inShard = (shard: number) => ['u-1', 'u-2'].filter((id) => shardOf(id, shards) === shard).length
+      const documentsRead = allShards(shards).reduce((sum, shard) => sum + Math.max(1, inShard(shard)) + 1, 0)
       t.same({
         writes: repository.usage.writes - start.writes,
         queries: repository.usage.queries - start.queries,
         documentsRead: repository.usage.documentsRead - start.documentsRead
-      }, { writes: 2, queries: 2, documentsRead: 3 })
+      }, { writes: 2, queries: 2 * shards, documentsRead })
     })
 
     t.test('visitor strings are stored as they are', async (t) => {
@@ -70,6 +74,17 @@ export function repositoryContract (t: Test, name: string, makeRepository: (t: T
       const at = new Date('2026-11-21T12:00:00.000Z')
       for (const id of ['b', 'c', 'a']) await repository.add(id, { visitor: id, timestamp: at })
       t.same((await repository.latest(10)).map((v) => v.id), ['c', 'b', 'a'])
+    })
+
+    t.test('many visits on few timestamps: latest(n) is the n newest, ties by the greater id, at any n', async (t) => {
+      const repository = await makeRepository(t)
+      const base = Date.parse('2026-11-21T12:00:00.000Z')
+      const ids = Array.from({ length: 30 }, (_, i) => `v${(i * 7919 % 1000).toString(16)}`)
+      // Five timestamps for thirty visits, added in no order: most of the order is the ids'.
+      await Promise.all(ids.map(async (id, i) => await repository.add(id, { visitor: id, timestamp: new Date(base + (i * 3 % 5)) })))
+      const expected = ids.map((id, i) => ({ id, ms: base + (i * 3 % 5) }))
+        .sort((a, b) => b.ms - a.ms || (a.id < b.id ? 1 : -1)).map(({ id }) => id)
+      for (const n of [1, 7, 30, 40]) t.same((await repository.latest(n)).map((v) => v.id), expected.slice(0, n), `latest(${n})`)
     })
   })
 }

@@ -13,7 +13,7 @@ interface Instance { app: FastifyInstance, repository: FirestoreVisitsRepository
 /** Two instances of the service: each its own Redis connections and Firestore client, sharing both backends. */
 async function twoInstances (t: Test, config: Config): Promise<[Instance, Instance]> {
   const make = async (): Promise<Instance> => {
-    const repository = new FirestoreVisitsRepository(await testFirestore(t), { collection: config.visits.collection, timeoutMs: 5000 })
+    const repository = new FirestoreVisitsRepository(await testFirestore(t), { collection: config.visits.collection, timeoutMs: 5000, shards: config.visits.shards })
     await repository.ping()
     return { app: await buildTestApp(t, config, { repository }), repository }
   }
@@ -36,41 +36,46 @@ const usage = (instances: Instance[]) => instances.reduce((sum, { repository: { 
 
 const redis = () => ({ ...redisTarget(), commandTimeoutMs: 1000, connectTimeoutMs: 1000 })
 
-t.test('a burst of new visitors on two instances: one write and no read each, and the cached list ends equal to Firestore\'s', async (t) => {
-  const config = testConfig({ redis: redis() })
-  const instances = await twoInstances(t, config)
-  t.equal((await visit(instances[0].app, 'first')).headers['x-cache'], 'miss')
-  const before = usage(instances)
+// One shard (the App Engine sample's query) and several (a query per shard, merged): the same invariants.
+for (const shards of [1, 3]) {
+  const shardsNamed = shards === 1 ? '' : `${shards} shards: `
 
-  const responses = await Promise.all(Array.from({ length: 80 }, (_, i) => visit(instances[i % 2]!.app, `burst ${i}`)))
-  t.same(new Set(responses.map((r) => r.statusCode)), new Set([200]))
-  t.same(new Set(responses.map((r) => r.headers['x-cache'])), new Set(['update']), 'every visit stored and merged into the cached list')
-  const after = usage(instances)
-  t.same({ queries: after.queries - before.queries, writes: after.writes - before.writes }, { queries: 0, writes: 80 })
+  t.test(`${shardsNamed}a burst of new visitors on two instances: one write and no read each, and the cached list ends equal to Firestore's`, async (t) => {
+    const config = testConfig({ redis: redis(), visits: { ...testConfig().visits, shards } })
+    const instances = await twoInstances(t, config)
+    t.equal((await visit(instances[0].app, 'first')).headers['x-cache'], 'miss')
+    const before = usage(instances)
 
-  const { cached, truth } = await listAndTruth(config, instances[0])
-  t.equal(cached.length, 10)
-  t.same(cached, truth, 'the cached list is Firestore\'s 10 latest: same ids, times and visitors, in the same order')
-})
+    const responses = await Promise.all(Array.from({ length: 80 }, (_, i) => visit(instances[i % 2]!.app, `burst ${i}`)))
+    t.same(new Set(responses.map((r) => r.statusCode)), new Set([200]))
+    t.same(new Set(responses.map((r) => r.headers['x-cache'])), new Set(['update']), 'every visit stored and merged into the cached list')
+    const after = usage(instances)
+    t.same({ queries: after.queries - before.queries, writes: after.writes - before.writes }, { queries: 0, writes: 80 })
 
-t.test('the list expires under concurrent load on two instances: one Firestore query rebuilds it, nothing fails', async (t) => {
-  const config = testConfig({ redis: redis(), visits: { ...testConfig().visits, cacheTtlSeconds: 1 } })
-  const instances = await twoInstances(t, config)
-  await visit(instances[0].app, 'regular')
-  await new Promise((resolve) => setTimeout(resolve, 1100))
-  const before = usage(instances)
+    const { cached, truth } = await listAndTruth(config, instances[0])
+    t.equal(cached.length, 10)
+    t.same(cached, truth, 'the cached list is Firestore\'s 10 latest: same ids, times and visitors, in the same order')
+  })
 
-  // Mostly the same visitor again (hits once rebuilt), some new ones, split over both instances.
-  const responses = await Promise.all(Array.from({ length: 100 }, (_, i) =>
-    visit(instances[i % 2]!.app, i % 10 === 9 ? `newcomer ${i}` : 'regular')))
-  t.same(new Set(responses.map((r) => r.statusCode)), new Set([200]), 'no request fails')
-  const after = usage(instances)
-  t.equal(after.queries - before.queries, 1, 'one query across both instances for the expiry')
-  t.equal(after.writes - before.writes, 11, 'the regular\'s visit after expiry and ten newcomers, each stored once')
+  t.test(`${shardsNamed}the list expires under concurrent load on two instances: one rebuild (a query per shard) for both, nothing fails`, async (t) => {
+    const config = testConfig({ redis: redis(), visits: { ...testConfig().visits, cacheTtlSeconds: 1, shards } })
+    const instances = await twoInstances(t, config)
+    await visit(instances[0].app, 'regular')
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    const before = usage(instances)
 
-  const { cached, truth } = await listAndTruth(config, instances[1])
-  t.same(cached, truth, 'the rebuilt list, with everything merged while it was built, is Firestore\'s latest')
-})
+    // Mostly the same visitor again (hits once rebuilt), some new ones, split over both instances.
+    const responses = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+      visit(instances[i % 2]!.app, i % 10 === 9 ? `newcomer ${i}` : 'regular')))
+    t.same(new Set(responses.map((r) => r.statusCode)), new Set([200]), 'no request fails')
+    const after = usage(instances)
+    t.equal(after.queries - before.queries, shards, 'one rebuild across both instances for the expiry: a query per shard')
+    t.equal(after.writes - before.writes, 11, 'the regular\'s visit after expiry and ten newcomers, each stored once')
+
+    const { cached, truth } = await listAndTruth(config, instances[1])
+    t.same(cached, truth, 'the rebuilt list, with everything merged while it was built, is Firestore\'s latest')
+  })
+}
 
 t.test('two processes: a change on one is seen by the other within 50 ms', async (t) => {
   const env = {

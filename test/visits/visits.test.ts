@@ -27,11 +27,32 @@ visitsContract(t, 'embedded (memory cache, memory repository)', async (t, config
   }
 })
 
+// Several shards: the page's behaviour is the same; the sharded repositories answer with their merge.
+visitsContract(t, 'embedded, 3 shards', async (t, config) => {
+  const repository = new CountingRepository(new MemoryVisitsRepository({ shards: 3 }))
+  const app = await buildTestApp(t, config, { repository })
+  return { app, repository, cachedListTtlMs: async () => await listTtlMs(app, config) }
+})
+
 t.test('real services', async (t) => {
   const redis = await redisReady(testRedis(t))
   const db = await testFirestore(t)
   visitsContract(t, 'Redis and the Firestore emulator', async (t, config) => {
     const repository = new CountingRepository(new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000 }))
+    const key = listStoreKey(config)
+    t.teardown(async () => { await redis.del(key) })
+    const app = await buildTestApp(t, config, { redis, repository })
+    return { app, repository, cachedListTtlMs: async () => await listTtlMs(app, config) }
+  })
+  visitsContract(t, 'Redis and the Firestore emulator, 3 shards', async (t, config) => {
+    const repository = new CountingRepository(new FirestoreVisitsRepository(db, { collection: config.visits.collection, timeoutMs: 5000, shards: 3 }))
+    const key = listStoreKey(config)
+    t.teardown(async () => { await redis.del(key) })
+    const app = await buildTestApp(t, config, { redis, repository })
+    return { app, repository, cachedListTtlMs: async () => await listTtlMs(app, config) }
+  })
+  visitsContract(t, 'Redis and the Datastore-mode emulator, 3 shards', async (t, config) => {
+    const repository = new CountingRepository(new DatastoreVisitsRepository(await testDatastore(t), { timeoutMs: 5000, shards: 3 }))
     const key = listStoreKey(config)
     t.teardown(async () => { await redis.del(key) })
     const app = await buildTestApp(t, config, { redis, repository })
