@@ -3,6 +3,8 @@ import accepts from '@fastify/accepts'
 import formbody from '@fastify/formbody'
 import { MemoryStore, RedisStore } from '@visitme/memcache'
 import cachePlugin from '@visitme/memcache/fastify'
+import adminPlugin from './admin/plugin.js'
+import { HotKeys } from './admin/history.js'
 import type { Config } from './config.js'
 import { describeDependencies, type AppDependencies } from './dependencies.js'
 import guestbookPlugin from './guestbook/plugin.js'
@@ -28,6 +30,12 @@ import { visitsNamespace } from './visits/cache-keys.js'
 import visitsPlugin, { visitsRepository } from './visits/plugin.js'
 
 export type { AppDependencies } from './dependencies.js'
+
+/**
+ * One cache operation in this many is counted for the console's hot keys: a random gap, then a
+ * map update (see src/admin/history.ts); the rest cost one comparison.
+ */
+const SAMPLE_EVERY = 50
 
 /** The shared plugins in the order they depend on each other, then one register per feature. */
 export async function buildApp (config: Config, deps: AppDependencies = {}): Promise<FastifyInstance> {
@@ -56,12 +64,15 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(securityHeadersPlugin, helmetOptions)
   await app.register(formbody)
   const secret = cookieSecret(config, app.log)
+  // The cache console's hot keys see one cache operation in SAMPLE_EVERY, from the cache itself.
+  const hotKeys = config.admin === undefined ? undefined : new HotKeys(SAMPLE_EVERY)
   if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis, reader: deps.redisReader })
   else if (config.redis !== undefined) await app.register(redisPlugin, config.redis)
   await app.register(cachePlugin, {
     store: app.hasDecorator('redis') ? new RedisStore(app.redis) : new MemoryStore(),
     replica: app.redisReader === undefined ? undefined : new RedisStore(app.redisReader),
-    namespace: config.cacheNamespace
+    namespace: config.cacheNamespace,
+    sampleKeys: hotKeys
   })
   await app.register(viewPlugin)
   await app.register(errorPages, { early, securityHeaders: securityHeaders(helmetOptions) })
@@ -83,10 +94,19 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(tasksPlugin, { secret, tasks: deps.tasks })
   await app.register(assets)
   await app.register(health, {})
-  await app.register(statsPlugin, {
-    // Listed from the start, before any of them is read.
-    namespaces: [visitsNamespace, guestbookNamespace, tasksNamespace, sessionsNamespace].map((of) => of(config.cacheNamespace)),
-    visitsUsage: visits.usage
-  })
+  // Listed from the start, before any of them is read.
+  const namespaces = [visitsNamespace, guestbookNamespace, tasksNamespace, sessionsNamespace].map((of) => of(config.cacheNamespace))
+  await app.register(statsPlugin, { namespaces, visitsUsage: visits.usage })
+  // Off unless configured: then no route answers under /admin/ but the app's 404.
+  if (config.admin !== undefined && hotKeys !== undefined) {
+    await app.register(adminPlugin, {
+      prefix: '/admin',
+      ...config.admin,
+      secret,
+      namespaces: [...namespaces, app.routeCache.cache.namespace, app.fragments.namespace],
+      hotKeys,
+      iapKeys: deps.iapKeys
+    })
+  }
   return app
 }
