@@ -222,6 +222,8 @@ export default async function adminPlugin (app: FastifyInstance, options: AdminO
   }, async (request, reply) => {
     const range = request.query.minutes ?? RANGES[0]
     const chartOf = request.query.namespace === '' ? undefined : request.query.namespace
+    // This instance's latest counts and samples first, as getStats() flushes its own counters.
+    await Promise.all([hotKeys.flush(), recorder.record()]).catch(onError)
     const [rows, servers, hot, history] = await Promise.all([
       console_.rows(), console_.servers(), console_.hotKeys(HOT_WINDOW), console_.history(range, chartOf)
     ])
