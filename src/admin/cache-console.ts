@@ -98,8 +98,16 @@ export function prettyText (value: unknown): string {
   }, 2) ?? String(value)
 }
 
+/** Characters of a value the edit form is filled with; a larger value is replaced, not edited, there. */
+export const MAX_EDITED = 100_000
+
 /** How the edit form offers a value: as the type it has, when JSON can carry it back unchanged. */
 function editable (value: unknown): { type: ValueType, text: string } | undefined {
+  const offered = editableAs(value)
+  return offered === undefined || offered.text.length > MAX_EDITED ? undefined : offered
+}
+
+function editableAs (value: unknown): { type: ValueType, text: string } | undefined {
   if (typeof value === 'string') return { type: 'string', text: value }
   if (typeof value === 'number' && Number.isFinite(value)) return { type: 'number', text: String(value) }
   try {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import type { AppDependencies } from '../../src/app.js'
-import type { AdminConfig } from '../../src/config.js'
+import type { AdminConfig, Config } from '../../src/config.js'
 import { buildTestApp, capturingLogger, testConfig } from '../helpers/app.js'
 import { redisReady, testRedis } from '../helpers/services.js'
 
@@ -11,9 +11,9 @@ export const AUDIENCE = '/projects/123456/global/backendServices/987654'
 export type Backend = 'memory' | 'redis'
 
 /** The app with the console configured, on memory or on the test Redis, with a logger the test reads. */
-export async function adminApp (t: Test, { admin = { token: TOKEN }, backend = 'memory', deps = {} }: { admin?: AdminConfig, backend?: Backend, deps?: AppDependencies } = {}): Promise<{ app: FastifyInstance, lines: () => Array<Record<string, unknown>>, config: ReturnType<typeof testConfig> }> {
+export async function adminApp (t: Test, { admin = { token: TOKEN }, backend = 'memory', deps = {}, config: overrides = {} }: { admin?: AdminConfig, backend?: Backend, deps?: AppDependencies, config?: Partial<Config> } = {}): Promise<{ app: FastifyInstance, lines: () => Array<Record<string, unknown>>, config: ReturnType<typeof testConfig> }> {
   const { logger, lines } = capturingLogger()
-  const config = testConfig({ admin })
+  const config = testConfig({ admin, ...overrides })
   const app = await buildTestApp(t, config, {
     loggerInstance: logger,
     ...(backend === 'redis' ? { redis: await redisReady(testRedis(t)) } : {}),
