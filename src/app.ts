@@ -4,7 +4,7 @@ import formbody from '@fastify/formbody'
 import { MemoryStore, RedisStore } from '@visitme/memcache'
 import cachePlugin from '@visitme/memcache/fastify'
 import adminPlugin from './admin/plugin.js'
-import { HotKeys } from './admin/history.js'
+import { hotKeysSampler, startRecording } from './admin/recording.js'
 import type { Config } from './config.js'
 import { describeDependencies, type AppDependencies } from './dependencies.js'
 import guestbookPlugin from './guestbook/plugin.js'
@@ -30,12 +30,6 @@ import { visitsNamespace } from './visits/cache-keys.js'
 import visitsPlugin, { visitsRepository } from './visits/plugin.js'
 
 export type { AppDependencies } from './dependencies.js'
-
-/**
- * One cache operation in this many is counted for the console's hot keys: a random gap, then a
- * map update (see src/admin/history.ts); the rest cost one comparison.
- */
-const SAMPLE_EVERY = 50
 
 /** The shared plugins in the order they depend on each other, then one register per feature. */
 export async function buildApp (config: Config, deps: AppDependencies = {}): Promise<FastifyInstance> {
@@ -64,8 +58,8 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(securityHeadersPlugin, helmetOptions)
   await app.register(formbody)
   const secret = cookieSecret(config, app.log)
-  // The cache console's hot keys see one cache operation in SAMPLE_EVERY, from the cache itself.
-  const hotKeys = config.admin === undefined ? undefined : new HotKeys(SAMPLE_EVERY)
+  // The cache console's hot keys: the cache hands a sample of its keys to this counter.
+  const hotKeys = hotKeysSampler()
   if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis, reader: deps.redisReader })
   else if (config.redis !== undefined) await app.register(redisPlugin, config.redis)
   await app.register(cachePlugin, {
@@ -74,6 +68,8 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     namespace: config.cacheNamespace,
     sampleKeys: hotKeys
   })
+  // Recorded on every instance, so a console served anywhere on this Redis sees all the traffic.
+  const recording = startRecording(app, hotKeys)
   await app.register(viewPlugin)
   await app.register(errorPages, { early, securityHeaders: securityHeaders(helmetOptions) })
   // The time one request may spend in the database, whichever it is.
@@ -98,13 +94,13 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   const namespaces = [visitsNamespace, guestbookNamespace, tasksNamespace, sessionsNamespace].map((of) => of(config.cacheNamespace))
   await app.register(statsPlugin, { namespaces, visitsUsage: visits.usage })
   // Off unless configured: then no route answers under /admin/ but the app's 404.
-  if (config.admin !== undefined && hotKeys !== undefined) {
+  if (config.admin !== undefined) {
     await app.register(adminPlugin, {
       prefix: '/admin',
       ...config.admin,
       secret,
       namespaces: [...namespaces, app.routeCache.cache.namespace, app.fragments.namespace],
-      hotKeys,
+      recording,
       iapKeys: deps.iapKeys
     })
   }

@@ -44,8 +44,9 @@ const EnvSchema = Type.Object({
   // The cache console (/admin/): off unless one of them is set.
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters (e.g. openssl rand -hex 32)' })),
   ADMIN_IAP_AUDIENCE: Type.Optional(Type.String({
-    pattern: '^/projects/[0-9]+/(global/backendServices/[0-9]+|apps/[a-z][a-z0-9.:-]*)$',
-    description: 'IAP\'s audience: /projects/NUMBER/global/backendServices/ID (a load balancer) or /projects/NUMBER/apps/PROJECT_ID (App Engine)'
+    pattern: '^/projects/[0-9]+/(global/backendServices/[0-9]+|apps/[a-z][a-z0-9.:-]*|locations/[a-z0-9-]+/services/[a-z][a-z0-9-]*)$',
+    description: 'IAP\'s audience: /projects/NUMBER/locations/REGION/services/SERVICE (Cloud Run\'s own IAP), ' +
+      '/projects/NUMBER/global/backendServices/ID (a load balancer) or /projects/NUMBER/apps/PROJECT_ID (App Engine)'
   })),
   // Set by Cloud Run: the service and its revision.
   K_SERVICE: Type.Optional(Type.String()),

@@ -6,7 +6,7 @@ import { prefersJson } from '../http/negotiation.js'
 import { AuthError, googleIapKeys, IapVerifier, operatorOf, SESSION_COOKIE, SESSION_MS, sessionCookie, tokenMatches, type IapKeySource, type Operator } from './auth.js'
 import { CacheConsole, InputError, MAX_SHOWN, UnavailableError, VALUE_TYPES, type ValueType } from './cache-console.js'
 import { minutesChart } from './chart.js'
-import { HotKeys, MemoryMinuteStore, MinuteRecorder, RedisMinuteStore } from './history.js'
+import type { Recording } from './recording.js'
 import { serverInfo } from './redis-info.js'
 
 declare module 'fastify' {
@@ -25,12 +25,10 @@ export interface AdminOptions extends AdminConfig {
   secret: string
   /** The namespaces always listed (the features'), besides the ones this instance has read from. */
   namespaces: readonly string[]
-  /** The cache's key sampler, made with the cache, for the hot keys. */
-  hotKeys: HotKeys
+  /** What every instance records (src/admin/recording.ts): the minutes and hot keys the console reads. */
+  recording: Recording
   /** IAP's public keys; Google's unless a test hands in its own. */
   iapKeys?: IapKeySource
-  /** How often this instance adds its counts to the shared minutes. */
-  recordEveryMs?: number
 }
 
 /** The chart's ranges, in minutes. */
@@ -94,22 +92,11 @@ const cut = (text: string, max = 200): string => text.length > max ? `${text.sli
  * or a sign-in with it); every form post carries a CSRF token; every change is one audit line.
  */
 export default async function adminPlugin (app: FastifyInstance, options: AdminOptions): Promise<void> {
-  const { token, iapAudience, secret, hotKeys, recordEveryMs } = options
+  const { token, iapAudience, secret, recording } = options
   await app.register(forms, { secret })
   const iap = iapAudience === undefined ? undefined : new IapVerifier(iapAudience, options.iapKeys ?? googleIapKeys())
-
   const redis = app.hasDecorator('redis') ? app.redis : undefined
-  const minutes = redis === undefined ? new MemoryMinuteStore() : new RedisMinuteStore(redis, app.cache.namespace)
-  const recorder = new MinuteRecorder(app.cache, minutes, recordEveryMs)
-  const log = app.log.child({ component: 'cache console' })
-  // History is a view: a write the store refused is logged at debug, as the cache's own misses are.
-  const onError = (err: unknown): void => { log.debug({ err }, 'cache console history not written') }
-  hotKeys.start(minutes, onError)
-  recorder.start(onError)
-  app.addHook('onClose', async () => {
-    await hotKeys.stop()
-    await recorder.stop().catch(onError)
-  })
+  const minutes = recording.minutes
   const console_ = new CacheConsole({
     cache: app.cache,
     namespaces: () => [...options.namespaces, ...app.cache.namespaces()],
@@ -223,7 +210,7 @@ export default async function adminPlugin (app: FastifyInstance, options: AdminO
     const range = request.query.minutes ?? RANGES[0]
     const chartOf = request.query.namespace === '' ? undefined : request.query.namespace
     // This instance's latest counts and samples first, as getStats() flushes its own counters.
-    await Promise.all([hotKeys.flush(), recorder.record()]).catch(onError)
+    await recording.flush()
     const [rows, servers, hot, history] = await Promise.all([
       console_.rows(), console_.servers(), console_.hotKeys(HOT_WINDOW), console_.history(range, chartOf)
     ])

@@ -12,7 +12,10 @@ t.test('sampleKeys: every key read or written goes to the hook at every: 1, with
   const item = await cache.gets<number>('n')
   await cache.cas('n', 5, item!.casToken)
   await cache.namespaced('c').lookup('z')
-  t.same(seen, ['a x', 'a x', 'b x', 'b y', 'a n', 'a x', 'a n', 'a n', 'c z'])
+  await cache.listGet('list')
+  cache.recordHit({ key: 'first-tier' })
+  cache.recordHit()
+  t.same(seen, ['a x', 'a x', 'b x', 'b y', 'a n', 'a x', 'a n', 'a n', 'c z', 'a list', 'a first-tier'])
 })
 
 t.test('sampleKeys: about one in `every`, and a failing hook fails nothing', async (t) => {

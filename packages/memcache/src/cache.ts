@@ -194,10 +194,12 @@ export class Cache {
 
   /**
    * Counts a hit that a caller served from a copy of its own (a first tier in front of the
-   * store), so the namespace's hit ratio tells the whole story.
+   * store), so the namespace's hit ratio tells the whole story; with `key`, sampleKeys sees it too.
    */
-  recordHit ({ namespace = this.namespace }: NamespaceOption = {}): void {
+  recordHit ({ namespace = this.namespace, key }: NamespaceOption & { key?: string } = {}): void {
     this.#core.stats.count(namespace).hits++
+    // Named, the key is one of the operations sampleKeys sees.
+    if (key !== undefined) this.#core.sample(namespace, key)
   }
 
   /** This process's counters for a namespace (the default one unless named). */
