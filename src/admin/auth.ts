@@ -19,14 +19,38 @@ export const IAP_HEADER = 'x-goog-iap-jwt-assertion'
 /** How long Google's keys are used before being fetched again (they rotate over days). */
 const KEYS_KEPT_MS = 3600_000
 
-/** Google's IAP keys (https://www.gstatic.com/iap/verify/public_key), fetched at most once an hour unless a key id is new. */
+/** How long a request may wait for Google's keys. */
+const KEYS_TIMEOUT_MS = 5000
+
+/** IAP's keys could not be had: the console cannot tell who anyone is for now (503, not 401). */
+export class IapKeysUnavailableError extends Error {
+  override name = 'IapKeysUnavailableError'
+}
+
+/**
+ * Google's IAP keys (https://www.gstatic.com/iap/verify/public_key), fetched at most once an hour
+ * unless a key id is new, by one request at a time, within KEYS_TIMEOUT_MS.
+ */
 export function googleIapKeys (client = new OAuth2Client()): IapKeySource {
   let kept: { keys: PublicKeys, at: number } | undefined
-  return async (refresh) => {
-    if (kept === undefined || refresh || Date.now() - kept.at > KEYS_KEPT_MS) {
-      kept = { keys: (await client.getIapPublicKeys()).pubkeys, at: Date.now() }
+  let fetching: Promise<PublicKeys> | undefined
+  const fetchKeys = async (): Promise<PublicKeys> => {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new Error(`no answer within ${KEYS_TIMEOUT_MS} ms`)) }, KEYS_TIMEOUT_MS)
+    })
+    try {
+      const { pubkeys } = await Promise.race([client.getIapPublicKeys(), late])
+      kept = { keys: pubkeys, at: Date.now() }
+      return pubkeys
+    } finally {
+      clearTimeout(timer)
     }
-    return kept.keys
+  }
+  return async (refresh) => {
+    if (kept !== undefined && !refresh && Date.now() - kept.at <= KEYS_KEPT_MS) return kept.keys
+    fetching ??= fetchKeys().finally(() => { fetching = undefined })
+    return await fetching
   }
 }
 
@@ -56,13 +80,15 @@ export class IapVerifier {
     if (alg !== 'ES256') throw new AuthError(`IAP assertion signed with ${String(alg)}, not ES256`)
     let ticket
     try {
-      ticket = await this.#verify(assertion, false)
+      ticket = await this.#verify(assertion, await this.#keys(false))
     } catch (err) {
+      if (err instanceof IapKeysUnavailableError) throw err
       // A key id we have not seen: Google may have rotated its keys since we fetched them.
       if (!/No pem found/.test((err as Error).message)) throw new AuthError((err as Error).message)
       try {
-        ticket = await this.#verify(assertion, true)
+        ticket = await this.#verify(assertion, await this.#keys(true))
       } catch (again) {
+        if (again instanceof IapKeysUnavailableError) throw again
         throw new AuthError((again as Error).message)
       }
     }
@@ -72,8 +98,16 @@ export class IapVerifier {
     return { who, via: 'iap' }
   }
 
-  async #verify (assertion: string, refresh: boolean): Promise<Awaited<ReturnType<OAuth2Client['verifySignedJwtWithCertsAsync']>>> {
-    return await this.#client.verifySignedJwtWithCertsAsync(assertion, await this.keys(refresh), this.audience, [IAP_ISSUER])
+  async #keys (refresh: boolean): Promise<PublicKeys> {
+    try {
+      return await this.keys(refresh)
+    } catch (err) {
+      throw new IapKeysUnavailableError(`IAP's public keys could not be fetched: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  async #verify (assertion: string, keys: PublicKeys): Promise<Awaited<ReturnType<OAuth2Client['verifySignedJwtWithCertsAsync']>>> {
+    return await this.#client.verifySignedJwtWithCertsAsync(assertion, keys, this.audience, [IAP_ISSUER])
   }
 }
 

@@ -3,7 +3,7 @@ import type { AdminConfig } from '../config.js'
 import { sendAnswer } from '../http/error-pages.js'
 import forms from '../http/forms.js'
 import { prefersJson } from '../http/negotiation.js'
-import { AuthError, googleIapKeys, IapVerifier, operatorOf, SESSION_COOKIE, SESSION_MS, sessionCookie, tokenMatches, type IapKeySource, type Operator } from './auth.js'
+import { AuthError, googleIapKeys, IapKeysUnavailableError, IapVerifier, operatorOf, SESSION_COOKIE, SESSION_MS, sessionCookie, tokenMatches, type IapKeySource, type Operator } from './auth.js'
 import { CacheConsole, InputError, MAX_SHOWN, UnavailableError, VALUE_TYPES, type ValueType } from './cache-console.js'
 import { minutesChart } from './chart.js'
 import type { Recording } from './recording.js'
@@ -97,6 +97,7 @@ export default async function adminPlugin (app: FastifyInstance, options: AdminO
   const iap = iapAudience === undefined ? undefined : new IapVerifier(iapAudience, options.iapKeys ?? googleIapKeys())
   const redis = app.hasDecorator('redis') ? app.redis : undefined
   const minutes = recording.minutes
+  app.log.info({ consoleAuth: [...(iap === undefined ? [] : [`IAP (audience ${iap.audience})`]), ...(token === undefined ? [] : ['ADMIN_TOKEN'])] }, 'cache console on at /admin/')
   const console_ = new CacheConsole({
     cache: app.cache,
     namespaces: () => [...options.namespaces, ...app.cache.namespaces()],
@@ -113,6 +114,16 @@ export default async function adminPlugin (app: FastifyInstance, options: AdminO
     try {
       operator = await operatorOf(request, { token, iap })
     } catch (err) {
+      if (err instanceof IapKeysUnavailableError) {
+        request.log.warn({ err }, 'cache console: IAP keys unavailable')
+        return await sendAnswer(app, request, reply, {
+          statusCode: 503,
+          title: 'Cannot check who you are',
+          message: 'The keys that prove a request came through Identity-Aware Proxy could not be fetched.',
+          advice: 'Try again in a moment.',
+          headers: { 'retry-after': '5' }
+        })
+      }
       if (!(err instanceof AuthError)) throw err
       request.log.warn({ reason: err.message, ip: request.ip }, 'cache console: credentials refused')
       return await refuse(request, reply, 'The credentials sent were refused.')

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { SESSION_COOKIE, SESSION_MS, sessionCookie } from '../../src/admin/auth.js'
+import type { OAuth2Client } from 'google-auth-library'
+import { googleIapKeys, SESSION_COOKIE, SESSION_MS, sessionCookie } from '../../src/admin/auth.js'
 import { buildTestApp, testConfig } from '../helpers/app.js'
 import { FormClient } from '../helpers/form-client.js'
 import { adminApp, AUDIENCE, bearer, TOKEN } from './admin-app.js'
@@ -142,6 +143,24 @@ t.test('IAP: a good assertion gets in as its email; bad audience, issuer, expiry
   t.equal((await app.inject({ url: '/admin/', headers: { accept: 'application/json', ...bearer } })).statusCode, 401, 'no token: a bearer proves nothing')
 })
 
+t.test('IAP: when its keys cannot be had the answer is 503, and the keys are asked again for a new key id', async (t) => {
+  const iap = new TestIap()
+  let down = true
+  const { app } = await adminApp(t, {
+    admin: { iapAudience: AUDIENCE },
+    deps: { iapKeys: async (refresh) => { if (down) throw new Error('connect ECONNREFUSED'); return await iap.keys(refresh) } }
+  })
+  const ask = async (kid?: string) => await app.inject({ url: '/admin/', headers: { accept: 'application/json', 'x-goog-iap-jwt-assertion': iap.assertion({ aud: AUDIENCE }, kid === undefined ? {} : { kid }) } })
+  const unavailable = await ask()
+  t.equal(unavailable.statusCode, 503)
+  t.equal(unavailable.headers['retry-after'], '5')
+  down = false
+  t.equal((await ask()).statusCode, 200)
+  const before = iap.fetches
+  t.equal((await ask('rotated')).statusCode, 401)
+  t.equal(iap.fetches, before + 2, 'asked once as usual, once more for the new key id')
+})
+
 t.test('IAP and a token together: a bad IAP header is refused even with the right bearer', async (t) => {
   const iap = new TestIap()
   const { app } = await adminApp(t, { admin: { iapAudience: AUDIENCE, token: TOKEN }, deps: { iapKeys: iap.keys } })
@@ -149,4 +168,24 @@ t.test('IAP and a token together: a bad IAP header is refused even with the righ
   t.equal(bad.statusCode, 401)
   const tokenOnly = await app.inject({ url: '/admin/', headers: { accept: 'application/json', ...bearer } })
   t.equal(tokenOnly.statusCode, 200, 'the token still works for a request that did not come through IAP')
+})
+
+t.test('Google\'s IAP keys: fetched once for concurrent requests, kept, fetched again when asked to', async (t) => {
+  let fetches = 0
+  const client = { getIapPublicKeys: async () => { fetches++; await new Promise((resolve) => setTimeout(resolve, 20)); return { pubkeys: { [`k${fetches}`]: 'pem' } } } }
+  const keys = googleIapKeys(client as unknown as OAuth2Client)
+  const [a, b] = await Promise.all([keys(false), keys(false)])
+  t.equal(fetches, 1, 'one fetch for two requests at once')
+  t.same(a, { k1: 'pem' })
+  t.equal(a, b)
+  t.same(await keys(false), { k1: 'pem' }, 'kept')
+  t.same(await keys(true), { k2: 'pem' }, 'a new key id fetches again')
+  t.equal(fetches, 2)
+})
+
+t.test('the console says at start-up that it is on, and how it is guarded', async (t) => {
+  const { lines } = await adminApp(t, { admin: { token: TOKEN, iapAudience: AUDIENCE }, deps: { iapKeys: new TestIap().keys } })
+  const line = lines().find((l) => l.message === 'cache console on at /admin/')
+  t.same(line?.consoleAuth, [`IAP (audience ${AUDIENCE})`, 'ADMIN_TOKEN'])
+  t.notMatch(JSON.stringify(lines()), TOKEN, 'the token is never logged')
 })
