@@ -154,11 +154,15 @@ export class CacheConsole {
     }))
   }
 
-  /** The last `minutes` minutes (the current one included), of one namespace or of all. */
-  async history (minutes: number, namespace?: string, now = Date.now()): Promise<MinutePoint[]> {
+  /**
+   * The last `minutes` minutes (the current one included), of one namespace or of all; undefined
+   * when the store did not answer (the page says so rather than failing).
+   */
+  async history (minutes: number, namespace?: string, now = Date.now()): Promise<MinutePoint[] | undefined> {
     const last = minuteOf(now)
     const wanted = Array.from({ length: minutes }, (_, i) => last - minutes + 1 + i)
-    const counts = await this.#minutes.readCounts(wanted)
+    const counts = await this.#minutes.readCounts(wanted).catch(() => undefined)
+    if (counts === undefined) return undefined
     return wanted.map((minute, i) => {
       const point: MinutePoint = { at: new Date(minute * 60_000), hits: 0, misses: 0, errors: 0 }
       for (const [ns, c] of counts[i]!) {
@@ -171,10 +175,12 @@ export class CacheConsole {
     })
   }
 
-  /** The keys with the most operations over the last `minutes` minutes, across instances. */
-  async hotKeys (minutes = 5, top = 20, now = Date.now()): Promise<{ keys: HotKey[], operations: number }> {
+  /** The keys with the most operations over the last `minutes` minutes, across instances; undefined when the store did not answer. */
+  async hotKeys (minutes = 5, top = 20, now = Date.now()): Promise<{ keys: HotKey[], operations: number } | undefined> {
     const last = minuteOf(now)
-    const { keys, total } = await this.#minutes.readKeys(Array.from({ length: minutes }, (_, i) => last - i))
+    const read = await this.#minutes.readKeys(Array.from({ length: minutes }, (_, i) => last - i)).catch(() => undefined)
+    if (read === undefined) return undefined
+    const { keys, total } = read
     const ranked = [...keys].sort((a, b) => b[1] - a[1]).slice(0, top).flatMap(([member, operations]) => {
       const key = keyOfMember(member)
       return key === undefined ? [] : [{ ...key, operations, share: total === 0 ? 0 : operations / total }]

@@ -225,13 +225,13 @@ export default async function adminPlugin (app: FastifyInstance, options: AdminO
     const [rows, servers, hot, history] = await Promise.all([
       console_.rows(), console_.servers(), console_.hotKeys(HOT_WINDOW), console_.history(range, chartOf)
     ])
-    if (prefersJson(request)) return { namespaces: rows, servers, hotKeys: { windowMinutes: HOT_WINDOW, ...hot }, history, sharedHistory: minutes.shared }
+    if (prefersJson(request)) return { namespaces: rows, servers, hotKeys: hot === undefined ? null : { windowMinutes: HOT_WINDOW, ...hot }, history: history ?? null, sharedHistory: minutes.shared }
     return await reply.viewAsync('admin/overview', {
       rows,
       servers,
       hot,
       hotWindow: HOT_WINDOW,
-      chart: minutesChart(history),
+      chart: history === undefined ? undefined : minutesChart(history),
       range,
       ranges: RANGES,
       chartOf,
@@ -247,7 +247,13 @@ export default async function adminPlugin (app: FastifyInstance, options: AdminO
 
   app.get<{ Querystring: { namespace?: string, key?: string, done?: string } }>('/key', { schema: { querystring: keyQuery } }, async (request, reply) => {
     const { namespace, key, done } = request.query
-    const found = namespace === undefined || namespace === '' || key === undefined ? undefined : await console_.find(namespace, key).catch(() => 'unavailable' as const)
+    let found
+    try {
+      found = namespace === undefined || namespace === '' || key === undefined ? undefined : await console_.find(namespace, key)
+    } catch (err) {
+      if (!(err instanceof UnavailableError)) throw err
+      found = 'unavailable' as const
+    }
     if (prefersJson(request)) {
       if (found === 'unavailable') return await failed(request, reply, new UnavailableError('the cache did not answer'))
       return found ?? {}

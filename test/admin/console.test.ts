@@ -1,6 +1,7 @@
 import t from 'tap'
-import { storeKey } from '@visitme/memcache'
+import { createRedisClient, storeKey } from '@visitme/memcache'
 import { visitsNamespace } from '../../src/visits/cache-keys.js'
+import { freePort } from '../helpers/ports.js'
 import { adminApp, auditLines, bearer, type Backend } from './admin-app.js'
 
 const json = { ...bearer, accept: 'application/json' }
@@ -173,4 +174,29 @@ t.test('on redis: every instance records, console or not, and the console sums t
   t.equal(seen.hotKeys.keys[0].key, 'k')
   t.ok(seen.hotKeys.keys[0].operations > 1000, `≈ ${seen.hotKeys.keys[0].operations as number} from both`)
   t.equal(seen.sharedHistory, true)
+})
+
+t.test('with Redis down the console answers at once and honestly: 503 for changes, the page says so', async (t) => {
+  const client = createRedisClient({ host: '127.0.0.1', port: await freePort(), commandTimeoutMs: 500, connectTimeoutMs: 500 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const { app, lines } = await adminApp(t, { deps: { redis: client } })
+  const namespace = `${app.cache.namespace}/down`
+  const found = await app.inject({ url: `/admin/key?namespace=${encodeURIComponent(namespace)}&key=k`, headers: json })
+  t.equal(found.statusCode, 503)
+  const page = await app.inject({ url: `/admin/key?namespace=${encodeURIComponent(namespace)}&key=k`, headers: bearer })
+  t.match(page.body, 'The cache did not answer.')
+  const set = await app.inject({ method: 'POST', url: '/admin/key', headers: json, payload: { namespace, key: 'k', type: 'string', value: 'v' } })
+  t.equal(set.statusCode, 503)
+  t.match(set.json().message, 'Nothing was changed')
+  const flush = await app.inject({ method: 'POST', url: '/admin/flush', headers: json, payload: { namespace, confirm: namespace } })
+  t.equal(flush.statusCode, 503)
+  t.same(auditLines(lines), [], 'nothing changed, nothing audited')
+  const overview = await app.inject({ url: '/admin/', headers: json })
+  t.equal(overview.statusCode, 200, 'the overview still answers')
+  t.match(overview.json(), { servers: [{ error: String }], hotKeys: null, history: null })
+  const overviewPage = await app.inject({ url: '/admin/', headers: bearer })
+  t.equal(overviewPage.statusCode, 200)
+  t.match(overviewPage.body, 'The history could not be read: Redis did not answer.')
+  t.match(overviewPage.body, 'Not answering: ')
 })
