@@ -121,6 +121,8 @@ function editableAs (value: unknown): { type: ValueType, text: string } | undefi
 export interface CacheConsoleOptions {
   /** The app's cache: the console reads and writes exactly as the app's code does. */
   cache: Cache
+  /** The view getStats() is asked of (one that reads a replica, when there is one). */
+  statsCache?: Cache
   /** The namespaces to list: the app's own, and whichever this instance has read from. */
   namespaces: () => string[]
   minutes: MinuteStore
@@ -130,12 +132,14 @@ export interface CacheConsoleOptions {
 /** The cache console's domain: stats per namespace, history, hot keys, and a key's reading and writing. */
 export class CacheConsole {
   readonly #cache: Cache
+  readonly #statsCache: Cache
   readonly #namespaces: () => string[]
   readonly #minutes: MinuteStore
   readonly servers: () => Promise<ServerInfo[]>
 
-  constructor ({ cache, namespaces, minutes, servers }: CacheConsoleOptions) {
+  constructor ({ cache, statsCache = cache, namespaces, minutes, servers }: CacheConsoleOptions) {
     this.#cache = cache
+    this.#statsCache = statsCache
     this.#namespaces = namespaces
     this.#minutes = minutes
     this.servers = servers
@@ -148,7 +152,7 @@ export class CacheConsole {
   /** Every namespace's stats, summed over the instances (counted with a census of the store). */
   async rows (): Promise<NamespaceRow[]> {
     return await Promise.all(this.namespaces().map(async (namespace) => {
-      const stats = await this.#cache.getStats({ namespace })
+      const stats = await this.#statsCache.getStats({ namespace })
       const reads = stats.hits + stats.misses
       return { namespace, ...stats, hitRatio: reads === 0 ? null : stats.hits / reads }
     }))
