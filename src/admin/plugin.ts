@@ -176,14 +176,14 @@ export default async function adminPlugin (app: FastifyInstance, options: AdminO
   }
 
   if (token !== undefined) {
-    async function loginPage (request: FastifyRequest, reply: FastifyReply, next: string, notice?: string): Promise<string> {
+    async function loginPage (reply: FastifyReply, next: string, notice?: string): Promise<string> {
       return await reply.viewAsync('admin/login', { next, notice, csrfToken: reply.generateCsrf() })
     }
     // Only a page of the console may be the destination: never another site.
     const nextOf = (next: unknown): string => typeof next === 'string' && /^\/admin(\/[^/\\]|\/?$|\/?\?)/.test(next) ? next : '/admin/'
 
     app.get<{ Querystring: { next?: string } }>('/login', { config: { adminPublic: true } }, async (request, reply) => {
-      return await loginPage(request, reply, nextOf(request.query.next))
+      return await loginPage(reply, nextOf(request.query.next))
     })
 
     app.post<{ Body: { token?: string, next?: string } }>('/login', {
@@ -195,7 +195,7 @@ export default async function adminPlugin (app: FastifyInstance, options: AdminO
       if (!tokenMatches(request.body.token ?? '', token)) {
         request.log.warn({ ip: request.ip }, 'cache console: wrong token at sign-in')
         reply.code(401)
-        return await loginPage(request, reply, nextOf(request.body.next), 'That is not the console\'s token.')
+        return await loginPage(reply, nextOf(request.body.next), 'That is not the console\'s token.')
       }
       request.log.info({ ip: request.ip }, 'cache console: signed in with the token')
       reply.setCookie(SESSION_COOKIE, sessionCookie(token), { path: '/admin', httpOnly: true, sameSite: 'strict', secure: 'auto', maxAge: SESSION_MS / 1000 })
