@@ -3,6 +3,8 @@ import accepts from '@fastify/accepts'
 import formbody from '@fastify/formbody'
 import { MemoryStore, RedisStore } from '@visitme/memcache'
 import cachePlugin from '@visitme/memcache/fastify'
+import adminPlugin from './admin/plugin.js'
+import { hotKeysSampler, startRecording } from './admin/recording.js'
 import type { Config } from './config.js'
 import { describeDependencies, type AppDependencies } from './dependencies.js'
 import guestbookPlugin from './guestbook/plugin.js'
@@ -56,13 +58,18 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(securityHeadersPlugin, helmetOptions)
   await app.register(formbody)
   const secret = cookieSecret(config, app.log)
+  // The cache console's hot keys: the cache hands a sample of its keys to this counter.
+  const hotKeys = hotKeysSampler()
   if (deps.redis !== undefined) await app.register(redisPlugin, { client: deps.redis, reader: deps.redisReader })
   else if (config.redis !== undefined) await app.register(redisPlugin, config.redis)
   await app.register(cachePlugin, {
     store: app.hasDecorator('redis') ? new RedisStore(app.redis) : new MemoryStore(),
     replica: app.redisReader === undefined ? undefined : new RedisStore(app.redisReader),
-    namespace: config.cacheNamespace
+    namespace: config.cacheNamespace,
+    sampleKeys: hotKeys
   })
+  // Recorded on every instance, so a console served anywhere on this Redis sees all the traffic.
+  const recording = startRecording(app, hotKeys)
   await app.register(viewPlugin)
   await app.register(errorPages, { early, securityHeaders: securityHeaders(helmetOptions) })
   // The time one request may spend in the database, whichever it is.
@@ -83,10 +90,19 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(tasksPlugin, { secret, tasks: deps.tasks })
   await app.register(assets)
   await app.register(health, {})
-  await app.register(statsPlugin, {
-    // Listed from the start, before any of them is read.
-    namespaces: [visitsNamespace, guestbookNamespace, tasksNamespace, sessionsNamespace].map((of) => of(config.cacheNamespace)),
-    visitsUsage: visits.usage
-  })
+  // Listed from the start, before any of them is read.
+  const namespaces = [visitsNamespace, guestbookNamespace, tasksNamespace, sessionsNamespace].map((of) => of(config.cacheNamespace))
+  await app.register(statsPlugin, { namespaces, visitsUsage: visits.usage })
+  // Off unless configured: then no route answers under /admin/ but the app's 404.
+  if (config.admin !== undefined) {
+    await app.register(adminPlugin, {
+      prefix: '/admin',
+      ...config.admin,
+      secret,
+      namespaces: [...namespaces, app.routeCache.cache.namespace, app.fragments.namespace],
+      recording,
+      iapKeys: deps.iapKeys
+    })
+  }
   return app
 }

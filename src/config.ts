@@ -42,6 +42,13 @@ const EnvSchema = Type.Object({
   TRUST_PROXY_HOPS: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
   SHUTDOWN_TIMEOUT_MS: Millis(8000, 9500),
   SESSION_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters' })),
+  // The cache console (/admin/): off unless one of them is set.
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters (e.g. openssl rand -hex 32)' })),
+  ADMIN_IAP_AUDIENCE: Type.Optional(Type.String({
+    pattern: '^/projects/[0-9]+/(global/backendServices/[0-9]+|apps/[a-z][a-z0-9.:-]*|locations/[a-z0-9-]+/services/[a-z][a-z0-9-]*)$',
+    description: 'IAP\'s audience: /projects/NUMBER/locations/REGION/services/SERVICE (Cloud Run\'s own IAP), ' +
+      '/projects/NUMBER/global/backendServices/ID (a load balancer) or /projects/NUMBER/apps/PROJECT_ID (App Engine)'
+  })),
   // Set by Cloud Run: the service and its revision.
   K_SERVICE: Type.Optional(Type.String()),
   K_REVISION: Type.Optional(Type.String())
@@ -88,6 +95,8 @@ export interface Config {
   drain?: DrainOptions
   /** Signs cookies (CSRF, sessions); undefined: a random one per process. */
   sessionSecret?: string
+  /** The cache console under /admin/; undefined: off, every /admin/ URL is a 404. */
+  admin?: AdminConfig
   projectId?: string
   onCloudRun: boolean
   /** Who writes the logs, for Cloud Error Reporting: the Cloud Run service and revision. */
@@ -100,6 +109,13 @@ export interface Config {
  * that has sent nothing a second after the port closed is not waited for.
  */
 export const DRAIN: DrainOptions = { acceptMs: 500, firstRequestMs: 1000 }
+
+/** Who may use the cache console: a token from the environment, IAP's signed header, or both. */
+export interface AdminConfig {
+  token?: string
+  /** The audience IAP signs its assertions for. */
+  iapAudience?: string
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -119,7 +135,7 @@ function describe (error: { instancePath: string, keyword: string, message?: str
           ? `must be ${schema.description}`
           : error.message ?? 'bad value'
   // A secret is never repeated into the logs, even a wrong one.
-  const shown = /_(SECRET|AUTH)$/.test(name) ? ` (${value?.length ?? 0} characters)` : `=${JSON.stringify(value)}`
+  const shown = /_(SECRET|AUTH|TOKEN)$/.test(name) ? ` (${value?.length ?? 0} characters)` : `=${JSON.stringify(value)}`
   return `${name}${shown} is invalid: ${reason}`
 }
 
@@ -238,6 +254,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
     drain: DRAIN,
     sessionSecret: parsed.SESSION_SECRET,
+    admin: parsed.ADMIN_TOKEN === undefined && parsed.ADMIN_IAP_AUDIENCE === undefined
+      ? undefined
+      : { token: parsed.ADMIN_TOKEN, iapAudience: parsed.ADMIN_IAP_AUDIENCE },
     projectId: parsed.GOOGLE_CLOUD_PROJECT,
     onCloudRun,
     service: { name: parsed.K_SERVICE ?? 'visitme', version: parsed.K_REVISION }

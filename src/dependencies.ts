@@ -3,6 +3,7 @@ import type { Firestore } from '@google-cloud/firestore'
 import type { FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { RedisClient } from '@visitme/memcache'
+import type { IapKeySource } from './admin/auth.js'
 import type { Config } from './config.js'
 import type { GreetingsRepository } from './guestbook/repository.js'
 import { describeClient } from '@visitme/memcache'
@@ -25,6 +26,8 @@ export interface AppDependencies {
   repository?: VisitsRepository
   greetings?: GreetingsRepository
   tasks?: TasksRepository
+  /** IAP's public keys for the cache console, instead of Google's (a test's own key pair). */
+  iapKeys?: IapKeySource
 }
 
 /** What the app will use, from the configuration and what the caller hands in, before anything connects. */

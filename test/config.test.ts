@@ -77,6 +77,8 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ REDISHOST: 'redis host' }, /REDISHOST="redis host" is invalid: must be a host name or IP address/],
     [{ CACHE_NAMESPACE: 'a:b' }, /CACHE_NAMESPACE="a:b" is invalid: must be letters, digits/],
     [{ SESSION_SECRET: 'hunter2' }, /^Invalid configuration: SESSION_SECRET \(7 characters\) is invalid: must be at least 32 characters$/],
+    [{ ADMIN_TOKEN: 'hunter2' }, /^Invalid configuration: ADMIN_TOKEN \(7 characters\) is invalid: must be at least 32 characters \(e\.g\. openssl rand -hex 32\)$/],
+    [{ ADMIN_IAP_AUDIENCE: 'my-service' }, /^Invalid configuration: ADMIN_IAP_AUDIENCE="my-service" is invalid: must be IAP's audience: \/projects\/NUMBER\/locations\/REGION\/services\/SERVICE \(Cloud Run's own IAP\)/],
     [{ REDISHOST: 'r', REDIS_CLUSTER: 'yes' }, /REDIS_CLUSTER="yes" is invalid: must be true or false \(or 1 or 0\)/],
     [{ REDISHOST: 'r', REDIS_CLUSTER: 'true', REDIS_READ_HOST: 'x' }, /REDIS_READ_HOST is for a standalone instance/],
     [{ REDIS_CLUSTER: 'true' }, /REDIS_CLUSTER needs REDISHOST/],
@@ -161,4 +163,14 @@ t.test('a bad Datastore variable stops start-up naming it', async (t) => {
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   t.ok(loadConfig({ VISITS_STORE: 'firestore', FIRESTORE_TIMEOUT_MS: '5000', DATASTORE_TIMEOUT_MS: '9000' }), 'only the budget of the store in use counts')
+})
+
+t.test('the cache console: off by default, on with a token, IAP\'s audience, or both', async (t) => {
+  t.equal(loadConfig({}).admin, undefined)
+  const token = 'x'.repeat(32)
+  t.same(loadConfig({ ADMIN_TOKEN: token }).admin, { token, iapAudience: undefined })
+  for (const audience of ['/projects/123/locations/europe-west1/services/visitme-admin', '/projects/123/global/backendServices/456', '/projects/123/apps/my-project']) {
+    t.same(loadConfig({ ADMIN_IAP_AUDIENCE: audience }).admin, { token: undefined, iapAudience: audience })
+  }
+  t.same(loadConfig({ ADMIN_TOKEN: token, ADMIN_IAP_AUDIENCE: '/projects/1/apps/p' }).admin, { token, iapAudience: '/projects/1/apps/p' })
 })

@@ -72,7 +72,7 @@ t.test('the README\'s gcloud commands pass gcloud\'s own flag parsing (a dry par
   }
   const readme = read('README.md')
   const commands = [...shellCommands(readme, 'Local development'), ...shellCommands(readme, 'Deploy to Cloud Run'),
-    ...shellCommands(readme, 'Coming from App Engine with your data')].filter((words) => words[0] === 'gcloud')
+    ...shellCommands(readme, 'Coming from App Engine with your data'), ...shellCommands(readme, 'The cache console')].filter((words) => words[0] === 'gcloud')
   t.ok(commands.length >= 15, `${commands.length} gcloud commands`)
   for (const words of commands) {
     const { command, problems } = checkGcloud(tree, words.slice(1))

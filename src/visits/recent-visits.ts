@@ -149,7 +149,8 @@ export class RecentVisits {
   hit (visitor: string): readonly Visit[] | undefined {
     const local = this.#current()
     if (local === undefined || local.newest !== visitor) return undefined
-    this.#cache.recordHit()
+    // Named, so the console's hot keys count the first tier's hits too.
+    this.#cache.recordHit({ key: this.#key })
     return local.visits
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { CircuitBreaker } from './breaker.js'
 import { decode } from './codec.js'
-import { CacheCore, MISS } from './core.js'
+import { CacheCore, MISS, type KeySampler } from './core.js'
 import { checkKey, encodeValue, prefixed, storeKey, valuePrefixes, type NamespaceOption } from './keys.js'
 import { Lists, type ListAddOptions, type ListEntry, type ListLookup, type ListReservationLookup, type ListReserveOptions } from './lists.js'
 import { silent, type CacheLogger } from './logger.js'
@@ -41,6 +41,19 @@ export interface PeekedItem<T> {
   deleteLockTimeSec: number
 }
 
+/**
+ * What inspect() finds under a key: peek()'s timestamps, and what an operator needs besides:
+ * where the key lives in the store and the size of its value as stored.
+ */
+export interface InspectedItem<T> extends PeekedItem<T> {
+  /** The key in the store: the namespace's prefix, and the key itself or its hash when it is too long. */
+  storeKey: string
+  /** The stored (serialized) value's size in bytes; 0 while the key is delete-locked. */
+  storedBytes: number
+  /** The stored text when it cannot be decoded (written by something else); `value` is then undefined. */
+  undecodable?: string
+}
+
 export interface CacheOptions {
   store: CacheStore
   /** The namespace of calls that name none. */
@@ -51,6 +64,11 @@ export interface CacheOptions {
   statsFlushMs?: number
   /** A read replica of the store, for views that read with `reads: 'replica'`. */
   replica?: CacheStore
+  /**
+   * Hands one key in about `every` that any view reads or writes to `record`, for a view of the
+   * busiest keys; off without it. `record` runs on the call's path: it should only count.
+   */
+  sampleKeys?: KeySampler
 }
 
 export interface ViewOptions {
@@ -131,7 +149,7 @@ export class Cache {
   readonly #core: CacheCore
   readonly #parts: Parts
 
-  constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000, replica }: CacheOptions) {
+  constructor ({ store, namespace = 'default', logger = silent, breaker = new CircuitBreaker(), statsFlushMs = 2000, replica, sampleKeys }: CacheOptions) {
     // Taken before anything can throw: a refused namespace must not leave it for the next cache made.
     const view = adopting
     adopting = undefined
@@ -139,7 +157,7 @@ export class Cache {
     this.namespace = namespace
     this.reads = view?.reads ?? 'primary'
     if (view === undefined) {
-      const core = new CacheCore(store, replica, breaker, logger, statsFlushMs, namespace)
+      const core = new CacheCore(store, replica, breaker, logger, statsFlushMs, namespace, sampleKeys)
       this.#parts = { core, memoizer: new Memoizer(core), lists: new Lists(core) }
     } else {
       this.#parts = view.parts
@@ -172,10 +190,12 @@ export class Cache {
 
   /**
    * Counts a hit that a caller served from a copy of its own (a first tier in front of the
-   * store), so the namespace's hit ratio tells the whole story.
+   * store), so the namespace's hit ratio tells the whole story; with `key`, sampleKeys sees it too.
    */
-  recordHit ({ namespace = this.namespace }: NamespaceOption = {}): void {
+  recordHit ({ namespace = this.namespace, key }: NamespaceOption & { key?: string } = {}): void {
     this.#core.stats.count(namespace).hits++
+    // Named, the key is one of the operations sampleKeys sees.
+    if (key !== undefined) this.#core.sample(namespace, key)
   }
 
   /** This process's counters for a namespace (the default one unless named). */
@@ -280,6 +300,34 @@ export class Cache {
     return result
   }
 
+  /**
+   * What the key holds, for an operator's console: as peek(), with its place and size in the
+   * store, but neither counted in the stats nor sampled, and 'unavailable' when the store fails.
+   */
+  async inspect<T> (key: string, { namespace = this.namespace }: NamespaceOption = {}): Promise<InspectedItem<T> | undefined | 'unavailable'> {
+    const at = storeKey(key, namespace)
+    const found = await this.#core.runner.run(namespace, (store) => store.peek([at]))
+    if (found === FAILED) return 'unavailable'
+    const entry = found[0]
+    if (entry === undefined) return undefined
+    const item: InspectedItem<T> = {
+      storeKey: at,
+      value: undefined,
+      storedBytes: entry.value === undefined ? 0 : Buffer.byteLength(entry.value),
+      expirationTimeSec: seconds(entry.expiresAtMs),
+      lastAccessTimeSec: seconds(entry.lastAccessMs),
+      deleteLockTimeSec: seconds(entry.lockedUntilMs)
+    }
+    if (entry.value !== undefined) {
+      try {
+        item.value = decode<T>(entry.value)
+      } catch {
+        item.undecodable = entry.value
+      }
+    }
+    return item
+  }
+
   // Writes
 
   /** Stores the value; false when the store could not take it. */
@@ -326,9 +374,10 @@ export class Cache {
     const writes = prefixed(keys, keyPrefix).map((key, i) => {
       const { value, casToken } = mapping[keys[i]!]!
       if (typeof casToken !== 'string') throw new TypeError(`the casToken for cache key "${key.slice(0, 100)}" must be the string gets() answered`)
-      return { entry: { key: storeKey(key, namespace), value: encodeValue(key, value), casToken: randomUUID(), ttlMs: life }, expected: casToken }
+      return { entry: { key: storeKey(key, namespace), value: encodeValue(key, value), casToken: randomUUID(), ttlMs: life }, expected: casToken, key }
     })
     if (writes.length === 0) return []
+    for (const { key } of writes) this.#core.sample(namespace, key)
     const stored = await this.#core.runner.run(namespace, async (store) => await Promise.all(writes.map(({ entry, expected }) => store.cas(entry, expected))))
     return keys.filter((_key, i) => stored === FAILED || !stored[i])
   }
@@ -451,7 +500,9 @@ export class Cache {
     const keys = Object.keys(mapping)
     // Validate everything before anything is written.
     const life = memcacheTtlMs(ttl)
-    const entries = prefixed(keys, keyPrefix).map((key, i) => ({
+    const all = prefixed(keys, keyPrefix)
+    for (const key of all) this.#core.sample(namespace, key)
+    const entries = all.map((key, i) => ({
       key: storeKey(key, namespace),
       value: encodeValue(key, mapping[keys[i]!]),
       casToken: randomUUID(),
@@ -466,6 +517,7 @@ export class Cache {
     const lock = memcacheTtlMs(lockSeconds)
     const storeKeys = keys.map((key) => storeKey(key, namespace))
     if (keys.length === 0) return []
+    for (const key of keys) this.#core.sample(namespace, key)
     const existed = await this.#core.runner.run(namespace, (store) => store.delete(storeKeys, lock))
     return keys.map((_key, i) => existed === FAILED ? 'failed' : existed[i] === true ? 'deleted' : 'missing')
   }
@@ -478,6 +530,7 @@ export class Cache {
       throw new CounterOverflowError(`${kind} of "${key}" would pass 2^63 - 1`)
     }
     const key_ = storeKey(key, namespace)
+    this.#core.sample(namespace, key)
     const value = await this.#core.runner.run(namespace, (store) => store.incr(key_, delta, initial, randomUUID()))
     return value === FAILED || value === undefined ? undefined : decode<Counter>(value)
   }

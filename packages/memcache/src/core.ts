@@ -6,6 +6,15 @@ import { FAILED, Runner, type Failed } from './runner.js'
 import { Stats, type CacheCounters } from './stats.js'
 import type { CacheStore, StoredEntry } from './stores/store.js'
 
+/**
+ * A hook that sees one in about `every` keys the cache reads or writes, for a view of the busiest
+ * keys. Each call is one key of one operation; the hook must return at once (count, not write).
+ */
+export interface KeySampler {
+  every: number
+  record: (namespace: string, key: string) => void
+}
+
 /** What readOne() answers for a key that holds no value (or none that can be decoded). */
 export const MISS = Symbol('miss')
 
@@ -19,8 +28,14 @@ export interface Found {
 export class CacheCore {
   readonly runner: Runner<CacheStore>
   readonly stats: Stats
+  readonly #sampler: KeySampler | undefined
+  /** Operations until the next sampled one: a random gap averaging `every`, so no access pattern hides from it. */
+  #untilSample = 0
 
-  constructor (readonly store: CacheStore, replica: CacheStore | undefined, breaker: CircuitBreaker, readonly log: CacheLogger, statsFlushMs: number, namespace: string) {
+  constructor (readonly store: CacheStore, replica: CacheStore | undefined, breaker: CircuitBreaker, readonly log: CacheLogger, statsFlushMs: number, namespace: string, sampler?: KeySampler) {
+    if (sampler !== undefined && !(Number.isInteger(sampler.every) && sampler.every >= 1)) throw new RangeError(`sampleKeys.every must be an integer >= 1, got ${sampler.every}`)
+    this.#sampler = sampler
+    this.#untilSample = sampler === undefined ? 0 : this.#gap()
     this.runner = new Runner<CacheStore>(
       { store, breaker },
       replica === undefined ? undefined : { store: replica, breaker: new CircuitBreaker() },
@@ -29,12 +44,29 @@ export class CacheCore {
     this.stats = new Stats(this.runner, log, statsFlushMs, namespace)
   }
 
+  /** Hands one key in about `every` to the sampler; without one, a single comparison. */
+  sample (namespace: string, key: string): void {
+    if (this.#sampler === undefined || --this.#untilSample > 0) return
+    this.#untilSample = this.#gap()
+    try {
+      this.#sampler.record(namespace, key)
+    } catch (err) {
+      // A view of the traffic must never fail the traffic.
+      this.log.warn({ err, namespace }, 'cache key sampler failed')
+    }
+  }
+
+  #gap (): number {
+    return 1 + Math.floor(Math.random() * (2 * this.#sampler!.every - 1))
+  }
+
   /**
    * Reads and decodes the keys of a namespace. Only the first `counted` of them are hits or
    * misses in the stats: the rest are bookkeeping read along (a generation, a lock).
    */
   async read (keys: readonly string[], namespace: string, counted: number, from: 'primary' | 'replica', tokens = false): Promise<Array<Found | undefined | Failed>> {
     const storeKeys = keys.map((key) => storeKey(key, namespace))
+    for (let i = 0; i < counted; i++) this.sample(namespace, keys[i]!)
     const entries = await this.runner.read(namespace, (store): Promise<Array<StoredEntry | string | undefined>> =>
       tokens ? store.gets(storeKeys) : store.get(storeKeys), from)
     if (entries === FAILED) return keys.map(() => FAILED)
@@ -61,6 +93,7 @@ export class CacheCore {
     } catch (err) {
       return Promise.reject(err)
     }
+    this.sample(namespace, key)
     return this.runner.readThen(namespace, (store) => store.getOne(at), from, (found) => {
       if (found === FAILED) return answer(FAILED)
       const counters = this.stats.count(namespace)

@@ -1,10 +1,11 @@
 export {
   Cache, createCache,
-  type CasItem, type PeekedItem, type CacheOptions, type Counter, type DeleteOptions, type Lookup,
+  type CasItem, type InspectedItem, type PeekedItem, type CacheOptions, type Counter, type DeleteOptions, type Lookup,
   type OffsetOptions, type PrefixOption, type ViewOptions, type WriteOptions
 } from './cache.js'
 export { MAX_KEY_BYTES, MAX_VALUE_BYTES, storeKey, ValueTooLargeError, type NamespaceOption } from './keys.js'
 export type { CacheLogger } from './logger.js'
+export type { KeySampler } from './core.js'
 export type { CacheCounters, CacheStats } from './stats.js'
 export type { Memoized, MemoizeOptions } from './memoize.js'
 export type { ListAddOptions, ListEntry, ListLookup, ListReservationLookup, ListReserveOptions, ListState } from './lists.js'

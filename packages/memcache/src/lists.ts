@@ -74,12 +74,14 @@ export class Lists {
   /** The list at key: ready, still being built (begin), missing, or the store unavailable. */
   async get<T> (key: string, namespace: string): Promise<ListLookup<T>> {
     const [store, at] = [this.#store, storeKey(key, namespace)]
+    this.core.sample(namespace, key)
     const list = await this.core.runner.run(namespace, () => store.listGet(at))
     return this.#lookup<T>(key, namespace, list, true)
   }
 
   async begin<T> (key: string, namespace: string, lockSeconds: number): Promise<ListLookup<T> & { began?: boolean }> {
     const [store, at] = [this.#store, storeKey(key, namespace)]
+    this.core.sample(namespace, key)
     const lockMs = ttlMs(lockSeconds)
     const list = await this.core.runner.run(namespace, () => store.listBegin(at, lockMs))
     const lookup = this.#lookup<T>(key, namespace, list, false)
@@ -90,6 +92,7 @@ export class Lists {
     const items = entries.map(({ id, order, value }) => ({ id, order, value: encodeValue(key, value) }))
     const completeTtlMs = complete === undefined ? undefined : ttlMs(complete.ttl)
     const [store, at] = [this.#store, storeKey(key, namespace)]
+    this.core.sample(namespace, key)
     const list = await this.core.runner.run(namespace, () => store.listAdd(at, items, limit, completeTtlMs))
     return this.#lookup<T>(key, namespace, list, false)
   }
@@ -97,6 +100,7 @@ export class Lists {
   async reserve<T> (key: string, namespace: string, { value, seed, order }: { value: T, seed: string, order: number }, { limit, reserveSeconds }: ListReserveOptions): Promise<ListReservationLookup<T>> {
     const request = { value: encodeValue(key, value), seed, order }
     const [store, at] = [this.#store, storeKey(key, namespace)]
+    this.core.sample(namespace, key)
     const reservedMs = ttlMs(reserveSeconds)
     const reserved = await this.core.runner.run(namespace, () => store.listReserve(at, request, limit, reservedMs))
     if (reserved === FAILED) return { status: 'unavailable' }
@@ -112,6 +116,7 @@ export class Lists {
 
   async release<T> (key: string, namespace: string, id: string): Promise<ListLookup<T>> {
     const [store, at] = [this.#store, storeKey(key, namespace)]
+    this.core.sample(namespace, key)
     const list = await this.core.runner.run(namespace, () => store.listRelease(at, id))
     return this.#lookup<T>(key, namespace, list, false)
   }

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onSendAsyncHookHandler } from 'fastify'
 import { createCache, type Cache } from './cache.js'
+import type { KeySampler } from './core.js'
 import { RouteCache, type RouteCacheTicket } from './route-cache.js'
 import type { CacheStore } from './stores/store.js'
 
@@ -35,6 +36,8 @@ export interface CachePluginOptions {
   namespace?: string
   /** A read replica of the store, for views that tolerate lag. */
   replica?: CacheStore
+  /** One key in about `every` read or written goes to `record` (CacheOptions.sampleKeys). */
+  sampleKeys?: KeySampler
 }
 
 const PERSONAL = /(^|,)\s*(cookie|authorization|\*)\s*(,|$)/i
@@ -48,8 +51,8 @@ function shareable (reply: FastifyReply, payload: unknown, ownKey: boolean): pay
   return ownKey || !PERSONAL.test(String(reply.getHeader('vary') ?? ''))
 }
 
-export default fp<CachePluginOptions>(async function cachePlugin (app, { store, namespace, replica }) {
-  const cache = createCache({ store, namespace, replica, logger: app.log.child({ component: 'cache' }) })
+export default fp<CachePluginOptions>(async function cachePlugin (app, { store, namespace, replica, sampleKeys }) {
+  const cache = createCache({ store, namespace, replica, sampleKeys, logger: app.log.child({ component: 'cache' }) })
   // Under the app's namespace: two apps sharing one Redis never serve each other's pages.
   const routeCache = new RouteCache(cache.namespaced(`${cache.namespace}/routes`))
   app.decorate('cache', cache)
