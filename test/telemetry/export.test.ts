@@ -22,7 +22,7 @@ async function receiver (t: Test): Promise<{ receiver: OtlpReceiver, url: string
 /** Exports soon after the fact, so the test waits little. */
 const PROMPT_EXPORT = { OTEL_BSP_SCHEDULE_DELAY: '50', OTEL_METRIC_EXPORT_INTERVAL: '300', OTEL_METRIC_EXPORT_TIMEOUT: '300' }
 
-function backend (): Record<string, string> {
+function backend () {
   const redis = redisTarget()
   return {
     REDISHOST: redis.host,
