@@ -77,8 +77,12 @@ export class BoundedCalls {
    * `call` is given the time it has. A `background` call (no request waits for it) is made only while the circuit is closed,
    * and neither takes the probe of an open circuit nor counts toward opening it: requests decide.
    */
-  async run<T> (what: string, deadline: number | undefined, call: (timeoutMs: number) => Promise<T>, options: { background?: boolean } = {}): Promise<T> {
-    if (!databaseCalls.hasSubscribers) return await this.#run(what, deadline, call, options)
+  run<T> (what: string, deadline: number | undefined, call: (timeoutMs: number) => Promise<T>, options: { background?: boolean } = {}): Promise<T> {
+    // Not async itself: with no one listening a call costs no promise more than before.
+    return databaseCalls.hasSubscribers ? this.#published(what, deadline, call, options) : this.#run(what, deadline, call, options)
+  }
+
+  async #published<T> (what: string, deadline: number | undefined, call: (timeoutMs: number) => Promise<T>, options: { background?: boolean }): Promise<T> {
     const start = performance.now()
     let outcome: DatabaseCallMessage['outcome'] = 'ok'
     try {
