@@ -39,6 +39,7 @@ t.test('http/json: the request span continues the caller\'s trace, Redis and Fir
   const env = { ...backend(), ...PROMPT_EXPORT, OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', RATE_LIMIT_WRITES: '1' }
   const server = await startServer(t, env)
   const base = `http://127.0.0.1:${server.port}`
+  t.match(server.lines()[0], { message: 'dependencies in use', telemetry: 'traces and metrics to OTLP' }, 'the first line says telemetry is on')
 
   const first = await fetch(`${base}/`, { headers: { traceparent: `00-${TRACE}-${CALLER_SPAN}-01`, 'user-agent': 'first', accept: 'application/json' } })
   t.equal(first.status, 200)
@@ -111,6 +112,7 @@ t.test('http/json: the request span continues the caller\'s trace, Redis and Fir
 t.test('http/protobuf to a traces endpoint alone: spans arrive in protobuf, no metrics are sent', async (t) => {
   const { receiver: otlp, url } = await receiver(t)
   const server = await startServer(t, { ...PROMPT_EXPORT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${url}/v1/traces`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' })
+  t.match(server.lines()[0], { telemetry: 'traces to OTLP' })
   const page = await fetch(`http://127.0.0.1:${server.port}/`, { headers: { traceparent: `00-${TRACE}-${CALLER_SPAN}-01` } })
   t.equal(page.status, 200)
   await waitFor('the request span', () => otlp.spans.length > 0, 10_000)
