@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { diag, DiagLogLevel, metrics, trace, TraceFlags, type SpanContext } from '@opentelemetry/api'
+import { diag, DiagLogLevel, metrics, trace, TraceFlags, type Span, type SpanContext } from '@opentelemetry/api'
 import type { FastifyOtelInstrumentation } from '@fastify/otel'
-import type { onSendAsyncHookHandler } from 'fastify'
+import type { onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TraceContext } from '../logger.js'
 import { appMetrics } from './metrics.js'
@@ -13,8 +13,8 @@ export const FLUSH_MS = 2000
 
 export interface TelemetryPluginOptions {
   instrumentation: FastifyOtelInstrumentation
-  /** The span of each request being served, for its log lines. */
-  spans: WeakMap<IncomingMessage, SpanContext>
+  /** The span of each request being served, for its cache outcome and its log lines. */
+  spans: WeakMap<IncomingMessage, Span>
   /** Exports what is left and stops the SDK. */
   shutdown: () => Promise<void>
 }
@@ -42,25 +42,28 @@ export default fp<TelemetryPluginOptions>(async function telemetry (app, { instr
 
   // x-cache is set by the handler or by the route cache's onSend hook: read it in an onSend hook that
   // runs after those and before @fastify/otel's, which ends the span (it appends its own when it sees
-  // the route, after this hook has appended this one).
-  const noteCacheOutcome: onSendAsyncHookHandler<unknown> = async (request, reply, payload) => {
+  // the route, after this hook has appended this one). Hooks with callbacks: no promise per request.
+  const noteCacheOutcome: onSendHookHandler<unknown> = (request, reply, payload, done) => {
     const cache = reply.getHeader('x-cache')
-    const { span } = request.opentelemetry()
-    if (typeof cache === 'string' && span != null) span.setAttribute('visitme.cache', cache)
-    return payload
+    if (typeof cache === 'string') spans.get(request.raw)?.setAttribute('visitme.cache', cache)
+    done(null, payload)
   }
   app.addHook('onRoute', (route) => {
     route.onSend = [...[route.onSend ?? []].flat(), noteCacheOutcome]
   })
   await app.register(instrumentation.plugin())
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const { span } = request.opentelemetry()
-    if (span != null) spans.set(request.raw, span.spanContext())
+    if (span != null) spans.set(request.raw, span)
+    done()
   })
 
   const stopRedis = traceRedisCommands(trace.getTracer('visitme'))
   const { recordRequest, stop: stopMetrics } = appMetrics(app, metrics.getMeter('visitme'))
-  app.addHook('onResponse', async (request, reply) => { recordRequest(request, reply) })
+  app.addHook('onResponse', (request, reply, done) => {
+    recordRequest(request, reply)
+    done()
+  })
 
   // Registered first, so closed last: the spans of the other plugins' closing are exported too.
   app.addHook('onClose', async () => {

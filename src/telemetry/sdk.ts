@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import type { SpanContext } from '@opentelemetry/api'
+import type { Span } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { FastifyOtelInstrumentation } from '@fastify/otel'
 import { startNodeSdk } from '@opentelemetry/sdk-node'
@@ -33,12 +33,12 @@ export function startSdk (config: TelemetryConfig): Telemetry {
     ...(config.metrics ? {} : { metricReaders: [] }),
     instrumentations: [instrumentation]
   })
-  const spans = new WeakMap<IncomingMessage, SpanContext>()
+  const spans = new WeakMap<IncomingMessage, Span>()
   return {
     register: async (app) => { await app.register(plugin, { instrumentation, spans, shutdown: sdk.shutdown }) },
     traceOf: (request) => {
       const span = spans.get(request)
-      return span === undefined ? undefined : traceContextOf(span)
+      return span === undefined ? undefined : traceContextOf(span.spanContext())
     }
   }
 }
