@@ -1,7 +1,11 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { startServer } from '../helpers/server-process.js'
 import { emulatorHost, redisTarget, uniqueName } from '../helpers/services.js'
 import { waitFor } from '../helpers/wait.js'
+import { freePort } from '../helpers/ports.js'
+import { FLUSH_MS } from '../../src/telemetry/plugin.js'
 import { OtlpReceiver, type ReceivedSpan } from './otlp-receiver.js'
 
 // The built server (dist/server.js) exporting to a receiver on 127.0.0.1, as it would to a collector.
@@ -120,4 +124,32 @@ t.test('http/protobuf to a traces endpoint alone: spans arrive in protobuf, no m
   t.same([...otlp.contentTypes], ['/v1/traces application/x-protobuf'], 'protobuf, and nothing sent to /v1/metrics')
   server.child.kill('SIGTERM')
   t.equal(await server.exited, 0)
+})
+
+t.test('grpc to a collector that is not there: pages are served, and shutdown gives up on the flush in time', async (t) => {
+  const closed = await freePort()
+  const server = await startServer(t, { ...PROMPT_EXPORT, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closed}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })
+  for (let i = 0; i < 3; i++) t.equal((await fetch(`http://127.0.0.1:${server.port}/`)).status, 200)
+  const stopping = Date.now()
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0)
+  // The flush is bounded by FLUSH_MS (2 s); the rest is the ordinary close. Generous: the machine is shared.
+  t.ok(Date.now() - stopping < FLUSH_MS + 4000, `closed in ${Date.now() - stopping} ms`)
+})
+
+t.test('a collector that never answers: shutdown gives up on the flush after FLUSH_MS, and says so', async (t) => {
+  const silent = createServer(() => {})
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    silent.closeAllConnections()
+    await new Promise((resolve) => silent.close(resolve))
+  })
+  const server = await startServer(t, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })
+  t.equal((await fetch(`http://127.0.0.1:${server.port}/`)).status, 200)
+  const stopping = Date.now()
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0)
+  const took = Date.now() - stopping
+  t.ok(took >= FLUSH_MS - 100 && took < FLUSH_MS + 4000, `closed in ${took} ms, not after the exporter's own 10 s timeout`)
+  t.ok(server.lines().some((l) => l.message === `telemetry not flushed within ${FLUSH_MS} ms: the last spans and metrics are lost`), 'one warning says what was lost')
 })
