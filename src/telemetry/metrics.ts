@@ -30,7 +30,8 @@ export function appMetrics (app: FastifyInstance, meter: Meter): { recordRequest
   meter.createObservableGauge('visitme.breaker.state', {
     description: 'Circuit breaker of a backend: 0 closed, 1 half-open (one call tries it), 2 open (calls refused at once)'
   }).addCallback((result) => {
-    if (app.hasDecorator('cache')) result.observe(BREAKER_LEVEL[app.cache.breakerState], { 'visitme.backend': 'redis' })
+    // A Redis not connected is refused at once as an open circuit is, whatever the breaker's own state.
+    if (app.hasDecorator('cache')) result.observe(app.cache.available ? BREAKER_LEVEL[app.cache.breakerState] : BREAKER_LEVEL.open, { 'visitme.backend': 'redis' })
     if (app.hasDecorator('firestoreCalls')) result.observe(BREAKER_LEVEL[app.firestoreCalls.breakerState], { 'visitme.backend': 'firestore' })
     if (app.hasDecorator('datastoreCalls')) result.observe(BREAKER_LEVEL[app.datastoreCalls.breakerState], { 'visitme.backend': 'datastore' })
   })

@@ -153,3 +153,14 @@ t.test('a collector that never answers: shutdown gives up on the flush after FLU
   t.ok(took >= FLUSH_MS - 100 && took < FLUSH_MS + 4000, `closed in ${took} ms, not after the exporter's own 10 s timeout`)
   t.ok(server.lines().some((l) => l.message === `telemetry not flushed within ${FLUSH_MS} ms: the last spans and metrics are lost`), 'one warning says what was lost')
 })
+
+t.test('a Redis that is not there shows as an open breaker', async (t) => {
+  const { receiver: otlp, url } = await receiver(t)
+  const closed = await freePort()
+  const server = await startServer(t, { ...PROMPT_EXPORT, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${url}/v1/metrics`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', REDISHOST: '127.0.0.1', REDISPORT: String(closed) })
+  t.equal((await fetch(`http://127.0.0.1:${server.port}/`)).status, 200, 'the page is served without the cache')
+  await waitFor('the breaker gauge', () => otlp.points.some((p) => p.metric === 'visitme.breaker.state'), 10_000)
+  t.same(otlp.points.filter((p) => p.metric === 'visitme.breaker.state').map((p) => [p.attributes['visitme.backend'], p.value])[0], ['redis', 2])
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0)
+})
