@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: benchmarks the built server (dist/server.js) in four scenarios, LIMIT, HIT,
- * NEW and COLD (see bench/README.md), against a redis-server and a Firestore emulator of its own
+ * `npm run bench`: benchmarks the built server (dist/server.js) in five scenarios, LIMIT, HIT,
+ * HIT+OTEL, NEW and COLD (see bench/README.md), against a redis-server and a Firestore emulator of its own
  * on free 127.0.0.1 ports, with the server pinned to one core and the load generator to another.
  * Prints a Markdown table and writes <out>/latest.{json,md,svg}; stops everything it started, also
  * on failure or a signal, and exits non-zero with one message when something goes wrong.
@@ -18,6 +18,8 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -238,6 +240,23 @@ async function startRealServer (name: string, core: number | undefined, env: Rec
   const coldStartMs = performance.now() - spawnedAt
   log(`server ${name} on ${url} (pid ${tracked.pid}): first 200 after ${Math.round(coldStartMs)} ms`)
   return { name, tracked, url, real: true, stop, coldStartMs }
+}
+
+/** An OTLP/HTTP receiver that reads what it is sent and acknowledges it, counting requests and bytes. */
+async function startOtlpSink (): Promise<{ url: string, exports: () => number, bytes: () => number, stop: () => Promise<void> }> {
+  let exports = 0
+  let bytes = 0
+  const server = createServer((request, response) => {
+    exports++
+    request.on('data', (chunk: Buffer) => { bytes += chunk.length })
+    request.on('end', () => { response.writeHead(200, { 'content-type': 'application/x-protobuf' }).end() })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const stop = cleanup.add('the OTLP sink', async () => {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, exports: () => exports, bytes: () => bytes, stop }
 }
 
 async function visitsUsage (server: Server): Promise<PerRequest> {
@@ -618,6 +637,23 @@ async function main (): Promise<void> {
     unique: false
   }))
   await hitServer.stop()
+
+  // HIT again with OpenTelemetry on: a span per request, exported (http/protobuf, the default) to a sink of
+  // the harness that only reads and acknowledges, on the load core; the metrics at their default interval.
+  const sink = await startOtlpSink()
+  const otelServer = await startRealServer('HIT+OTEL', pinning.serverCore, { ...env, OTEL_EXPORTER_OTLP_ENDPOINT: sink.url }, hitAgent)
+  scenarios.push(await runScenario(ctx, {
+    name: 'HIT+OTEL',
+    description: 'HIT with OpenTelemetry on (OTEL_EXPORTER_OTLP_ENDPOINT set to a local sink): what tracing and metrics cost a cached page.',
+    servers: [otelServer],
+    userAgent: hitAgent,
+    unique: false
+  }))
+  await otelServer.stop()
+  await sink.stop()
+  notes.push(`HIT+OTEL: the server sent ${sink.exports()} OTLP requests (${(sink.bytes() / 1e6).toFixed(1)} MB) to the harness's sink, ` +
+    'which reads and acknowledges them on the load core (the SDK\'s defaults: spans in batches of up to 512, metrics every 60 s). ' +
+    `Its cold start, loading the SDK, was ${Math.round(otelServer.coldStartMs)} ms (not in the cold-start median, which compares the default set-up).`)
 
   const newServer = await startRealServer('NEW', pinning.serverCore, env, 'visitme-bench NEW first')
   coldStarts.push({ server: 'NEW', ms: newServer.coldStartMs })

@@ -40,7 +40,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     ...(deps.loggerInstance === undefined
       ? { logger: deps.logger ?? loggerOptions({ level: config.logLevel, projectId: config.projectId }) }
       : { loggerInstance: deps.loggerInstance }),
-    childLoggerFactory: traceChildLogger(config.projectId),
+    childLoggerFactory: traceChildLogger(config.projectId, deps.telemetry?.traceOf),
     logController: new ErrorsOnlyLogController(),
     trustProxy: trustHops(config.trustProxyHops),
     // Fastify's default answers 503 to every request that reaches a route once close() has begun,
@@ -54,6 +54,8 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   // Shutdown answers every request it has taken on, closes connections once they are idle, and
   // does not wait for connections that never send a request (src/plugins/drain.ts).
   await app.register(drainPlugin, config.drain ?? { acceptMs: 0, firstRequestMs: 1000 })
+  // Before any route, so each is traced; only when telemetry was started (src/telemetry/).
+  if (deps.telemetry !== undefined) await deps.telemetry.register(app)
   await app.register(accepts)
   await app.register(securityHeadersPlugin, helmetOptions)
   await app.register(formbody)

@@ -9,6 +9,9 @@ const Millis = (fallback: number, maximum: number) => Type.Integer({ minimum: 1,
 const OneOf = <const T extends string>(values: readonly T[], fallback: NoInfer<T>) =>
   Type.Unsafe<T>({ type: 'string', enum: values, default: fallback })
 
+const OtlpEndpoint = () => Type.String({ pattern: '^https?://[^\\s/]+(/\\S*)?$', description: 'an http:// or https:// URL' })
+const OtlpProtocol = () => Type.Unsafe<'http/protobuf' | 'http/json' | 'grpc'>({ type: 'string', enum: ['http/protobuf', 'http/json', 'grpc'] })
+
 // The one description of the environment: the Config type is derived from it.
 const EnvSchema = Type.Object({
   PORT: Port(8080),
@@ -49,6 +52,15 @@ const EnvSchema = Type.Object({
     description: 'IAP\'s audience: /projects/NUMBER/locations/REGION/services/SERVICE (Cloud Run\'s own IAP), ' +
       '/projects/NUMBER/global/backendServices/ID (a load balancer) or /projects/NUMBER/apps/PROJECT_ID (App Engine)'
   })),
+  // OpenTelemetry: the SDK reads every OTEL_* variable itself; these are checked here, so a mistake stops start-up.
+  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(OtlpEndpoint()),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Type.Optional(OtlpEndpoint()),
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: Type.Optional(OtlpEndpoint()),
+  OTEL_EXPORTER_OTLP_PROTOCOL: Type.Optional(OtlpProtocol()),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Type.Optional(OtlpProtocol()),
+  OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: Type.Optional(OtlpProtocol()),
+  OTEL_SERVICE_NAME: Type.Optional(Type.String({ minLength: 1 })),
   // Set by Cloud Run: the service and its revision.
   K_SERVICE: Type.Optional(Type.String()),
   K_REVISION: Type.Optional(Type.String())
@@ -101,6 +113,17 @@ export interface Config {
   onCloudRun: boolean
   /** Who writes the logs, for Cloud Error Reporting: the Cloud Run service and revision. */
   service: { name: string, version?: string }
+  /** OpenTelemetry export (src/telemetry/), on when an OTLP endpoint is set; undefined: off, and nothing of it loaded. */
+  telemetry?: TelemetryConfig
+}
+
+export interface TelemetryConfig {
+  /** Which signals have an endpoint: a signal without one is not exported (rather than sent to localhost). */
+  traces: boolean
+  metrics: boolean
+  /** service.name and service.version of what is exported. */
+  serviceName: string
+  serviceVersion?: string
 }
 
 /**
@@ -259,6 +282,20 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
       : { token: parsed.ADMIN_TOKEN, iapAudience: parsed.ADMIN_IAP_AUDIENCE },
     projectId: parsed.GOOGLE_CLOUD_PROJECT,
     onCloudRun,
-    service: { name: parsed.K_SERVICE ?? 'visitme', version: parsed.K_REVISION }
+    service: { name: parsed.K_SERVICE ?? 'visitme', version: parsed.K_REVISION },
+    telemetry: telemetryConfig(parsed)
+  }
+}
+
+function telemetryConfig (parsed: Env): TelemetryConfig | undefined {
+  if (parsed.OTEL_SDK_DISABLED) return undefined
+  const traces = (parsed.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? parsed.OTEL_EXPORTER_OTLP_ENDPOINT) !== undefined
+  const metrics = (parsed.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? parsed.OTEL_EXPORTER_OTLP_ENDPOINT) !== undefined
+  if (!traces && !metrics) return undefined
+  return {
+    traces,
+    metrics,
+    serviceName: parsed.OTEL_SERVICE_NAME ?? parsed.K_SERVICE ?? 'visitme',
+    serviceVersion: parsed.K_REVISION
   }
 }

@@ -9,6 +9,7 @@ import type { GreetingsRepository } from './guestbook/repository.js'
 import { describeClient } from '@visitme/memcache'
 import { describeDatastore } from './plugins/datastore.js'
 import type { TasksRepository } from './tasks/repository.js'
+import type { Telemetry } from './telemetry/index.js'
 import type { VisitsRepository } from './visits/repository.js'
 
 /** What a caller (a test, another app) may hand in instead of what the config describes. */
@@ -28,10 +29,22 @@ export interface AppDependencies {
   tasks?: TasksRepository
   /** IAP's public keys for the cache console, instead of Google's (a test's own key pair). */
   iapKeys?: IapKeySource
+  /** OpenTelemetry, started by the caller (startTelemetry) before the app is built; flushed when the app closes. */
+  telemetry?: Telemetry
 }
 
 /** What the app will use, from the configuration and what the caller hands in, before anything connects. */
-export function describeDependencies (config: Config, deps: AppDependencies): { cache: string, visits: string } {
+export function describeDependencies (config: Config, deps: AppDependencies): { cache: string, visits: string, telemetry: string } {
+  const { cache, visits } = describeStores(config, deps)
+  const signals = [config.telemetry?.traces === true ? 'traces' : '', config.telemetry?.metrics === true ? 'metrics' : ''].filter((s) => s !== '')
+  return {
+    cache,
+    visits,
+    telemetry: deps.telemetry === undefined || signals.length === 0 ? 'off (no OTEL_EXPORTER_OTLP_ENDPOINT)' : `${signals.join(' and ')} to OTLP`
+  }
+}
+
+function describeStores (config: Config, deps: AppDependencies): { cache: string, visits: string } {
   const redis = config.redis
   const cache = deps.redis !== undefined
     ? `redis at ${describeClient(deps.redis)}${deps.redisReader === undefined ? '' : `, reads that tolerate lag at ${describeClient(deps.redisReader)}`}`

@@ -64,7 +64,8 @@ const TRACE_CONTEXT = /^([0-9a-f]{32})(?:\/(\d{1,20}))?(?:;o=([01]))?$/i
 const TRACEPARENT = /^(?!ff)([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/
 const ZEROS = /^0+$/
 
-interface TraceContext { traceId: string, spanId?: string, sampled?: boolean }
+/** A request's place in a trace, as a log line names it. */
+export interface TraceContext { traceId: string, spanId?: string, sampled?: boolean }
 
 function fromTraceparent (header: string): TraceContext | undefined {
   const match = TRACEPARENT.exec(header.trim())
@@ -75,7 +76,7 @@ function fromTraceparent (header: string): TraceContext | undefined {
   return { traceId: traceId!, spanId, sampled: (Number.parseInt(flags!, 16) & 1) === 1 }
 }
 
-function fromCloudTraceContext (header: string): TraceContext | undefined {
+export function fromCloudTraceContext (header: string): TraceContext | undefined {
   const match = TRACE_CONTEXT.exec(header.trim())
   if (match === null) return undefined
   const [, traceId, spanId, sampled] = match
@@ -94,10 +95,11 @@ type Headers = Record<string, string | string[] | undefined>
  * `traceparent` header when it is valid, else from `X-Cloud-Trace-Context:
  * TRACE_ID/SPAN_ID;o=OPTIONS`. Cloud Run passes both on.
  */
-export function traceFields (headers: Headers, projectId: string | undefined): Record<string, unknown> {
+export function traceFields (headers: Headers, projectId: string | undefined, traced?: TraceContext): Record<string, unknown> {
   if (projectId === undefined) return {}
   const { traceparent, 'x-cloud-trace-context': cloud } = headers
-  const context = (typeof traceparent === 'string' ? fromTraceparent(traceparent) : undefined) ??
+  const context = traced ??
+    (typeof traceparent === 'string' ? fromTraceparent(traceparent) : undefined) ??
     (typeof cloud === 'string' ? fromCloudTraceContext(cloud) : undefined)
   if (context === undefined) return {}
   const fields: Record<string, unknown> = { 'logging.googleapis.com/trace': `projects/${projectId}/traces/${context.traceId}` }
@@ -119,12 +121,13 @@ class LazyRequestLogger {
     private readonly parent: FastifyBaseLogger,
     private readonly bindings: Bindings,
     private readonly options: Parameters<FastifyBaseLogger['child']>[1],
-    private readonly headers: Headers,
-    private readonly projectId: string | undefined
+    private readonly raw: IncomingMessage,
+    private readonly projectId: string | undefined,
+    private readonly traceOf: TraceOf | undefined
   ) {}
 
   get #real (): FastifyBaseLogger {
-    this.#logger ??= this.parent.child({ ...this.bindings, ...traceFields(this.headers, this.projectId) }, this.options)
+    this.#logger ??= this.parent.child({ ...this.bindings, ...traceFields(this.raw.headers, this.projectId, this.traceOf?.(this.raw)) }, this.options)
     return this.#logger
   }
 
@@ -140,10 +143,13 @@ class LazyRequestLogger {
   child (...args: Parameters<FastifyBaseLogger['child']>): FastifyBaseLogger { return this.#real.child(...args) }
 }
 
+/** The span a request is served under, when telemetry traces it (src/telemetry/). */
+export type TraceOf = (request: IncomingMessage) => TraceContext | undefined
+
 /** Fastify's per-request child logger, with the request's trace attached; made on first use. */
-export function traceChildLogger (projectId: string | undefined): NonNullable<FastifyServerOptions<RawServerDefault>['childLoggerFactory']> {
+export function traceChildLogger (projectId: string | undefined, traceOf?: TraceOf): NonNullable<FastifyServerOptions<RawServerDefault>['childLoggerFactory']> {
   return function (logger: FastifyBaseLogger, bindings, options, rawReq: IncomingMessage) {
-    return new LazyRequestLogger(logger, bindings, options, rawReq.headers, projectId) as unknown as FastifyBaseLogger
+    return new LazyRequestLogger(logger, bindings, options, rawReq, projectId, traceOf) as unknown as FastifyBaseLogger
   }
 }
 

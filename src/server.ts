@@ -3,6 +3,7 @@ import { pino } from 'pino'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import { loggerOptions } from './logger.js'
+import { startTelemetry } from './telemetry/index.js'
 
 // Choose log format by where stdout goes, not by NODE_ENV: JSON for Cloud Logging, pretty in a terminal.
 const pretty = process.stdout.isTTY === true
@@ -18,7 +19,10 @@ async function main (): Promise<void> {
     return
   }
 
+  // Before the app: the Firestore client takes its tracer when it is made. Off: nothing of it is loaded.
+  const telemetry = config.telemetry === undefined ? undefined : await startTelemetry(config.telemetry)
   const app = await buildApp(config, {
+    telemetry,
     logger: loggerOptions({
       level: config.logLevel,
       pretty,

@@ -35,12 +35,12 @@ t.test('the benchmark harness runs every scenario in smoke mode, writes elsewher
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
 
-  // Bounded: past 55 s the harness is interrupted (it then stops what it started) and the test fails.
-  const code = await Promise.race([exited, sleep(55_000, undefined, { ref: false }).then(() => 'timeout' as const)])
+  // Bounded: past 65 s (five scenarios and the library section; tap allows the file 90 s) the harness is interrupted (it then stops what it started) and the test fails.
+  const code = await Promise.race([exited, sleep(65_000, undefined, { ref: false }).then(() => 'timeout' as const)])
   if (code === 'timeout') {
     child.kill('SIGINT')
     await Promise.race([exited, sleep(20_000, undefined, { ref: false })])
-    t.fail(`the smoke run took longer than 55 s\n${stderr}`)
+    t.fail(`the smoke run took longer than 65 s\n${stderr}`)
     return
   }
   t.comment(`smoke run: ${((performance.now() - started) / 1000).toFixed(1)} s`)
@@ -48,7 +48,7 @@ t.test('the benchmark harness runs every scenario in smoke mode, writes elsewher
 
   const results = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8')) as BenchResults
   t.equal(results.mode, 'smoke')
-  t.same(results.scenarios.map((s) => s.name), ['LIMIT', 'HIT', 'NEW', 'COLD'], 'every scenario, in order')
+  t.same(results.scenarios.map((s) => s.name), ['LIMIT', 'HIT', 'HIT+OTEL', 'NEW', 'COLD'], 'every scenario, in order')
   for (const s of results.scenarios) {
     t.ok(s.requests > 0 && s.reqPerSec > 0, `${s.name}: requests served (${s.requests})`)
     t.ok(Number.isFinite(s.latencyMs.p50) && Number.isFinite(s.latencyMs.p99), `${s.name}: latencies`)
@@ -73,7 +73,8 @@ t.test('the benchmark harness runs every scenario in smoke mode, writes elsewher
     t.ok(o.library.ops > 0 && o.bare.ops > 0 && Number.isFinite(o.ratio) && o.library.cpuMicrosPerOp > 0, `library: ${o.name} measured on both sides`)
   }
   t.match(stdout, /The cache library against bare ioredis[\s\S]*\| \*\*get \(hit\)\*\* \|/, 'and printed')
-  t.equal(results.coldStart.each.length, 4, 'a cold start per real server process')
+  t.equal(results.coldStart.each.length, 4, 'a cold start per real server process (HIT+OTEL\'s in its note)')
+  t.match(results.notes.join('\n'), /HIT\+OTEL: the server sent [1-9]\d* OTLP requests/, 'HIT+OTEL exported to the harness\'s sink')
   t.ok(results.coldStart.each.every((c) => c.ms > 0))
   t.match(stdout, /\| \*\*HIT\*\* \|/, 'the table is printed')
   t.match(await readFile(join(out, 'latest.md'), 'utf8'), /\| \*\*COLD\*\* \|/)

@@ -4,7 +4,8 @@ import { libraryMarkdown, type LibraryResults } from './library.js'
 export interface PerRequest { queries: number, documentsRead: number, writes: number }
 
 export interface ScenarioResult {
-  name: 'LIMIT' | 'HIT' | 'NEW' | 'COLD'
+  /** HIT+OTEL: HIT with OpenTelemetry on, exporting to a local sink. */
+  name: 'LIMIT' | 'HIT' | 'HIT+OTEL' | 'NEW' | 'COLD'
   description: string
   /** Server processes under load. */
   servers: number

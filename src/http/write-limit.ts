@@ -1,3 +1,4 @@
+import { channel } from 'node:diagnostics_channel'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -11,6 +12,9 @@ export class TooManyWritesError extends Error {
     super(`Too many changes from this address; try again in ${retryAfterSeconds} s.`)
   }
 }
+
+/** A write refused, with the route it was sent to ({ route }), for whoever listens (the telemetry's metrics). */
+export const writeRefusals = channel('visitme:write-refused')
 
 /** Counts one write of the request's client; throws TooManyWritesError past the budget. */
 export type WriteLimit = (request: FastifyRequest) => Promise<void>
@@ -47,6 +51,9 @@ export default fp<{ max: number }>(async function writeLimit (app, { max }) {
     // A Redis the cache has given up on would cost every write a command timeout, only to fail open.
     if (!app.cache.available) return
     const result = await check(request)
-    if (!result.isAllowed && result.isExceeded) throw new TooManyWritesError(Math.max(1, result.ttlInSeconds))
+    if (!result.isAllowed && result.isExceeded) {
+      if (writeRefusals.hasSubscribers) writeRefusals.publish({ route: request.routeOptions.url })
+      throw new TooManyWritesError(Math.max(1, result.ttlInSeconds))
+    }
   })
 }, { name: 'write-limit', fastify: '5.x', dependencies: ['cache'] })

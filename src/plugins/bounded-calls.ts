@@ -1,4 +1,20 @@
-import { CircuitBreaker } from '@visitme/memcache'
+import { channel } from 'node:diagnostics_channel'
+import { CircuitBreaker, type BreakerState } from '@visitme/memcache'
+
+/** What a database call published on `databaseCalls` says once it has ended. */
+export interface DatabaseCallMessage {
+  /** The backend as errors name it (Firestore, Datastore). */
+  database: string
+  what: string
+  durationMs: number
+  outcome: 'ok' | 'error' | 'refused'
+}
+
+/**
+ * Every call, once ended, for whoever listens (the telemetry's metrics); with no one
+ * listening, publishing costs one check.
+ */
+export const databaseCalls = channel('visitme:database-call')
 
 /** A repository could not answer in time or at all: the request cannot be served honestly. */
 export class RepositoryUnavailableError extends Error {
@@ -52,11 +68,35 @@ export class BoundedCalls {
     this.#checkAfterMs = checkAfterMs
   }
 
+  /** The circuit breaker's state, for an operator's metrics. */
+  get breakerState (): BreakerState {
+    return this.#breaker.state
+  }
+
   /**
    * `call` is given the time it has. A `background` call (no request waits for it) is made only while the circuit is closed,
    * and neither takes the probe of an open circuit nor counts toward opening it: requests decide.
    */
-  async run<T> (what: string, deadline: number | undefined, call: (timeoutMs: number) => Promise<T>, { background = false }: { background?: boolean } = {}): Promise<T> {
+  run<T> (what: string, deadline: number | undefined, call: (timeoutMs: number) => Promise<T>, options: { background?: boolean } = {}): Promise<T> {
+    // Not async itself: with no one listening a call costs no promise more than before.
+    return databaseCalls.hasSubscribers ? this.#published(what, deadline, call, options) : this.#run(what, deadline, call, options)
+  }
+
+  async #published<T> (what: string, deadline: number | undefined, call: (timeoutMs: number) => Promise<T>, options: { background?: boolean }): Promise<T> {
+    const start = performance.now()
+    let outcome: DatabaseCallMessage['outcome'] = 'ok'
+    try {
+      return await this.#run(what, deadline, call, options)
+    } catch (err) {
+      // A call never made (time used up, circuit open) says nothing of the database's latency.
+      outcome = err instanceof RepositoryUnavailableError && err.call === undefined ? 'refused' : 'error'
+      throw err
+    } finally {
+      databaseCalls.publish({ database: this.#name, what, durationMs: performance.now() - start, outcome } satisfies DatabaseCallMessage)
+    }
+  }
+
+  async #run<T> (what: string, deadline: number | undefined, call: (timeoutMs: number) => Promise<T>, { background = false }: { background?: boolean }): Promise<T> {
     const timeoutMs = Math.min(this.timeoutMs, (deadline ?? Infinity) - Date.now())
     if (timeoutMs <= 0) throw new RepositoryUnavailableError(`${this.#name} could not ${what}: the request's time is used up`)
     if (background ? this.#breaker.state !== 'closed' : !this.#breaker.allow()) {

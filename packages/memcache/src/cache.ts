@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { CircuitBreaker } from './breaker.js'
+import { CircuitBreaker, type BreakerState } from './breaker.js'
 import { decode } from './codec.js'
 import { CacheCore, MISS, type KeySampler } from './core.js'
 import { checkKey, encodeValue, prefixed, storeKey, valuePrefixes, type NamespaceOption } from './keys.js'
@@ -179,6 +179,11 @@ export class Cache {
   /** Whether the store is expected to answer now. */
   get available (): boolean {
     return this.#core.store.connected && this.#core.runner.primary.breaker.state !== 'open'
+  }
+
+  /** The circuit breaker of the store's primary, for an operator's metrics. */
+  get breakerState (): BreakerState {
+    return this.#core.runner.primary.breaker.state
   }
 
   // Stats
