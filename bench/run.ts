@@ -190,7 +190,7 @@ interface Server {
 /** NODE_OPTIONS as the Dockerfile's ENV line sets it ('' without one). */
 async function imageNodeOptions (): Promise<string> {
   const dockerfile = await readFile(join(root, 'Dockerfile'), 'utf8')
-  return /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim() ?? ''
+  return /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim().replace(/^"(.*)"$/, '$1') ?? ''
 }
 
 /** Headers Node writes by itself for any response; the rest is what the page's response carries. */
