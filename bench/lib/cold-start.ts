@@ -2,8 +2,9 @@
  * COLDSTART: the time from spawning a server process to its first `200` on `GET /`, for a bare
  * Fastify process answering a fixed page and for the real server in both set-ups (embedded;
  * Redis + the Firestore emulator), started in turns (bare, embedded, Redis + emulator, bare, …)
- * so that a change in the machine's load weighs on all of them alike. A first round is a warm-up
- * (the file system cache, and the list in Redis with this visitor as its newest) and is not counted.
+ * so that a change in the machine's load weighs on all of them alike. The caller has run each
+ * command before (the file system cache and V8's compile cache are warm) and, for a page from Redis,
+ * made this visitor the list's newest.
  */
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -96,17 +97,17 @@ async function startOnce (variant: ColdStartVariant, options: ColdStartOptions):
   }
 }
 
-/** Every variant once per round, in turns; the first round is not counted. */
+/** Every variant once per round, in turns. */
 export async function measureColdStarts (options: ColdStartOptions): Promise<ColdStartResults> {
   const runs = new Map<string, OneStart[]>(options.variants.map((v) => [v.name, []]))
-  for (let round = 0; round <= options.rounds; round++) {
+  for (let round = 1; round <= options.rounds; round++) {
     const seen: string[] = []
     for (const variant of options.variants) {
       const one = await startOnce(variant, options)
-      if (round > 0) runs.get(variant.name)!.push(one)
+      runs.get(variant.name)!.push(one)
       seen.push(`${variant.name} ${Math.round(one.ms)} ms`)
     }
-    options.log(`COLDSTART round ${round === 0 ? '0 (warm-up, not counted)' : round}: ${seen.join(', ')}`)
+    options.log(`COLDSTART round ${round}: ${seen.join(', ')}`)
   }
   const bare = median(runs.get(options.variants[0]!.name)!.map((r) => r.ms))
   return {
