@@ -12,7 +12,7 @@
  * Options (bench/README.md): --smoke (or BENCH_SMOKE=1), --out DIR (or BENCH_OUT), BENCH_SECONDS,
  * BENCH_WARMUP_SECONDS, BENCH_CONNECTIONS (100), BENCH_COLD_EXPIRY (del | ttl), BENCH_COLD_TTL (1 s),
  * BENCH_COLD_DELETE_MS (1000), BENCH_LIBRARY_SECONDS (6: per side, for each operation of the library section), BENCH_SERVER (dist/server.js) and BENCH_SERVER_LABEL (what that build is),
- * BENCH_FIRESTORE_EMULATOR=127.0.0.1:PORT
+ * BENCH_NODE_OPTIONS (instead of the Dockerfile's), BENCH_FIRESTORE_EMULATOR=127.0.0.1:PORT
  * (use that emulator instead of starting one; it is left running).
  */
 import { randomBytes } from 'node:crypto'
@@ -188,8 +188,9 @@ interface Server {
   stop: () => Promise<void>
 }
 
-/** NODE_OPTIONS as the Dockerfile's ENV line sets it ('' without one). */
+/** NODE_OPTIONS as the Dockerfile's ENV line sets it ('' without one), or BENCH_NODE_OPTIONS (e.g. for an older build's flags). */
 async function imageNodeOptions (): Promise<string> {
+  if (process.env.BENCH_NODE_OPTIONS !== undefined) return process.env.BENCH_NODE_OPTIONS
   const dockerfile = await readFile(join(root, 'Dockerfile'), 'utf8')
   return /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim().replace(/^"(.*)"$/, '$1') ?? ''
 }

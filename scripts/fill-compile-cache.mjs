@@ -8,9 +8,14 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { get } from 'node:http'
+import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-const port = 18_080
+// A free port: the build may run on the host's network.
+const probe = createServer().listen(0, '127.0.0.1')
+await once(probe, 'listening')
+const { port } = probe.address()
+probe.close()
 const server = spawn(process.execPath, ['dist/server.js'], {
   // Only what the embedded mode needs: no Redis, no database, whatever the build's environment has.
   env: { PATH: process.env.PATH, NODE_OPTIONS: process.env.NODE_OPTIONS ?? '', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },

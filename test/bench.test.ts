@@ -21,7 +21,7 @@ t.test('the benchmark harness runs every scenario in smoke mode, writes elsewher
   const committedBefore = existsSync(committed) ? statSync(committed).mtimeMs : undefined
 
   const env: NodeJS.ProcessEnv = { ...process.env, BENCH_SMOKE: '1' }
-  for (const name of ['BENCH_SECONDS', 'BENCH_WARMUP_SECONDS', 'BENCH_CONNECTIONS', 'BENCH_OUT', 'BENCH_SERVER', 'BENCH_COLD_EXPIRY', 'BENCH_COLD_TTL', 'BENCH_COLD_DELETE_MS', 'BENCH_TURNS', 'BENCH_TURN_SECONDS', 'BENCH_COLDSTART_ROUNDS']) delete env[name]
+  for (const name of ['BENCH_SECONDS', 'BENCH_WARMUP_SECONDS', 'BENCH_CONNECTIONS', 'BENCH_OUT', 'BENCH_SERVER', 'BENCH_COLD_EXPIRY', 'BENCH_COLD_TTL', 'BENCH_COLD_DELETE_MS', 'BENCH_TURNS', 'BENCH_TURN_SECONDS', 'BENCH_COLDSTART_ROUNDS', 'BENCH_NODE_OPTIONS']) delete env[name]
   // The test command's emulator saves the ~3 s start of another; the harness always runs its own redis-server.
   if (process.env.TEST_FIRESTORE_EMULATOR !== undefined && process.env.TEST_FIRESTORE_EMULATOR !== '') env.BENCH_FIRESTORE_EMULATOR = process.env.TEST_FIRESTORE_EMULATOR
   else delete env.BENCH_FIRESTORE_EMULATOR
