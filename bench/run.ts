@@ -698,20 +698,21 @@ async function main (): Promise<void> {
     { name: 'embedded', command: process.execPath, args: [serverJs], env: embeddedEnv, real: true },
     { name: 'Redis + emulator', command: process.execPath, args: [serverJs], env, real: true }
   ]
-  log(`COLDSTART: ${coldStartRounds} rounds of ${variants.map((v) => v.name).join(', ')}`)
-  const coldStartResults = await measureColdStarts({
-    variants,
-    rounds: coldStartRounds,
+  const coldStartOptions = {
     core: pinning.serverCore,
     userAgent: coldStartAgent,
     nodeOptions: env.NODE_OPTIONS!,
     freePort,
-    track: (what, tracked, port) => {
+    track: (what: string, tracked: Tracked, port: number) => {
       started.push({ what, pid: tracked.pid, port })
       return cleanup.add(what, async () => { await stopProcess(tracked) })
     },
     log
-  })
+  }
+  // One start not counted: the seeding visit may still be settling in the list when the first process reads it.
+  await measureColdStarts({ ...coldStartOptions, variants: [variants[2]!], rounds: 1, log: () => {} })
+  log(`COLDSTART: ${coldStartRounds} rounds of ${variants.map((v) => v.name).join(', ')}`)
+  const coldStartResults = await measureColdStarts({ ...coldStartOptions, variants, rounds: coldStartRounds })
   const withRedis = coldStartResults.series.find((s) => s.name === 'Redis + emulator')!
   if (withRedis.databaseCalls!.some((n) => n !== 0)) {
     notes.unshift(`⚠ COLDSTART: a process with the list in Redis made Firestore calls for its first page (${withRedis.databaseCalls!.join(', ')}).`)
