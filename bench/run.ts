@@ -12,7 +12,7 @@
  * Options (bench/README.md): --smoke (or BENCH_SMOKE=1), --out DIR (or BENCH_OUT), BENCH_SECONDS,
  * BENCH_WARMUP_SECONDS, BENCH_CONNECTIONS (100), BENCH_COLD_EXPIRY (del | ttl), BENCH_COLD_TTL (1 s),
  * BENCH_COLD_DELETE_MS (1000), BENCH_LIBRARY_SECONDS (6: per side, for each operation of the library section), BENCH_SERVER (dist/server.js) and BENCH_SERVER_LABEL (what that build is),
- * BENCH_FIRESTORE_EMULATOR=127.0.0.1:PORT
+ * BENCH_NODE_OPTIONS (instead of the Dockerfile's), BENCH_FIRESTORE_EMULATOR=127.0.0.1:PORT
  * (use that emulator instead of starting one; it is left running).
  */
 import { randomBytes } from 'node:crypto'
@@ -33,9 +33,10 @@ import {
   pinSelf, sampleRss, spawnTracked, stopProcess, waitFor, type Pinning, type Tracked
 } from './lib/processes.js'
 import { benchLibrary } from './lib/library.js'
+import { measureColdStarts, median, type ColdStartVariant } from './lib/cold-start.js'
 import { recentVisitsStoreKey } from '../src/visits/cache-keys.js'
 import { freePort } from '../test/helpers/ports.js'
-import { markdown, svgChart, type BenchResults, type ColdStart, type PerRequest, type ScenarioResult } from './lib/report.js'
+import { markdown, serverMicrosPerResponse, svgChart, type BenchResults, type ColdStart, type PerRequest, type ScenarioResult } from './lib/report.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 let serverJs = join(root, 'dist', 'server.js')
@@ -189,10 +190,11 @@ interface Server {
   stop: () => Promise<void>
 }
 
-/** NODE_OPTIONS as the Dockerfile's ENV line sets it ('' without one). */
+/** NODE_OPTIONS as the Dockerfile's ENV line sets it ('' without one), or BENCH_NODE_OPTIONS (e.g. for an older build's flags). */
 async function imageNodeOptions (): Promise<string> {
+  if (process.env.BENCH_NODE_OPTIONS !== undefined) return process.env.BENCH_NODE_OPTIONS
   const dockerfile = await readFile(join(root, 'Dockerfile'), 'utf8')
-  return /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim() ?? ''
+  return /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim().replace(/^"(.*)"$/, '$1') ?? ''
 }
 
 /** Headers Node writes by itself for any response; the rest is what the page's response carries. */
@@ -523,12 +525,6 @@ function gitSource (): { commit: string, uncommittedChanges: boolean } | null {
   return commit === undefined || status === undefined ? null : { commit, uncommittedChanges: status !== '' }
 }
 
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
 function headerBytes (headers: Record<string, string | string[] | undefined>): number {
   return Object.entries(headers).reduce((sum, [name, value]) =>
     sum + [value ?? []].flat().reduce((s, v) => s + name.length + 4 + Buffer.byteLength(v), 0), 0)
@@ -546,6 +542,10 @@ async function main (): Promise<void> {
   if (!Number.isInteger(coldTtlSeconds)) throw new BenchError('BENCH_COLD_TTL must be a whole number of seconds')
   const coldDeleteEveryMs = numberOption('BENCH_COLD_DELETE_MS', smoke ? 250 : 1000, { min: 50, max: 60_000 })
   const librarySeconds = numberOption('BENCH_LIBRARY_SECONDS', smoke ? 0.2 : 6, { min: 0.1, max: 600 })
+  const turns = numberOption('BENCH_TURNS', smoke ? 1 : 3, { min: 1, max: 20 })
+  const turnSeconds = numberOption('BENCH_TURN_SECONDS', smoke ? 1 : 5, { min: 0.5, max: 600 })
+  const coldStartRounds = numberOption('BENCH_COLDSTART_ROUNDS', smoke ? 1 : 7, { min: 1, max: 50 })
+  if (!Number.isInteger(turns) || !Number.isInteger(coldStartRounds)) throw new BenchError('BENCH_TURNS and BENCH_COLDSTART_ROUNDS must be whole numbers')
   if (process.env.BENCH_SERVER !== undefined && process.env.BENCH_SERVER !== '') serverJs = resolve(process.env.BENCH_SERVER)
   const sharedEmulator = process.env.BENCH_FIRESTORE_EMULATOR === '' ? undefined : process.env.BENCH_FIRESTORE_EMULATOR
   if (sharedEmulator !== undefined && !/^127\.0\.0\.1:\d{1,5}$/.test(sharedEmulator)) {
@@ -555,7 +555,7 @@ async function main (): Promise<void> {
   if (smoke && resolve(out) === resolve(defaultOut)) throw new BenchError('a smoke run never writes bench/results/: choose another --out')
 
   // Bounded in time as a whole, whatever hangs.
-  const budgetSeconds = 4 * (warmupSeconds + seconds + 60) + 180
+  const budgetSeconds = 2 * (warmupSeconds + seconds + 60) + 2 * turns * (warmupSeconds + turnSeconds + 30) + 3 * (coldStartRounds + 1) * 35 + 180
   setTimeout(() => { finish(1, `the benchmark took longer than ${budgetSeconds} s: stopped`).catch(() => process.exit(1)) }, budgetSeconds * 1000).unref()
 
   if (!existsSync(serverJs)) throw new BenchError(`${serverJs} does not exist: build first (npm run build; npm run bench does)`)
@@ -602,10 +602,16 @@ async function main (): Promise<void> {
   const scenarios: ScenarioResult[] = []
   const notes: string[] = []
 
-  // HIT's server first: its page is what LIMIT serves.
+  // HIT's server first: its page is what LIMIT serves. The page lists 10 visits, as a popular page
+  // does: nine other visitors first, then the HIT visitor, who is then the newest and stores nothing.
   const hitAgent = 'visitme-bench HIT'
-  const hitServer = await startRealServer('HIT', pinning.serverCore, env, hitAgent)
+  const seedAgents = Array.from({ length: 9 }, (_, i) => `visitme-bench visitor ${i + 1}`)
+  const hitServer = await startRealServer('HIT', pinning.serverCore, env, seedAgents[0]!)
   coldStarts.push({ server: 'HIT', ms: hitServer.coldStartMs })
+  for (const agent of [...seedAgents.slice(1), hitAgent]) {
+    const seeded = await httpRequest(hitServer.url, { headers: { 'user-agent': agent } })
+    if (seeded.status !== 200) throw new BenchError(`seeding the list: GET / for ${agent} answered ${seeded.status}`)
+  }
   const page = await httpRequest(hitServer.url, { headers: { 'user-agent': hitAgent } })
   const contentType = String(page.headers['content-type'] ?? '')
   if (page.status !== 200 || contentType === '') throw new BenchError(`GET / for the HIT visitor answered ${page.status} (${contentType || 'no content type'})`)
@@ -620,23 +626,47 @@ async function main (): Promise<void> {
 
   const limitServer = await startLimitServer(limitJs, pinning.serverCore, { body: page.body, headers: pageHeaders(page.headers) }, work)
   const limitAnswer = await httpRequest(limitServer.url)
-  scenarios.push(await runScenario(ctx, {
-    name: 'LIMIT',
-    description: 'A bare Fastify route answering GET / with the HIT page\'s bytes from memory (same node, same core): the ceiling for a cached page.',
-    servers: [limitServer],
-    userAgent: hitAgent,
-    unique: false
-  }))
+  // HIT and LIMIT in turns (HIT, LIMIT, HIT, LIMIT, …), both processes up all along: the machine's
+  // drift weighs on both alike, and each row of the table is the turn of median server CPU per response.
+  const turnCtx: Context = { ...ctx, seconds: turnSeconds }
+  const hitTurns: ScenarioResult[] = []
+  const limitTurns: ScenarioResult[] = []
+  for (let turn = 1; turn <= turns; turn++) {
+    hitTurns.push(await runScenario(turnCtx, {
+      name: 'HIT',
+      description: 'GET / by the same visitor (user agent, address) again and again: every response after the first should be x-cache: hit.',
+      servers: [hitServer],
+      userAgent: hitAgent,
+      unique: false
+    }))
+    limitTurns.push(await runScenario(turnCtx, {
+      name: 'LIMIT',
+      description: 'A bare Fastify route answering GET / with the HIT page\'s bytes from memory (same node, same core): the ceiling for a cached page.',
+      servers: [limitServer],
+      userAgent: hitAgent,
+      unique: false
+    }))
+  }
   await limitServer.stop()
-
-  scenarios.push(await runScenario(ctx, {
-    name: 'HIT',
-    description: 'GET / by the same visitor (user agent, address) again and again: every response after the first should be x-cache: hit.',
-    servers: [hitServer],
-    userAgent: hitAgent,
-    unique: false
-  }))
   await hitServer.stop()
+  const medianTurn = (all: ScenarioResult[]): ScenarioResult => {
+    const sorted = [...all].sort((a, b) => serverMicrosPerResponse(a) - serverMicrosPerResponse(b))
+    return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, turns: all.map((s) => ({ reqPerSec: s.reqPerSec, serverMicrosPerResponse: serverMicrosPerResponse(s), p99Ms: s.latencyMs.p99 })) }
+  }
+  scenarios.push(medianTurn(limitTurns), medianTurn(hitTurns))
+  const hitMicros = median(hitTurns.map(serverMicrosPerResponse))
+  const limitMicros = median(limitTurns.map(serverMicrosPerResponse))
+  const hitPath: BenchResults['hitPath'] = {
+    turns,
+    secondsPerTurn: turnSeconds,
+    pageBytes: page.body.length,
+    visitsListed: (page.body.toString().match(/<li\b/g) ?? []).length,
+    hitMicrosPerResponse: hitMicros,
+    limitMicrosPerResponse: limitMicros,
+    cpuRatio: limitMicros / hitMicros,
+    reqPerSecRatio: median(hitTurns.map((s) => s.reqPerSec)) / median(limitTurns.map((s) => s.reqPerSec))
+  }
+  log(`HIT and LIMIT in ${turns} turns: server µs per response ${hitMicros.toFixed(1)} (HIT) and ${limitMicros.toFixed(1)} (LIMIT): LIMIT / HIT = ${hitPath.cpuRatio.toFixed(2)}`)
 
   // HIT again with OpenTelemetry on: a span per request, exported (http/protobuf, the default) to a sink of
   // the harness that only reads and acknowledges, on the load core; the metrics at their default interval.
@@ -687,8 +717,42 @@ async function main (): Promise<void> {
       ? { key: recentVisitsKey, mode: 'ttl', ttlSeconds: coldTtlSeconds }
       : { key: recentVisitsKey, mode: 'del', everyMs: coldDeleteEveryMs }
   }))
+  // COLDSTART's visitor becomes the list's newest: a new process's first page is then the list in Redis.
+  const coldStartAgent = 'visitme-bench COLDSTART'
+  const seeded = await httpRequest(coldA.url, { headers: { 'user-agent': coldStartAgent } })
+  if (seeded.status !== 200) throw new BenchError(`GET / for ${coldStartAgent} answered ${seeded.status}`)
   await coldB.stop()
   await coldA.stop()
+
+  // COLDSTART: a bare Fastify process serving the HIT page, and the server embedded and with Redis + the
+  // emulator, started in turns (each command has run before: LIMIT, the scenarios' servers). Its visitor is
+  // the list's newest: the first page of a process with Redis is the list in Redis, with no Firestore call.
+  const bareEnv = { PATH: env.PATH!, NODE_OPTIONS: env.NODE_OPTIONS!, HOST: '127.0.0.1', BENCH_BODY_FILE: join(work, 'hit-page.html'), BENCH_HEADERS: JSON.stringify(pageHeaders(page.headers)) }
+  const { REDISHOST: _host, REDISPORT: _port, FIRESTORE_EMULATOR_HOST: _emulator, GOOGLE_CLOUD_PROJECT: _project, ...embeddedEnv } = env
+  const variants: ColdStartVariant[] = [
+    { name: 'bare Fastify', command: process.execPath, args: [limitJs], env: bareEnv, real: false },
+    { name: 'embedded', command: process.execPath, args: [serverJs], env: embeddedEnv, real: true },
+    { name: 'Redis + emulator', command: process.execPath, args: [serverJs], env, real: true }
+  ]
+  const coldStartOptions = {
+    core: pinning.serverCore,
+    userAgent: coldStartAgent,
+    nodeOptions: env.NODE_OPTIONS!,
+    freePort,
+    track: (what: string, tracked: Tracked, port: number) => {
+      started.push({ what, pid: tracked.pid, port })
+      return cleanup.add(what, async () => { await stopProcess(tracked) })
+    },
+    log
+  }
+  // One start not counted: the seeding visit may still be settling in the list when the first process reads it.
+  await measureColdStarts({ ...coldStartOptions, variants: [variants[2]!], rounds: 1, log: () => {} })
+  log(`COLDSTART: ${coldStartRounds} rounds of ${variants.map((v) => v.name).join(', ')}`)
+  const coldStartResults = await measureColdStarts({ ...coldStartOptions, variants, rounds: coldStartRounds })
+  const withRedis = coldStartResults.series.find((s) => s.name === 'Redis + emulator')!
+  if (withRedis.databaseCalls!.some((n) => n !== 0)) {
+    notes.unshift(`⚠ COLDSTART: a process with the list in Redis made Firestore calls for its first page (${withRedis.databaseCalls!.join(', ')}).`)
+  }
 
   // The library against bare ioredis: the harness itself, moved to the server's core (idle now), on the run's redis-server.
   log(`library: the cache library against bare ioredis, ${librarySeconds} s per side for each operation`)
@@ -698,7 +762,8 @@ async function main (): Promise<void> {
   for (const o of library.operations) log(`library: ${o.name}: ${o.ratio.toFixed(2)} × bare (${Math.round(o.library.opsPerSec)} / ${Math.round(o.bare.opsPerSec)} ops/s)`)
 
   const limit = scenarios.find((s) => s.name === 'LIMIT')!
-  for (const s of scenarios) s.ratioToLimit = s.reqPerSec / limit.reqPerSec
+  const limitReqPerSec = median(limitTurns.map((s) => s.reqPerSec))
+  for (const s of scenarios) s.ratioToLimit = s.name === 'HIT' ? hitPath.reqPerSecRatio : s.reqPerSec / limitReqPerSec
   // While LIMIT ran, the only Redis client was the idle HIT server: its commands are an idle process's
   // background (e.g. a pub/sub heartbeat). They stay in the other scenarios' counts; their weight is estimated.
   const idlePerSecond = (limit.redis?.commands ?? 0) / limit.durationSeconds
@@ -780,6 +845,9 @@ async function main (): Promise<void> {
     },
     settings: {
       scenarioSeconds: seconds,
+      turns,
+      turnSeconds,
+      coldStartRounds,
       warmupSeconds,
       connections,
       cold: coldExpiry === 'ttl'
@@ -796,6 +864,8 @@ async function main (): Promise<void> {
       emulator: sharedEmulator === undefined ? `own, ${emulatorHost}` : `shared, ${sharedEmulator}`,
       redis: `own, 127.0.0.1:${redisPort}`
     },
+    hitPath,
+    coldStarts: coldStartResults,
     coldStart: {
       each: coldStarts,
       medianMs: median(coldStarts.map((c) => c.ms)),

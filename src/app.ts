@@ -13,6 +13,7 @@ import assets from './http/assets.js'
 import errorPages, { EarlyErrors } from './http/error-pages.js'
 import { cookieSecret } from './http/forms.js'
 import health from './http/health.js'
+import { lazyValidators } from './http/lazy-validators.js'
 import securityHeadersPlugin, { helmetOptions, securityHeaders } from './http/security-headers.js'
 import { sessionsNamespace } from './http/sessions.js'
 import { trustHops } from './http/trust-proxy.js'
@@ -43,6 +44,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     childLoggerFactory: traceChildLogger(config.projectId, deps.telemetry?.traceOf),
     logController: new ErrorsOnlyLogController(),
     trustProxy: trustHops(config.trustProxyHops),
+    schemaController: { compilersFactory: { buildValidator: lazyValidators() } },
     // Fastify's default answers 503 to every request that reaches a route once close() has begun,
     // even one sent before the signal on a connection already open: those are served instead.
     return503OnClosing: false

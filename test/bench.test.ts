@@ -21,7 +21,7 @@ t.test('the benchmark harness runs every scenario in smoke mode, writes elsewher
   const committedBefore = existsSync(committed) ? statSync(committed).mtimeMs : undefined
 
   const env: NodeJS.ProcessEnv = { ...process.env, BENCH_SMOKE: '1' }
-  for (const name of ['BENCH_SECONDS', 'BENCH_WARMUP_SECONDS', 'BENCH_CONNECTIONS', 'BENCH_OUT', 'BENCH_SERVER', 'BENCH_COLD_EXPIRY', 'BENCH_COLD_TTL', 'BENCH_COLD_DELETE_MS']) delete env[name]
+  for (const name of ['BENCH_SECONDS', 'BENCH_WARMUP_SECONDS', 'BENCH_CONNECTIONS', 'BENCH_OUT', 'BENCH_SERVER', 'BENCH_COLD_EXPIRY', 'BENCH_COLD_TTL', 'BENCH_COLD_DELETE_MS', 'BENCH_TURNS', 'BENCH_TURN_SECONDS', 'BENCH_COLDSTART_ROUNDS', 'BENCH_NODE_OPTIONS']) delete env[name]
   // The test command's emulator saves the ~3 s start of another; the harness always runs its own redis-server.
   if (process.env.TEST_FIRESTORE_EMULATOR !== undefined && process.env.TEST_FIRESTORE_EMULATOR !== '') env.BENCH_FIRESTORE_EMULATOR = process.env.TEST_FIRESTORE_EMULATOR
   else delete env.BENCH_FIRESTORE_EMULATOR
@@ -73,6 +73,17 @@ t.test('the benchmark harness runs every scenario in smoke mode, writes elsewher
     t.ok(o.library.ops > 0 && o.bare.ops > 0 && Number.isFinite(o.ratio) && o.library.cpuMicrosPerOp > 0, `library: ${o.name} measured on both sides`)
   }
   t.match(stdout, /The cache library against bare ioredis[\s\S]*\| \*\*get \(hit\)\*\* \|/, 'and printed')
+  t.equal(results.hitPath.visitsListed, 10, 'HIT and LIMIT serve the 10-visit page')
+  t.ok(Number.isFinite(results.hitPath.cpuRatio) && Number.isFinite(results.hitPath.reqPerSecRatio), 'HIT against LIMIT: both ratios')
+  for (const name of ['HIT', 'LIMIT']) {
+    t.equal(results.scenarios.find((s) => s.name === name)?.turns?.length, 1, `${name}: one turn in smoke mode`)
+  }
+  t.same(results.coldStarts.series.map((s) => s.name), ['bare Fastify', 'embedded', 'Redis + emulator'], 'COLDSTART: the bare process and both set-ups')
+  for (const s of results.coldStarts.series) {
+    t.ok(s.ms.length === 1 && s.medianMs > 0 && s.cpuMedianMs >= 0 && s.firstRequestMedianMs > 0 && Number.isFinite(s.ratioToBare), `COLDSTART ${s.name}: measured`)
+  }
+  t.same(results.coldStarts.series[2]?.databaseCalls, [0], 'the first page of a process with the list in Redis makes no Firestore call')
+  t.match(stdout, /### COLDSTART[\s\S]*\| \*\*Redis \+ emulator\*\* \|/, 'the COLDSTART table is printed')
   t.equal(results.coldStart.each.length, 4, 'a cold start per real server process (HIT+OTEL\'s in its note)')
   t.match(results.notes.join('\n'), /HIT\+OTEL: the server sent [1-9]\d* OTLP requests/, 'HIT+OTEL exported to the harness\'s sink')
   t.ok(results.coldStart.each.every((c) => c.ms > 0))

@@ -1,5 +1,7 @@
+import { isDeepStrictEqual } from 'node:util'
+import fc from 'fast-check'
 import t from 'tap'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { ConfigError, loadConfig, plainlyValid, validated, variables } from '../src/config.js'
 
 t.test('defaults run the embedded service', async (t) => {
   const config = loadConfig({})
@@ -173,4 +175,23 @@ t.test('the cache console: off by default, on with a token, IAP\'s audience, or 
     t.same(loadConfig({ ADMIN_IAP_AUDIENCE: audience }).admin, { token: undefined, iapAudience: audience })
   }
   t.same(loadConfig({ ADMIN_TOKEN: token, ADMIN_IAP_AUDIENCE: '/projects/1/apps/p' }).admin, { token, iapAudience: '/projects/1/apps/p' })
+})
+
+t.test('the start-up shortcut accepts only what env-schema accepts, and reads it as env-schema does', async (t) => {
+  // Per variable: values of every shape the schema tells apart (empty means unset).
+  const candidates = ['', '0', '1', '-1', '8080', '65536', '1.5', '1e3', '08', 'true', 'false', 'yes', 'info', 'loud', 'truncated', 'full',
+    'auto', 'datastore', '(default)', 'visits', 'a/b', '10.0.0.3', 'redis host', '127.0.0.1:8681', 'localhost', 'demo-bench', 'App_Data',
+    'x'.repeat(32), 'x'.repeat(65), 'é', '9500', '60000', '1000000']
+  let shortcuts = 0
+  fc.assert(fc.property(fc.dictionary(fc.constantFrom(...variables), fc.constantFrom(...candidates)), (env) => {
+    const raw = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''))
+    const fast = plainlyValid(raw)
+    if (fast === undefined) return true
+    shortcuts++
+    let expected: unknown
+    try { expected = validated(raw) } catch { expected = 'refused' }
+    return isDeepStrictEqual({ ...fast }, expected)
+  }), { numRuns: 2000 })
+  t.ok(shortcuts > 100, `the shortcut answered ${shortcuts} of 2000 environments`)
+  t.same(plainlyValid({}), validated({}), 'the defaults')
 })

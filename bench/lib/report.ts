@@ -1,4 +1,5 @@
 /** The benchmark's results: their shape, the Markdown table and the SVG chart. */
+import type { ColdStartResults } from './cold-start.js'
 import { libraryMarkdown, type LibraryResults } from './library.js'
 
 export interface PerRequest { queries: number, documentsRead: number, writes: number }
@@ -64,6 +65,8 @@ export interface ScenarioResult {
    * (when started here), and other processes. Busy near 100 %: the loader (or the emulator) had no spare CPU.
    */
   loadCore: { busyPercent: number, irqPercent: number, loaderPercent: number, backendsPercent: number, otherPercent: number } | null
+  /** HIT and LIMIT, measured in turns: each turn's figures; the row itself is the turn of median server CPU per response. */
+  turns?: Array<{ reqPerSec: number, serverMicrosPerResponse: number, p99Ms: number }>
   /** COLD only: how the list went away (its TTL, or the harness's DELs), how often, and what each time cost. */
   cold?: {
     mode: 'ttl' | 'del'
@@ -101,6 +104,11 @@ export interface BenchResults {
   }
   settings: {
     scenarioSeconds: number
+    /** HIT and LIMIT: turns of each, and the measured seconds of one turn. */
+    turns: number
+    turnSeconds: number
+    /** COLDSTART: counted starts of each set-up (after one warm-up round). */
+    coldStartRounds: number
     warmupSeconds: number
     connections: number
     cold: { expiry: 'ttl' | 'del', ttlSeconds: number | null, deleteEveryMs: number | null }
@@ -118,6 +126,23 @@ export interface BenchResults {
     emulator: string
     redis: string
   }
+  /** HIT against LIMIT, measured in turns: medians of the turns. */
+  hitPath: {
+    turns: number
+    secondsPerTurn: number
+    /** The HIT page LIMIT replays, and the visits it lists. */
+    pageBytes: number
+    visitsListed: number
+    hitMicrosPerResponse: number
+    limitMicrosPerResponse: number
+    /** LIMIT ÷ HIT server CPU per response: 1 means HIT costs what the bare route costs. */
+    cpuRatio: number
+    /** HIT ÷ LIMIT req/s (medians). */
+    reqPerSecRatio: number
+  }
+  /** COLDSTART: spawn → first 200 of a bare Fastify process and of the server in both set-ups, in turns. */
+  coldStarts: ColdStartResults
+  /** The start of each scenario's server process (spawn → first 200), a by-product of the scenarios. */
   coldStart: { each: ColdStart[], medianMs: number, minMs: number, maxMs: number }
   scenarios: ScenarioResult[]
   /** The cache library against bare ioredis (bench/lib/library.ts). */
@@ -178,14 +203,20 @@ export function markdown (results: BenchResults): string {
     `${settings.scenarioSeconds} s per scenario after a ${settings.warmupSeconds} s warm-up, ${settings.connections} connections; ` +
       `load average at start ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}.`,
     '',
-    hit?.ratioToLimit === null || hit?.ratioToLimit === undefined
-      ? ''
-      : `**Headline: HIT / LIMIT = ${fixed(hit.ratioToLimit, 2)}** (${int(hit.reqPerSec)} of ${int(hit.reqPerSec / hit.ratioToLimit)} req/s); ` +
-        `by server CPU per response, LIMIT / HIT = ${fixed(serverMicrosPerResponse(limitOf(results)!) / serverMicrosPerResponse(hit), 2)}.`,
+    `**Headline: by server CPU per response, LIMIT / HIT = ${fixed(results.hitPath.cpuRatio, 2)}** ` +
+      `(HIT ${fixed(results.hitPath.hitMicrosPerResponse, 1)} µs, LIMIT ${fixed(results.hitPath.limitMicrosPerResponse, 1)} µs: medians of ` +
+      `${results.hitPath.turns} turns of ${settings.turnSeconds} s each, in the order HIT, LIMIT, HIT, LIMIT, …, ` +
+      `the ${results.hitPath.visitsListed}-visit page of ${int(results.hitPath.pageBytes)} bytes); HIT / LIMIT by req/s = ${fixed(results.hitPath.reqPerSecRatio, 2)}.` +
+      (hit?.turns === undefined
+        ? ''
+        : ` Turns, server µs/resp: HIT ${hit.turns.map((t) => fixed(t.serverMicrosPerResponse, 1)).join(', ')}; ` +
+          `LIMIT ${limitOf(results)?.turns?.map((t) => fixed(t.serverMicrosPerResponse, 1)).join(', ') ?? '–'}.`),
+    '',
+    coldStartMarkdown(results.coldStarts),
     '',
     table,
     '',
-    '- **Cold start** (spawn of `node dist/server.js` → first `200` on `GET /`, Redis and emulator already up): ' +
+    '- **Scenario servers\' starts** (spawn of `node dist/server.js` → first `200` on `GET /`, Redis and emulator already up, under no load): ' +
       `median ${int(coldStart.medianMs)} ms (${coldStart.each.map((c) => `${c.server} ${int(c.ms)} ms`).join(', ')}).`,
     ...(cold?.cold === undefined
       ? []
@@ -202,6 +233,27 @@ export function markdown (results: BenchResults): string {
     libraryMarkdown(results.library)
   ]
   return lines.join('\n') + '\n'
+}
+
+/** The COLDSTART table: each set-up's median start against the bare Fastify process's. */
+export function coldStartMarkdown (c: ColdStartResults): string {
+  const rows = c.series.map((s) => [
+    `**${s.name}**`, int(s.medianMs), fixed(s.ratioToBare, 2), int(s.cpuMedianMs), fixed(s.firstRequestMedianMs, 1),
+    s.databaseCalls === null ? '–' : s.databaseCalls.join(' ')
+  ])
+  return [
+    `### COLDSTART: spawn → first \`200\` on \`GET /\` (${c.rounds} starts each, in turns; NODE_OPTIONS=\`${c.nodeOptions}\`)`,
+    '',
+    '| Set-up | median ms | × bare | CPU ms to first 200 (median) | first request ms (median) | database calls after the first page |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows.map((cells) => `| ${cells.join(' | ')} |`),
+    '',
+    'Each start is a new process on the server\'s core, polled with GET / every 2 ms from its spawn; "first request" is the request that got the first 200 ' +
+      '(sent once the process listened). Database calls are `instance.visits` (queries + documents read + writes) of its GET /stats after that page: ' +
+      'with Redis they should be 0 (the list is in Redis, its visitor the newest: the Firestore client is not even made); embedded, the memory repository ' +
+      'stores the visit.',
+    ''
+  ].join('\n')
 }
 
 const escapeXml = (text: string): string =>

@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import { projectRoot } from '../lib/project-root.js'
 
-/** The same relative path from src/http and from dist/http. */
-const publicDir = new URL('../../public/', import.meta.url)
+const publicDir = join(projectRoot, 'public')
 
 /** The stylesheet and the icon, read once; a separate stylesheet lets the CSP forbid inline styles. */
 export default async function assetRoutes (app: FastifyInstance): Promise<void> {
-  const read = async (name: string) => await readFile(fileURLToPath(new URL(name, publicDir)))
+  const read = async (name: string) => await readFile(join(publicDir, name))
   const assets = [
     { url: '/site.css', type: 'text/css; charset=utf-8', body: await read('site.css'), maxAge: 3600 },
     // The pages link the SVG; the ICO (the same icon drawn at 32 px) is for clients that ask

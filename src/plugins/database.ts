@@ -60,10 +60,13 @@ export interface Supervision {
   close: (() => Promise<unknown>) | undefined
 }
 
+/** How long after the app is ready the start-up call of its database is made. */
+const WARM_UP_DELAY_MS = 200
+
 /**
- * What a database plugin does around its client. A client it made is tried once at start-up:
- * its set-up is paid before the first page, and a mistake in the configuration is reported
- * before anyone asks for a page (the answer is the warm-up, returned). At close, the calls given
+ * What a database plugin does around its client. A client it made is tried once just after
+ * start-up: its set-up is paid before most pages that need it, and a mistake in the configuration
+ * is reported before anyone asks for such a page (the answer is the warm-up, returned). At close, the calls given
  * up on are drained before the client is closed. The app's `database` is this one.
  */
 export function superviseClient (app: FastifyInstance, { name, where, calls, ping, hint, close }: Supervision): void {
@@ -82,10 +85,24 @@ export function superviseClient (app: FastifyInstance, { name, where, calls, pin
     // Bounded: a close waits for every pending call, and shutdown has a deadline.
     await Promise.race([close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
   })
-  const warmUp = close === undefined ? undefined : ping()
+  let started = 0
+  let startWarmUp: (() => void) | undefined
+  const warmUp = close === undefined
+    ? undefined
+    : new Promise<void>((resolve, reject) => {
+      startWarmUp = () => {
+        started = Date.now()
+        ping().then(resolve, reject)
+      }
+    })
   app.decorate<DatabaseProbe>('database', { name, ping, warmUp })
   if (warmUp === undefined) return
-  const started = Date.now()
+  // Shortly after the app is ready, not during its start: the first page (served from the cache,
+  // most often) does not wait for the client to load. On Cloud Run it runs before any traffic,
+  // while the startup probe waits for its next period.
+  let timer: NodeJS.Timeout | undefined
+  app.addHook('onReady', async () => { timer = setTimeout(startWarmUp!, WARM_UP_DELAY_MS) })
+  app.addHook('preClose', async () => { clearTimeout(timer) })
   warmUp.then(() => {
     app.log.info({ [name]: where, ms: Date.now() - started }, `${name} answered`)
   }, (err: unknown) => {

@@ -10,12 +10,21 @@ export interface RepositoryUsage {
 
 /** A repository over one collection, every call of it bounded by the app's shared BoundedCalls. */
 export abstract class FirestoreCollection {
-  protected readonly collection: CollectionReference
   protected readonly calls: BoundedCalls
+  readonly #db: Firestore
+  readonly #name: string
+  #collection: CollectionReference | undefined
 
   constructor (db: Firestore, collection: string, calls: BoundedCalls) {
-    this.collection = db.collection(collection)
+    this.#db = db
+    this.#name = collection
     this.calls = calls
+  }
+
+  /** Taken on first use: the app's client is made only when a call needs it (src/plugins/firestore.ts). */
+  protected get collection (): CollectionReference {
+    this.#collection ??= this.#db.collection(this.#name)
+    return this.#collection
   }
 }
 

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 import { connect } from 'node:net'
 import fp from 'fastify-plugin'
 import type { Firestore } from '@google-cloud/firestore'
@@ -95,9 +96,9 @@ export interface FirestorePluginOptions extends Partial<FirestoreConnection> {
 /** A query the probe may make anywhere: an empty collection costs the minimum, one read. */
 const PROBE_COLLECTION = 'health'
 
-export async function createFirestore ({ projectId, databaseId, emulatorHost }: FirestoreConnection): Promise<Firestore> {
-  // Loaded on demand: the client is heavy, and the embedded mode never needs it.
-  const { Firestore } = await import('@google-cloud/firestore')
+type FirestoreModule = typeof import('@google-cloud/firestore')
+
+function newFirestore ({ Firestore }: FirestoreModule, { projectId, databaseId, emulatorHost }: FirestoreConnection): Firestore {
   return new Firestore({
     // The emulator accepts any project; a demo- project can never reach a real one.
     projectId: projectId ?? (emulatorHost === undefined ? undefined : 'demo-visitme'),
@@ -107,6 +108,33 @@ export async function createFirestore ({ projectId, databaseId, emulatorHost }: 
   })
 }
 
+export async function createFirestore (connection: FirestoreConnection): Promise<Firestore> {
+  // Loaded on demand: the client is heavy, and the embedded mode never needs it.
+  return newFirestore(await import('@google-cloud/firestore'), connection)
+}
+
+const requireModule = createRequire(import.meta.url)
+
+/**
+ * A client that loads @google-cloud/firestore (about 0.3 s of CPU) and is made when it is first
+ * used, not at start-up: a page served from the list in Redis never needs it. It stands in for
+ * the client (a proxy that forwards to the real one), so repositories take it as they take any
+ * client; loading is synchronous (the package is CommonJS), so first use can be any property.
+ */
+function lazyFirestore (connection: FirestoreConnection): { client: Firestore, made: () => Firestore | undefined } {
+  let real: Firestore | undefined
+  const get = (): Firestore => (real ??= newFirestore(requireModule('@google-cloud/firestore') as FirestoreModule, connection))
+  const client = new Proxy({} as Firestore, {
+    get: (_target, property) => {
+      // Not a promise: awaiting the client, or returning it from an async function, makes nothing.
+      if (property === 'then') return undefined
+      const value: unknown = Reflect.get(get(), property)
+      return typeof value === 'function' ? value.bind(real) : value
+    }
+  })
+  return { client, made: () => real }
+}
+
 export default fp<FirestorePluginOptions>(async function firestorePlugin (app, { client: given, timeoutMs, ...connection }) {
   const calls = new BoundedCalls({
     timeoutMs,
@@ -114,9 +142,11 @@ export default fp<FirestorePluginOptions>(async function firestorePlugin (app, {
     // A refused emulator port fails a call at once instead of after the client's retries.
     connectionFails: connection.emulatorHost === undefined ? undefined : async () => await connectionFails(connection.emulatorHost!, 500)
   })
-  const client = given ?? await createFirestore({ ...connection, databaseId: connection.databaseId ?? '(default)' })
+  const lazy = given === undefined ? lazyFirestore({ ...connection, databaseId: connection.databaseId ?? '(default)' }) : undefined
+  const client = given ?? lazy!.client
   const ping = async (): Promise<void> => { await calls.run('answer a query', undefined, () => client.collection(PROBE_COLLECTION).select().limit(1).get()) }
-  app.decorate('firestore', client)
+  // As a getter: Fastify looks into an object decorator's properties, which would make the client.
+  app.decorate('firestore', { getter: () => client })
   app.decorate('firestoreCalls', calls)
   superviseClient(app, {
     name: 'firestore',
@@ -124,6 +154,7 @@ export default fp<FirestorePluginOptions>(async function firestorePlugin (app, {
     calls,
     ping,
     hint: (err) => firestoreHint(err, connection),
-    close: given === undefined ? async () => await client.terminate() : undefined
+    // A client never used was never made: nothing to close.
+    close: lazy === undefined ? undefined : async () => await lazy.made()?.terminate()
   })
 }, { name: 'firestore', fastify: '5.x' })

@@ -1,8 +1,9 @@
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import fp from 'fastify-plugin'
 import view from '@fastify/view'
 import { Eta } from 'eta'
 import { fragmentRenderer, type Cache } from '@visitme/memcache'
+import { projectRoot } from '../lib/project-root.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,8 +12,7 @@ declare module 'fastify' {
   }
 }
 
-/** The same relative path from src/plugins and from dist/plugins. */
-const templatesDir = fileURLToPath(new URL('../../templates', import.meta.url))
+const templatesDir = join(projectRoot, 'templates')
 
 export default fp(async function viewPlugin (app) {
   // autoEscape is Eta's default; stated because every visitor string depends on it.
