@@ -3,7 +3,6 @@ import accepts from '@fastify/accepts'
 import formbody from '@fastify/formbody'
 import { MemoryStore, RedisStore } from '@visitme/memcache'
 import cachePlugin from '@visitme/memcache/fastify'
-import adminPlugin from './admin/plugin.js'
 import { hotKeysSampler, startRecording } from './admin/recording.js'
 import type { Config } from './config.js'
 import { describeDependencies, type AppDependencies } from './dependencies.js'
@@ -97,8 +96,10 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   // Listed from the start, before any of them is read.
   const namespaces = [visitsNamespace, guestbookNamespace, tasksNamespace, sessionsNamespace].map((of) => of(config.cacheNamespace))
   await app.register(statsPlugin, { namespaces, visitsUsage: visits.usage })
-  // Off unless configured: then no route answers under /admin/ but the app's 404.
+  // Off unless configured: then no route answers under /admin/ but the app's 404. Imported only then:
+  // its IAP verifier (google-auth-library) would otherwise cost every instance's cold start.
   if (config.admin !== undefined) {
+    const { default: adminPlugin } = await import('./admin/plugin.js')
     await app.register(adminPlugin, {
       prefix: '/admin',
       ...config.admin,
