@@ -29,6 +29,7 @@ import { spawnSync } from 'node:child_process'
 import { Redis } from 'ioredis'
 import type { LoadResult, LoadSettings } from './load.js'
 import {
+  imageNodeOptions,
   BenchError, Cleanup, allowedCpus, choosePinning, coreTimes, cpuSeconds, descendants, httpRequest, installed,
   pinSelf, sampleRss, spawnTracked, stopProcess, waitFor, type Pinning, type Tracked
 } from './lib/processes.js'
@@ -190,13 +191,6 @@ interface Server {
   stop: () => Promise<void>
 }
 
-/** NODE_OPTIONS as the Dockerfile's ENV line sets it ('' without one), or BENCH_NODE_OPTIONS (e.g. for an older build's flags). */
-async function imageNodeOptions (): Promise<string> {
-  if (process.env.BENCH_NODE_OPTIONS !== undefined) return process.env.BENCH_NODE_OPTIONS
-  const dockerfile = await readFile(join(root, 'Dockerfile'), 'utf8')
-  return /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim().replace(/^"(.*)"$/, '$1') ?? ''
-}
-
 /** Headers Node writes by itself for any response; the rest is what the page's response carries. */
 const TRANSPORT_HEADERS = new Set(['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'])
 
@@ -211,7 +205,7 @@ async function startLimitServer (limitJs: string, core: number | undefined, page
   const port = await freePort()
   const tracked = spawnTracked('LIMIT server', core, process.execPath, [limitJs], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: await imageNodeOptions(), PORT: String(port), HOST: '127.0.0.1', BENCH_BODY_FILE: bodyFile, BENCH_HEADERS: JSON.stringify(page.headers) }
+    env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: await imageNodeOptions(root), PORT: String(port), HOST: '127.0.0.1', BENCH_BODY_FILE: bodyFile, BENCH_HEADERS: JSON.stringify(page.headers) }
   })
   started.push({ what: 'LIMIT server', pid: tracked.pid, port })
   const stop = cleanup.add('LIMIT server', async () => { await stopProcess(tracked) })
@@ -582,7 +576,7 @@ async function main (): Promise<void> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     // The node flags the image runs the server with, from the Dockerfile itself.
-    NODE_OPTIONS: await imageNodeOptions(),
+    NODE_OPTIONS: await imageNodeOptions(root),
     HOST: '127.0.0.1',
     REDISHOST: '127.0.0.1',
     REDISPORT: String(redisPort),

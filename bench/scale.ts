@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -32,7 +32,7 @@ import { RedisStore, withLists } from '@visitme/memcache'
 import { createFirestore } from '../src/plugins/firestore.js'
 import { SHARD_FIELD } from '../src/visits/shards.js'
 import { freePort } from '../test/helpers/ports.js'
-import { BenchError, Cleanup, cpuSeconds, httpRequest, spawnTracked, stopProcess, waitFor, type Tracked } from './lib/processes.js'
+import { BenchError, Cleanup, cpuSeconds, imageNodeOptions, httpRequest, spawnTracked, stopProcess, waitFor, type Tracked } from './lib/processes.js'
 import { startEmulator, startRedis, type Started } from './lib/services.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -354,7 +354,7 @@ async function main (): Promise<void> {
   const db = await createFirestore({ databaseId: '(default)', emulatorHost: emulator })
   cleanup.add('the harness\'s Firestore client', async () => { await db.terminate() })
   // As the image runs it (the Dockerfile's ENV line).
-  const nodeOptions = /^ENV NODE_OPTIONS=(.*)$/m.exec(await readFile(join(root, 'Dockerfile'), 'utf8'))?.[1]?.trim() ?? ''
+  const nodeOptions = await imageNodeOptions(root)
 
   const runs: ScaleRun[] = []
   for (const count of config.processes) runs.push(await run(count, config, { redisPort, redis, emulator, db, nodeOptions }))

@@ -5,9 +5,18 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync, readdirSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { request } from 'node:http'
 import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+
+/** NODE_OPTIONS as the Dockerfile's ENV line sets it ('' without one), or BENCH_NODE_OPTIONS (e.g. for an older build's flags). */
+export async function imageNodeOptions (root: string): Promise<string> {
+  if (process.env.BENCH_NODE_OPTIONS !== undefined) return process.env.BENCH_NODE_OPTIONS
+  const dockerfile = await readFile(join(root, 'Dockerfile'), 'utf8')
+  return /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim().replace(/^"(.*)"$/, '$1') ?? ''
+}
 
 export class BenchError extends Error {
   override name = 'BenchError'
