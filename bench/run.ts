@@ -23,17 +23,16 @@ import type { AddressInfo } from 'node:net'
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { spawnSync } from 'node:child_process'
 import { Redis } from 'ioredis'
 import type { LoadResult, LoadSettings } from './load.js'
 import {
-  imageNodeOptions,
-  BenchError, Cleanup, allowedCpus, choosePinning, coreTimes, cpuSeconds, descendants, httpRequest, installed,
+  BenchError, Cleanup, allowedCpus, choosePinning, coreTimes, cpuSeconds, httpRequest, imageNodeOptions,
   pinSelf, sampleRss, spawnTracked, stopProcess, waitFor, type Pinning, type Tracked
 } from './lib/processes.js'
 import { benchLibrary } from './lib/library.js'
+import { startEmulator, startRedis } from './lib/services.js'
 import { measureColdStarts, median, type ColdStartVariant } from './lib/cold-start.js'
 import { recentVisitsStoreKey } from '../src/visits/cache-keys.js'
 import { freePort } from '../test/helpers/ports.js'
@@ -121,53 +120,6 @@ async function transpile (name: string): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------
 // Redis and the Firestore emulator
-
-async function startRedis (core: number | undefined): Promise<{ port: number, client: Redis }> {
-  if (!installed('redis-server')) throw new BenchError('redis-server is not installed (Debian: apt-get install redis-server)')
-  const port = await freePort()
-  const redis = spawnTracked('redis-server', core, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { cwd: tmpdir() })
-  started.push({ what: 'redis-server', pid: redis.pid, port })
-  cleanup.add('redis-server', async () => { await stopProcess(redis, 5000) })
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 5000, retryStrategy: () => 200 })
-  client.on('error', () => {})
-  cleanup.add('the harness\'s Redis client', async () => { client.disconnect() })
-  await waitFor(`redis-server on 127.0.0.1:${port}`, async () => {
-    if (client.status === 'wait') await client.connect()
-    return (await client.ping()) === 'PONG'
-  }, 10_000, redis)
-  log(`redis-server on 127.0.0.1:${port} (pid ${redis.pid})`)
-  return { port, client }
-}
-
-async function startEmulator (core: number | undefined): Promise<string> {
-  if (!installed('gcloud') || !installed('java')) {
-    throw new BenchError('the Firestore emulator needs the Google Cloud CLI with its Firestore emulator and Java 17+ ' +
-      '(Debian: apt-get install google-cloud-cli google-cloud-cli-firestore-emulator openjdk-17-jre-headless), or set BENCH_FIRESTORE_EMULATOR=host:port')
-  }
-  const port = await freePort()
-  const host = `127.0.0.1:${port}`
-  const emulator = spawnTracked('Firestore emulator', core, 'gcloud', ['emulators', 'firestore', 'start', `--host-port=${host}`, '--quiet'], {
-    cwd: tmpdir(),
-    env: { ...process.env, JAVA_TOOL_OPTIONS: '-Xmx512m' }
-  })
-  started.push({ what: 'Firestore emulator (gcloud wrapper)', pid: emulator.pid, port })
-  cleanup.add('Firestore emulator', async () => {
-    // Killing the gcloud wrapper would orphan the Java process: the emulator is asked to stop itself.
-    await httpRequest(`http://${host}/shutdown`, { method: 'POST', timeoutMs: 5000 }).catch(() => {})
-    const exited = await Promise.race([emulator.exited.then(() => true), sleep(20_000).then(() => false)])
-    if (exited) return
-    // It did not stop: end its Java process(es) by pid; the wrapper then exits by itself.
-    for (const pid of descendants(emulator.pid).reverse()) {
-      try { process.kill(pid, 'SIGTERM') } catch {}
-    }
-    const gone = await Promise.race([emulator.exited.then(() => true), sleep(10_000).then(() => false)])
-    if (!gone) throw new BenchError(`the Firestore emulator (pid ${emulator.pid}) did not stop after POST /shutdown and SIGTERM to its Java process`)
-  })
-  await waitFor(`Firestore emulator on ${host}`, async () => (await httpRequest(`http://${host}/`, { timeoutMs: 2000 })).status === 200, 60_000, emulator, 200)
-  for (const pid of descendants(emulator.pid)) started.push({ what: 'Firestore emulator (child of the wrapper)', pid })
-  log(`Firestore emulator on ${host} (pid ${emulator.pid})`)
-  return host
-}
 
 interface RedisCounts { total: number, byCommand: Record<string, number> }
 
@@ -564,8 +516,8 @@ async function main (): Promise<void> {
   cleanup.add('the work directory', async () => { await rm(work, { recursive: true, force: true }) })
 
   const [{ port: redisPort, client: redis }, emulatorHost] = await Promise.all([
-    startRedis(pinning.loadCore),
-    sharedEmulator ?? startEmulator(pinning.loadCore)
+    startRedis({ cleanup, started, log, core: pinning.loadCore }),
+    sharedEmulator ?? startEmulator({ cleanup, started, log, core: pinning.loadCore })
   ])
   if (sharedEmulator !== undefined) log(`Firestore emulator at ${sharedEmulator} (shared: not started, not stopped here)`)
 

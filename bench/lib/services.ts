@@ -1,7 +1,7 @@
 /**
  * The backends a harness starts for itself: a redis-server without persistence and the Firestore
  * emulator, each on a free 127.0.0.1 port, registered with the harness's Cleanup and listed in
- * what it started. (bench/scale.ts; bench/run.ts has its own copies, pinned to its load core.)
+ * what it started (bench/run.ts, pinned to its load core; bench/scale.ts).
  */
 import { tmpdir } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -15,13 +15,15 @@ export interface Harness {
   cleanup: Cleanup
   started: Started[]
   log: (message: string) => void
+  /** The core the backends are pinned to; unpinned without one. */
+  core?: number
 }
 
 /** A redis-server of the harness's own, and a client of the harness on it. */
-export async function startRedis ({ cleanup, started, log }: Harness): Promise<{ port: number, client: Redis }> {
+export async function startRedis ({ cleanup, started, log, core }: Harness): Promise<{ port: number, client: Redis }> {
   if (!installed('redis-server')) throw new BenchError('redis-server is not installed (Debian: apt-get install redis-server)')
   const port = await freePort()
-  const redis = spawnTracked('redis-server', undefined, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { cwd: tmpdir() })
+  const redis = spawnTracked('redis-server', core, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { cwd: tmpdir() })
   started.push({ what: 'redis-server', pid: redis.pid, port })
   cleanup.add('redis-server', async () => { await stopProcess(redis, 5000) })
   const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 5000, retryStrategy: () => 200 })
@@ -36,19 +38,20 @@ export async function startRedis ({ cleanup, started, log }: Harness): Promise<{
 }
 
 /** A Firestore emulator of the harness's own; its host:port. Stopped through its /shutdown endpoint, never by killing the gcloud wrapper. */
-export async function startEmulator ({ cleanup, started, log }: Harness): Promise<string> {
+export async function startEmulator ({ cleanup, started, log, core }: Harness): Promise<string> {
   if (!installed('gcloud') || !installed('java')) {
     throw new BenchError('the Firestore emulator needs the Google Cloud CLI with its Firestore emulator and Java 17+ ' +
       '(Debian: apt-get install google-cloud-cli google-cloud-cli-firestore-emulator openjdk-17-jre-headless), or set BENCH_FIRESTORE_EMULATOR=host:port')
   }
   const port = await freePort()
   const host = `127.0.0.1:${port}`
-  const emulator = spawnTracked('Firestore emulator', undefined, 'gcloud', ['emulators', 'firestore', 'start', `--host-port=${host}`, '--quiet'], {
+  const emulator = spawnTracked('Firestore emulator', core, 'gcloud', ['emulators', 'firestore', 'start', `--host-port=${host}`, '--quiet'], {
     cwd: tmpdir(),
     env: { ...process.env, JAVA_TOOL_OPTIONS: '-Xmx512m' }
   })
   started.push({ what: 'Firestore emulator (gcloud wrapper)', pid: emulator.pid, port })
   cleanup.add('Firestore emulator', async () => {
+    // Killing the gcloud wrapper would orphan the Java process: the emulator is asked to stop itself.
     await httpRequest(`http://${host}/shutdown`, { method: 'POST', timeoutMs: 5000 }).catch(() => {})
     const exited = await Promise.race([emulator.exited.then(() => true), sleep(20_000).then(() => false)])
     if (exited) return
