@@ -1,13 +1,11 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { alive, portAnswers } from '../bench/lib/processes.js'
 import type { ScaleResults } from '../bench/scale.js'
+import { runHarness } from './helpers/harness-run.js'
 
 // The scale simulation in smoke mode (2 s per process count): that it runs, checks coherence and
 // cleans up. No throughput is asserted beyond "requests were served".
@@ -22,19 +20,9 @@ t.test('the scale simulation runs 1 and 2 processes in smoke mode, finds the lis
   env.BENCH_FIRESTORE_EMULATOR = process.env.TEST_FIRESTORE_EMULATOR ?? ''
 
   const file = join(out, 'scale.json')
-  const child = spawn(process.execPath, ['--conditions=visitme-source', '--import', 'tsx', join(root, 'bench', 'scale.ts'), '--smoke', '--out', file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const exited = once(child, 'exit').then(([code]) => code as number | null)
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-
   // Bounded: past 80 s the simulation is interrupted (it then stops what it started) and the test fails.
-  const code = await Promise.race([exited, sleep(80_000, undefined, { ref: false }).then(() => 'timeout' as const)])
+  const { code, stdout, stderr } = await runHarness(t, ['--conditions=visitme-source', '--import', 'tsx', join(root, 'bench', 'scale.ts'), '--smoke', '--out', file], { cwd: root, env, limitMs: 80_000 })
   if (code === 'timeout') {
-    child.kill('SIGINT')
-    await Promise.race([exited, sleep(20_000, undefined, { ref: false })])
     t.fail(`the smoke run took longer than 80 s\n${stderr}`)
     return
   }

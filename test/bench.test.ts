@@ -1,14 +1,12 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { existsSync, statSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { alive, portAnswers } from '../bench/lib/processes.js'
 import type { BenchResults } from '../bench/lib/report.js'
+import { runHarness } from './helpers/harness-run.js'
 
 // The benchmark harness in smoke mode (~1 s per scenario): that it runs, reports and cleans up.
 // Benchmarks are not timed tests: no figure is asserted beyond "requests were served".
@@ -27,19 +25,9 @@ t.test('the benchmark harness runs every scenario in smoke mode, writes elsewher
   else delete env.BENCH_FIRESTORE_EMULATOR
 
   const started = performance.now()
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'run.ts'), '--smoke', '--out', out], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const exited = once(child, 'exit').then(([code]) => code as number | null)
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-
   // Bounded: past 65 s (five scenarios and the library section; tap allows the file 90 s) the harness is interrupted (it then stops what it started) and the test fails.
-  const code = await Promise.race([exited, sleep(65_000, undefined, { ref: false }).then(() => 'timeout' as const)])
+  const { code, stdout, stderr } = await runHarness(t, ['--import', 'tsx', join(root, 'bench', 'run.ts'), '--smoke', '--out', out], { cwd: root, env, limitMs: 65_000 })
   if (code === 'timeout') {
-    child.kill('SIGINT')
-    await Promise.race([exited, sleep(20_000, undefined, { ref: false })])
     t.fail(`the smoke run took longer than 65 s\n${stderr}`)
     return
   }
