@@ -31,7 +31,7 @@ import {
   BenchError, Cleanup, allowedCpus, choosePinning, coreTimes, cpuSeconds, httpRequest, imageNodeOptions,
   pinSelf, sampleRss, spawnTracked, stopProcess, waitFor, type Pinning, type Tracked
 } from './lib/processes.js'
-import { benchLibrary } from './lib/library.js'
+import { benchLibraryApart } from './lib/library.js'
 import { startEmulator, startRedis } from './lib/services.js'
 import { measureColdStarts, median, type ColdStartVariant } from './lib/cold-start.js'
 import { recentVisitsStoreKey } from '../src/visits/cache-keys.js'
@@ -700,11 +700,10 @@ async function main (): Promise<void> {
     notes.unshift(`⚠ COLDSTART: a process with the list in Redis made Firestore calls for its first page (${withRedis.databaseCalls!.join(', ')}).`)
   }
 
-  // The library against bare ioredis: the harness itself, moved to the server's core (idle now), on the run's redis-server.
+  // The library against bare ioredis: a process of its own on the server's core (idle now: every server has
+  // stopped), on the run's redis-server.
   log(`library: the cache library against bare ioredis, ${librarySeconds} s per side for each operation`)
-  pinSelf(pinning.serverCore)
-  const library = await benchLibrary({ root, port: redisPort, seconds: librarySeconds, slices: smoke ? 2 : 10 })
-  pinSelf(pinning.loadCore)
+  const library = await benchLibraryApart({ core: pinning.serverCore, root, port: redisPort, seconds: librarySeconds, slices: smoke ? 2 : 10 })
   for (const o of library.operations) log(`library: ${o.name}: ${o.ratio.toFixed(2)} × bare (${Math.round(o.library.opsPerSec)} / ${Math.round(o.bare.opsPerSec)} ops/s)`)
 
   const limit = scenarios.find((s) => s.name === 'LIMIT')!

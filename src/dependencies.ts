@@ -1,6 +1,6 @@
 import type { Datastore } from '@google-cloud/datastore'
 import type { Firestore } from '@google-cloud/firestore'
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { RedisClient } from '@visitme/memcache'
 import type { IapKeySource } from './admin/auth.js'
@@ -14,8 +14,8 @@ import type { VisitsRepository } from './visits/repository.js'
 
 /** What a caller (a test, another app) may hand in instead of what the config describes. */
 export interface AppDependencies {
-  logger?: FastifyServerOptions['logger']
-  loggerInstance?: FastifyServerOptions['loggerInstance']
+  /** The app's logger (app.log); by default a pino logger at the configured level, in Cloud Logging's JSON. */
+  loggerInstance?: FastifyBaseLogger
   /** An existing client; the caller closes it. */
   redis?: RedisClient
   /** A client of a read replica of `redis`; the caller closes it. */

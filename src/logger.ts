@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { LogController, type FastifyBaseLogger, type FastifyServerOptions, type RawServerDefault } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type RawServerDefault } from 'fastify'
 import { stdTimeFunctions, type LoggerOptions } from 'pino'
 
 // Cloud Logging reads `severity` and `message`; pino's numeric level means nothing to it.
@@ -33,11 +33,20 @@ function stackWithCauses (err: Error): string {
 /** Pino's number for `error`: from there on a line is an error report. */
 const ERROR_LEVEL = 50
 
+function requestGist (request: FastifyRequest): object {
+  return { method: request.method, url: request.url, host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort }
+}
+
+function replyGist (reply: FastifyReply): object {
+  return { statusCode: reply.statusCode }
+}
+
 export function loggerOptions ({ level, pretty = false, serviceContext = { service: 'visitme' } }: LoggerSettings): LoggerOptions {
   if (pretty) {
     return {
       level,
       messageKey: 'message',
+      serializers: { req: requestGist, res: replyGist },
       transport: { target: 'pino-pretty', options: { messageKey: 'message', translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }
     }
   }
@@ -46,6 +55,8 @@ export function loggerOptions ({ level, pretty = false, serviceContext = { servi
     messageKey: 'message',
     base: undefined,
     timestamp: stdTimeFunctions.isoTime,
+    // Fastify's log lines name a request and a reply by these fields: their gist, not the objects.
+    serializers: { req: requestGist, res: replyGist },
     formatters: {
       level: (label) => ({ severity: SEVERITY[label] ?? 'DEFAULT' })
     },
@@ -146,10 +157,13 @@ class LazyRequestLogger {
 /** The span a request is served under, when telemetry traces it (src/telemetry/). */
 export type TraceOf = (request: IncomingMessage) => TraceContext | undefined
 
-/** Fastify's per-request child logger, with the request's trace attached; made on first use. */
-export function traceChildLogger (projectId: string | undefined, traceOf?: TraceOf): NonNullable<FastifyServerOptions<RawServerDefault>['childLoggerFactory']> {
-  return function (logger: FastifyBaseLogger, bindings, options, rawReq: IncomingMessage) {
-    return new LazyRequestLogger(logger, bindings, options, rawReq, projectId, traceOf) as unknown as FastifyBaseLogger
+/**
+ * Fastify's per-request logger: a child of `root` (the app's logger; Fastify has none of its own)
+ * with the request's id and trace attached, made on first use.
+ */
+export function requestLoggers (root: FastifyBaseLogger, projectId: string | undefined, traceOf?: TraceOf): NonNullable<FastifyServerOptions<RawServerDefault>['childLoggerFactory']> {
+  return function (_fastifysOwn: FastifyBaseLogger, bindings, options, rawReq: IncomingMessage) {
+    return new LazyRequestLogger(root, bindings, options, rawReq, projectId, traceOf) as unknown as FastifyBaseLogger
   }
 }
 

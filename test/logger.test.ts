@@ -73,3 +73,35 @@ t.test('an error line carries what Cloud Error Reporting needs; other lines do n
   t.notOk('stack_trace' in warning! || 'serviceContext' in warning!, 'a warning is no error report')
   t.notOk('stack_trace' in plain! || 'serviceContext' in plain!, 'no Error, nothing to report')
 })
+
+t.test('the app logs through the logger handed in: a route\'s lines carry the request id and trace, and no response pays for request logging', async (t) => {
+  const [{ default: Fastify }, { buildApp }, { capturingLogger, testConfig }] = await Promise.all([import('fastify'), import('../src/app.js'), import('./helpers/app.js')])
+  /** Listeners on the route's response while it is handled: a logger of Fastify's own adds one to each. */
+  const listeners = (reply: { raw: { listenerCount: (event: string) => number } }) => ({ finish: reply.raw.listenerCount('finish'), error: reply.raw.listenerCount('error') })
+  const { logger, lines } = capturingLogger()
+  const app = await buildApp(testConfig({ projectId: 'p' }), { loggerInstance: logger })
+  t.teardown(async () => { await app.close() })
+  t.equal(app.log, logger, 'app.log is the logger handed in')
+  app.get('/probe', async (request, reply) => {
+    request.log.warn('from a route')
+    return listeners(reply)
+  })
+  const bare = Fastify()
+  bare.get('/probe', async (_request, reply) => listeners(reply))
+  const logging = Fastify({ logger: { level: 'silent' } })
+  logging.get('/probe', async (_request, reply) => listeners(reply))
+  const counts = []
+  for (const server of [app, bare, logging]) {
+    const url = await server.listen({ host: '127.0.0.1', port: 0 })
+    const answer = await fetch(`${url}/probe`, { headers: { 'x-cloud-trace-context': '105445aa7843bc8bf206b12000100000/1;o=1' } })
+    counts.push(await answer.json())
+  }
+  await Promise.all([bare.close(), logging.close()])
+  t.same(counts[0], counts[1], `listeners on a response: ${JSON.stringify(counts[0])}, as without a logger`)
+  t.notSame(counts[2], counts[1], `(a logger of Fastify's own adds some: ${JSON.stringify(counts[2])})`)
+  const line = lines().find((l) => l.message === 'from a route')
+  t.ok(line, 'the route\'s line is written to the logger handed in')
+  t.equal(line?.level, 40, 'at warn')
+  t.match(line?.reqId, /\S/, 'with the request id')
+  t.equal(line?.['logging.googleapis.com/trace'], 'projects/p/traces/105445aa7843bc8bf206b12000100000', 'and the request\'s trace')
+})

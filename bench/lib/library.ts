@@ -3,10 +3,13 @@
  * a caller per operation, beyond the round trip both pay. Each operation is measured in alternating
  * slices (bare, library, bare, library...), so that a drift of the machine weighs on both alike.
  */
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import type { Cache } from '@visitme/memcache'
+import { pinned } from './processes.js'
 
 /** The package as built (what ships), not the sources a TypeScript loader would transform on the way. */
 type Library = typeof import('@visitme/memcache')
@@ -79,12 +82,26 @@ function measure (side: Side): Measure {
   return { ops: side.ops, opsPerSec: side.ops / (side.ms / 1000), cpuMicrosPerOp: side.cpuMicros / side.ops }
 }
 
+interface LibraryOptions { root: string, port: number, seconds: number, concurrency?: number, slices?: number }
+
+/**
+ * benchLibrary() in a process of its own on `core`: a fresh heap and no timers of the harness (its
+ * samplers, its servers' bookkeeping), as in the process of an application that uses the library.
+ */
+export async function benchLibraryApart ({ core, ...options }: LibraryOptions & { core: number | undefined }): Promise<LibraryResults> {
+  const [command, args] = pinned(core, process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), JSON.stringify(options)])
+  const operations = 5
+  const timeout = (2 * options.seconds * operations + 60) * 1000
+  const { stdout } = await promisify(execFile)(command, args, { timeout, killSignal: 'SIGKILL', maxBuffer: 1 << 20 })
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as LibraryResults
+}
+
 /**
  * Runs each operation for `seconds` per side, against the Redis at 127.0.0.1:port: the library as a
  * user gets it (createRedisClient's fail-fast client, RedisStore, createCache) and bare ioredis with
  * its defaults.
  */
-export async function benchLibrary ({ root, port, seconds, concurrency = 32, slices = 10 }: { root: string, port: number, seconds: number, concurrency?: number, slices?: number }): Promise<LibraryResults> {
+export async function benchLibrary ({ root, port, seconds, concurrency = 32, slices = 10 }: LibraryOptions): Promise<LibraryResults> {
   const { clientReady, createCache, createRedisClient, RedisStore } = await import(pathToFileURL(join(root, 'packages', 'memcache', 'dist', 'index.js')).href) as Library
   const client = createRedisClient({ host: '127.0.0.1', port })
   // The same fail-fast settings: the comparison is of what the API adds, not of the client's settings.
@@ -178,4 +195,9 @@ export function libraryMarkdown (results: LibraryResults): string {
       'on the run\'s redis-server; ops/s and client CPU (the process\'s user + system time per operation) over all slices; ' +
       'library ÷ bare is the median of the slice pairs\' ratios.'
   ].join('\n')
+}
+
+// Run by benchLibraryApart(): the options as JSON in argv, the results as one line of JSON on stdout.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  process.stdout.write(`${JSON.stringify(await benchLibrary(JSON.parse(process.argv[2]!) as LibraryOptions))}\n`)
 }

@@ -1,3 +1,4 @@
+import { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
@@ -26,7 +27,9 @@ const PRUNE_MIN = 64
 
 /**
  * Shutdown that answers every request it has taken on and waits for nothing else:
- * - answers sent while closing carry `Connection: close`, so kept-alive connections end after them;
+ * - answers sent while closing carry `Connection: close`, so kept-alive connections end after them:
+ *   Fastify adds it to the requests that reach a route once close() has begun, and this plugin to
+ *   the answers still being prepared then (no hook on every response for a moment of shutdown);
  * - the port keeps accepting for `acceptMs` (see DrainOptions), then closes (server.close()),
  *   which also closes the connections then idle between two requests;
  * - from then on, every SWEEP_MS: connections that have become idle since (an answer that was
@@ -36,7 +39,6 @@ const PRUNE_MIN = 64
  * routes answer them (the app sets Fastify's return503OnClosing to false).
  */
 export default fp<DrainOptions>(async function drainPlugin (app, { acceptMs, firstRequestMs }) {
-  let closing = false
   let sweeper: NodeJS.Timeout | undefined
   // The open connections, without a listener per socket: one costs every response on it (Node
   // adds and removes a 'close' listener of its own per response), measured at 2 to 3 times the
@@ -50,14 +52,13 @@ export default fp<DrainOptions>(async function drainPlugin (app, { acceptMs, fir
     pruneAt = Math.max(PRUNE_MIN, 2 * open.size)
   })
 
-  // Requests that came in before closing began, still in their handlers: their answers end the connection too.
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close')
-    done(null, payload)
-  })
-
   app.addHook('preClose', async () => {
-    closing = true
+    // Requests that came in before closing began, still in their handlers: their answers end the connection too.
+    for (const socket of open) {
+      // A connection's answer in progress, as Node keeps it (as http-terminator finds it too).
+      const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage
+      if (answer instanceof ServerResponse && !answer.headersSent) answer.setHeader('connection', 'close')
+    }
     // app.inject() alone, or never listened: no sockets to look after.
     if (!app.server.listening) return
     if (acceptMs > 0) await sleep(acceptMs)

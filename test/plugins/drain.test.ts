@@ -46,3 +46,29 @@ t.test('after hundreds of connections came and went, shutdown still ends a conne
   // firstRequestMs is 300; the bound leaves a loaded machine its headroom.
   t.ok(ms >= 250 && ms < 5000, `closed after ${ms} ms`)
 })
+
+t.test('an answer still being prepared when close() begins says Connection: close; one sent before says keep-alive', async (t) => {
+  const app = Fastify({ return503OnClosing: false })
+  await app.register(drainPlugin, { acceptMs: 0, firstRequestMs: 300 })
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let arrived: () => void = () => {}
+  const inHandler = new Promise<void>((resolve) => { arrived = resolve })
+  app.get('/now', async () => 'now')
+  app.get('/held', async () => { arrived(); await held; return 'held' })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  const before = await fetch(`http://127.0.0.1:${port}/now`)
+  t.equal(before.headers.get('connection'), 'keep-alive', 'before shutdown, connections are kept alive')
+  await before.text()
+  const during = fetch(`http://127.0.0.1:${port}/held`)
+  await inHandler
+  const closed = app.close()
+  // preClose has run once the port stops accepting; the held request is still in its handler.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  release()
+  const answer = await during
+  t.equal(await answer.text(), 'held', 'the request in its handler is answered')
+  t.equal(answer.headers.get('connection'), 'close', 'and its answer ends the connection')
+  await closed
+})
