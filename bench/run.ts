@@ -488,7 +488,7 @@ async function main (): Promise<void> {
   if (!Number.isInteger(coldTtlSeconds)) throw new BenchError('BENCH_COLD_TTL must be a whole number of seconds')
   const coldDeleteEveryMs = numberOption('BENCH_COLD_DELETE_MS', smoke ? 250 : 1000, { min: 50, max: 60_000 })
   const librarySeconds = numberOption('BENCH_LIBRARY_SECONDS', smoke ? 0.2 : 6, { min: 0.1, max: 600 })
-  const turns = numberOption('BENCH_TURNS', smoke ? 1 : 3, { min: 1, max: 20 })
+  const turns = numberOption('BENCH_TURNS', smoke ? 1 : 5, { min: 1, max: 20 })
   const turnSeconds = numberOption('BENCH_TURN_SECONDS', smoke ? 1 : 5, { min: 0.5, max: 600 })
   const coldStartRounds = numberOption('BENCH_COLDSTART_ROUNDS', smoke ? 1 : 7, { min: 1, max: 50 })
   if (!Number.isInteger(turns) || !Number.isInteger(coldStartRounds)) throw new BenchError('BENCH_TURNS and BENCH_COLDSTART_ROUNDS must be whole numbers')

@@ -37,10 +37,9 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   const early = new EarlyErrors()
   const logger = deps.loggerInstance ?? pino(loggerOptions({ level: config.logLevel, projectId: config.projectId }))
   // Fastify is given no logger of its own: with one, it adds and removes two listeners on every
-  // response, to log each request's end; we keep only failed ones (Cloud Run logs every request)
-  // and report them where they fail. That cost 6 % of the server's CPU per cached page (measured
-  // in instructions per request: README, Performance). The app's logger is app.log (below),
-  // and each request's is made from it, on first use, by requestLoggers().
+  // response, to log each request's end; we keep only failed requests (Cloud Run logs every request)
+  // and log them where they fail. The app's logger is app.log (set below), and each request's is
+  // made from it, on first use, by requestLoggers(). (README, Performance: what a cached page saves.)
   const app = Fastify({
     clientErrorHandler: early.clientError,
     frameworkErrors: early.frameworkError,

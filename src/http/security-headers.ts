@@ -35,13 +35,14 @@ export function securityHeaders (options: Readonly<HelmetOptions>): Readonly<Rec
 }
 
 /**
- * Every response carries the policy's headers, errors included. They are added as the response
- * is sent (a route's own value for one of them wins), so requests run no onRequest hook for them.
+ * Every response carries the policy's headers, errors included. They are set as a request comes
+ * in, all at once, so a route's own value for one of them replaces it; an onSend hook would have to
+ * ask, header by header, whether the route had set it, on every response.
  */
 export default fp<HelmetOptions>(async function securityHeadersPlugin (app, options) {
-  const headers = Object.entries(securityHeaders(options))
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    for (const [name, value] of headers) if (!reply.hasHeader(name)) reply.header(name, value)
-    done(null, payload)
+  const headers = securityHeaders(options)
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(headers)
+    done()
   })
 }, { name: 'security-headers', fastify: '5.x' })
