@@ -41,12 +41,15 @@ function replyGist (reply: FastifyReply): object {
   return { statusCode: reply.statusCode }
 }
 
+/** Fastify's log lines name a request and a reply by these fields: their gist, not the objects. */
+const serializers = { req: requestGist, res: replyGist }
+
 export function loggerOptions ({ level, pretty = false, serviceContext = { service: 'visitme' } }: LoggerSettings): LoggerOptions {
   if (pretty) {
     return {
       level,
       messageKey: 'message',
-      serializers: { req: requestGist, res: replyGist },
+      serializers,
       transport: { target: 'pino-pretty', options: { messageKey: 'message', translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }
     }
   }
@@ -55,8 +58,7 @@ export function loggerOptions ({ level, pretty = false, serviceContext = { servi
     messageKey: 'message',
     base: undefined,
     timestamp: stdTimeFunctions.isoTime,
-    // Fastify's log lines name a request and a reply by these fields: their gist, not the objects.
-    serializers: { req: requestGist, res: replyGist },
+    serializers,
     formatters: {
       level: (label) => ({ severity: SEVERITY[label] ?? 'DEFAULT' })
     },

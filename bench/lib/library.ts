@@ -82,6 +82,9 @@ function measure (side: Side): Measure {
   return { ops: side.ops, opsPerSec: side.ops / (side.ms / 1000), cpuMicrosPerOp: side.cpuMicros / side.ops }
 }
 
+/** How many operations benchLibrary() measures, each for `seconds` per side: the bound on its run time. */
+const OPERATIONS = 5
+
 interface LibraryOptions { root: string, port: number, seconds: number, concurrency?: number, slices?: number }
 
 /**
@@ -90,8 +93,7 @@ interface LibraryOptions { root: string, port: number, seconds: number, concurre
  */
 export async function benchLibraryApart ({ core, ...options }: LibraryOptions & { core: number | undefined }): Promise<LibraryResults> {
   const [command, args] = pinned(core, process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), JSON.stringify(options)])
-  const operations = 5
-  const timeout = (2 * options.seconds * operations + 60) * 1000
+  const timeout = (2 * options.seconds * OPERATIONS + 60) * 1000
   const { stdout } = await promisify(execFile)(command, args, { timeout, killSignal: 'SIGKILL', maxBuffer: 1 << 20 })
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as LibraryResults
 }
@@ -151,6 +153,7 @@ export async function benchLibrary ({ root, port, seconds, concurrency = 32, sli
       }
     ]
 
+    if (plans.length !== OPERATIONS) throw new Error(`benchLibrary measures ${plans.length} operations; OPERATIONS says ${OPERATIONS}`)
     const operations: LibraryOperation[] = []
     const sliceMs = seconds * 1000 / slices
     for (const plan of plans) {
