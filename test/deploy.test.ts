@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { parse } from 'yaml'
@@ -114,6 +114,14 @@ t.test('the Dockerfile: multi-stage, a supported LTS, non-root, node as the comm
   t.match(dockerfile, /^CMD \["node", "dist\/server\.js"\]$/m)
   t.notMatch(dockerfile, /CMD \["npm"/)
   t.match(read('.dockerignore'), /^node_modules$/m)
+})
+
+t.test('every package script that runs a built file (node dist/...) names one the build writes', async (t) => {
+  const { scripts } = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
+  const targets = Object.entries(scripts).flatMap(([name, command]) => [...command.matchAll(/\bnode (dist\/\S+\.js)/g)].map(([, file]) => ({ name, file: file! })))
+  t.ok(targets.some(({ name }) => name === 'migrate:shards'), 'the scripts are read')
+  // npm test builds before the tests: dist/ is what `npm run build` wrote.
+  for (const { name, file } of targets) t.ok(existsSync(new URL(`../${file}`, import.meta.url)), `npm run ${name}: ${file} is built`)
 })
 
 t.test('.env.example lists every variable the service reads, each with a comment', async (t) => {

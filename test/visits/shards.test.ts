@@ -105,11 +105,12 @@ t.test('the app takes its shard count from its configuration: a visit it stores 
   t.equal(docs[0]!.get(SHARD_FIELD), shardOf(docs[0]!.id, SHARDS))
 })
 
-const shardsCli = fileURLToPath(new URL('../../src/migrate/shards-cli.ts', import.meta.url))
+// The built command, as `npm run migrate:shards` runs it (npm test builds before the tests).
+const shardsCli = fileURLToPath(new URL('../../dist/migrate/shards-cli.js', import.meta.url))
 
 async function migrateShards (env: Record<string, string>, args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   return await new Promise((resolve) => {
-    execFile(process.execPath, ['--conditions=visitme-source', '--import', import.meta.resolve('tsx'), shardsCli, ...args], {
+    execFile(process.execPath, [shardsCli, ...args], {
       env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', ...env }, timeout: 60_000
     }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }))
   })
