@@ -18,7 +18,7 @@ import securityHeadersPlugin, { helmetOptions, securityHeaders } from './http/se
 import { sessionsNamespace } from './http/sessions.js'
 import { trustHops } from './http/trust-proxy.js'
 import writeLimit from './http/write-limit.js'
-import { ErrorsOnlyLogController, loggerOptions, requestLoggers } from './logger.js'
+import { loggerOptions, RequestLogs } from './logger.js'
 import datastorePlugin from './plugins/datastore.js'
 import drainPlugin from './plugins/drain.js'
 import firestorePlugin from './plugins/firestore.js'
@@ -39,12 +39,11 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   // Fastify is given no logger of its own: with one, it adds and removes two listeners on every
   // response, to log each request's end; we keep only failed requests (Cloud Run logs every request)
   // and log them where they fail. The app's logger is app.log (set below), and each request's is
-  // made from it, on first use, by requestLoggers(). (README, Performance: what a cached page saves.)
+  // made from it, on first use (RequestLogs). (README, Performance: what a cached page saves.)
   const app = Fastify({
     clientErrorHandler: early.clientError,
     frameworkErrors: early.frameworkError,
-    childLoggerFactory: requestLoggers(logger, config.projectId, deps.telemetry?.traceOf),
-    logController: new ErrorsOnlyLogController(),
+    logController: new RequestLogs(logger, config.projectId, deps.telemetry?.traceOf),
     trustProxy: trustHops(config.trustProxyHops),
     schemaController: { compilersFactory: { buildValidator: lazyValidators() } },
     // Fastify's default answers 503 to every request that reaches a route once close() has begun,

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type RawServerDefault } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
 import { stdTimeFunctions, type LoggerOptions } from 'pino'
 
 // Cloud Logging reads `severity` and `message`; pino's numeric level means nothing to it.
@@ -121,8 +121,6 @@ export function traceFields (headers: Headers, projectId: string | undefined, tr
   return fields
 }
 
-type Bindings = Record<string, unknown>
-
 /**
  * A request's logger, made only when the request logs something: most requests log nothing,
  * and a pino child per request (bindings serialized, trace header parsed) costs the hot path.
@@ -132,15 +130,17 @@ class LazyRequestLogger {
 
   constructor (
     private readonly parent: FastifyBaseLogger,
-    private readonly bindings: Bindings,
-    private readonly options: Parameters<FastifyBaseLogger['child']>[1],
-    private readonly raw: IncomingMessage,
+    private readonly requestIdLabel: string,
+    private readonly request: FastifyRequest,
     private readonly projectId: string | undefined,
     private readonly traceOf: TraceOf | undefined
   ) {}
 
   get #real (): FastifyBaseLogger {
-    this.#logger ??= this.parent.child({ ...this.bindings, ...traceFields(this.raw.headers, this.projectId, this.traceOf?.(this.raw)) }, this.options)
+    if (this.#logger === undefined) {
+      const { id, raw } = this.request
+      this.#logger = this.parent.child({ [this.requestIdLabel]: id, ...traceFields(raw.headers, this.projectId, this.traceOf?.(raw)) })
+    }
     return this.#logger
   }
 
@@ -160,21 +160,34 @@ class LazyRequestLogger {
 export type TraceOf = (request: IncomingMessage) => TraceContext | undefined
 
 /**
- * Fastify's per-request logger: a child of `root` (the app's logger; Fastify has none of its own)
- * with the request's id and trace attached, made on first use.
+ * How Fastify logs requests when it has no logger of its own (the app's is `root`).
+ *
+ * Each request's logger is a child of `root` with the request's id and trace attached, made on
+ * first use, and handed to the request and its reply in incomingRequest(): Fastify calls it for
+ * every request it builds (routed, not found, a bad URL, a framework error) before any hook runs.
+ * A childLoggerFactory would do the same at a cost on every request: Fastify checks what a custom
+ * factory returns, method by method, each time (README, Performance: what a cached page saves).
+ *
+ * Cloud Run already writes a log entry for every request, so Fastify's own per-request lines
+ * would only double the bill: only failed requests are logged.
  */
-export function requestLoggers (root: FastifyBaseLogger, projectId: string | undefined, traceOf?: TraceOf): NonNullable<FastifyServerOptions<RawServerDefault>['childLoggerFactory']> {
-  return function (_fastifysOwn: FastifyBaseLogger, bindings, options, rawReq: IncomingMessage) {
-    return new LazyRequestLogger(root, bindings, options, rawReq, projectId, traceOf) as unknown as FastifyBaseLogger
-  }
-}
+export class RequestLogs extends LogController {
+  readonly #root: FastifyBaseLogger
+  readonly #projectId: string | undefined
+  readonly #traceOf: TraceOf | undefined
 
-/**
- * Cloud Run already writes a log entry for every request, so Fastify's own
- * per-request lines would only double the bill: keep just the failed ones.
- */
-export class ErrorsOnlyLogController extends LogController {
-  override incomingRequest (): void {}
+  constructor (root: FastifyBaseLogger, projectId: string | undefined, traceOf?: TraceOf) {
+    super()
+    this.#root = root
+    this.#projectId = projectId
+    this.#traceOf = traceOf
+  }
+
+  override incomingRequest (request: FastifyRequest, reply: FastifyReply): void {
+    const log = new LazyRequestLogger(this.#root, this.requestIdLogLabel, request, this.#projectId, this.#traceOf) as unknown as FastifyBaseLogger
+    request.log = log
+    reply.log = log
+  }
 
   override requestCompleted (...args: Parameters<LogController['requestCompleted']>): void {
     if (args[0] !== undefined && args[0] !== null) super.requestCompleted(...args)
