@@ -1,6 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
-import accepts from '@fastify/accepts'
 import formbody from '@fastify/formbody'
 import { MemoryStore, RedisStore } from '@visitme/memcache'
 import cachePlugin from '@visitme/memcache/fastify'
@@ -60,7 +59,6 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(drainPlugin, config.drain ?? { acceptMs: 0, firstRequestMs: 1000 })
   // Before any route, so each is traced; only when telemetry was started (src/telemetry/).
   if (deps.telemetry !== undefined) await deps.telemetry.register(app)
-  await app.register(accepts)
   await app.register(securityHeadersPlugin, helmetOptions)
   await app.register(formbody)
   const secret = cookieSecret(config, app.log)

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { RepositoryUnavailableError } from '../plugins/bounded-calls.js'
 import { TooManyWritesError } from './write-limit.js'
-import { prefersJson } from './negotiation.js'
+import { acceptPrefersJson, prefersJson } from './negotiation.js'
 
 // Not `import … from 'node:http'`: an ES import of node:http builds every export of it, the web
 // fetch classes included (about 30 ms at start-up); the module object itself does not.
@@ -129,27 +129,6 @@ export async function sendAnswer (app: FastifyInstance, request: FastifyRequest,
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
-
-/**
- * Whether an Accept header prefers JSON to HTML, for a request Fastify never parsed: the
- * quality of the most specific range that matches each, HTML winning a tie as it does
- * for parsed requests (see prefersJson).
- */
-export function acceptPrefersJson (accept: string | undefined): boolean {
-  if (accept === undefined || !accept.includes('json')) return false
-  const quality = { html: { specificity: -1, q: 0 }, json: { specificity: -1, q: 0 } }
-  for (const range of accept.split(',')) {
-    const [type = '', ...params] = range.trim().toLowerCase().split(';')
-    const qParam = params.map((p) => p.trim()).find((p) => p.startsWith('q='))
-    const q = qParam === undefined ? 1 : Number(qParam.slice(2))
-    if (Number.isNaN(q)) continue
-    for (const [name, full, family] of [['html', 'text/html', 'text/*'], ['json', 'application/json', 'application/*']] as const) {
-      const specificity = type === full ? 2 : type === family ? 1 : type === '*/*' ? 0 : -1
-      if (specificity > quality[name].specificity) quality[name] = { specificity, q }
-    }
-  }
-  return quality.json.q > 0 && quality.json.q > quality.html.q
-}
 
 /** The Accept header of a request the parser gave up on, if the part that arrived has one. */
 function acceptOf (rawPacket: unknown): string | undefined {

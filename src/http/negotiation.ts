@@ -1,9 +1,20 @@
 import type { FastifyRequest } from 'fastify'
+import Negotiator from 'negotiator'
 
-/** Whether the client asked for JSON rather than a page (Accept); pages are the default. */
-export function prefersJson (request: FastifyRequest): boolean {
+/** The two answers a page has, in the order that wins a tie: the page first. */
+const PAGE_OR_JSON = ['text/html', 'application/json']
+
+/**
+ * Whether an Accept header prefers JSON to a page; pages are the default. Also for a request
+ * Fastify never parsed (src/http/error-pages.ts), so that both are negotiated alike.
+ */
+export function acceptPrefersJson (accept: string | undefined): boolean {
   // Negotiation costs a parse of the header: only one that names JSON can prefer it.
-  const accept = request.headers.accept
   if (accept === undefined || !accept.includes('json')) return false
-  return request.accepts().type(['html', 'json']) === 'json'
+  return new Negotiator({ headers: { accept } }).mediaType(PAGE_OR_JSON) === 'application/json'
+}
+
+/** Whether the client asked for JSON rather than a page (Accept). */
+export function prefersJson (request: FastifyRequest): boolean {
+  return acceptPrefersJson(request.headers.accept)
 }

@@ -2,7 +2,8 @@ import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { ConnectionError, LightMyRequestResponse } from 'fastify'
-import { acceptPrefersJson, EarlyErrors } from '../../src/http/error-pages.js'
+import { EarlyErrors } from '../../src/http/error-pages.js'
+import { acceptPrefersJson } from '../../src/http/negotiation.js'
 import { MemoryGreetingsRepository } from '../../src/guestbook/memory-repository.js'
 import type { VisitsRepository } from '../../src/visits/repository.js'
 import { buildTestApp, testConfig } from '../helpers/app.js'
@@ -130,7 +131,7 @@ t.test('the favicon: ours, small, cached for a week, linked from every page', as
   }
 })
 
-t.test('Accept negotiation for requests the parser rejected', async (t) => {
+t.test('Accept negotiation, for parsed requests and those the parser rejected alike', async (t) => {
   t.equal(acceptPrefersJson(undefined), false, 'no header: the page')
   t.equal(acceptPrefersJson('application/json'), true)
   t.equal(acceptPrefersJson('text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'), false, 'a browser')
@@ -138,6 +139,7 @@ t.test('Accept negotiation for requests the parser rejected', async (t) => {
   t.equal(acceptPrefersJson('text/html, application/json'), false, 'a tie goes to HTML')
   t.equal(acceptPrefersJson('application/*, text/*;q=0.2'), false, 'names no json')
   t.equal(acceptPrefersJson('application/json;q=0, */*'), false, 'refused json')
+  t.equal(acceptPrefersJson('text/*;q=0.4, application/json;q=0.6'), true, 'by quality')
 })
 
 t.test('the parser\'s answers: JSON until the pages are rendered, then negotiated; 408 for a request that never finished', async (t) => {
