@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import Negotiator from 'negotiator'
 
-/** The two answers a page has, in the order that wins a tie: the page first. */
+/** The two answers a page has; the page first, for a range that fits both alike. */
 const PAGE_OR_JSON = ['text/html', 'application/json']
 
 /**

@@ -140,6 +140,7 @@ t.test('Accept negotiation, for parsed requests and those the parser rejected al
   t.equal(acceptPrefersJson('application/*, text/*;q=0.2'), false, 'names no json')
   t.equal(acceptPrefersJson('application/json;q=0, */*'), false, 'refused json')
   t.equal(acceptPrefersJson('text/*;q=0.4, application/json;q=0.6'), true, 'by quality')
+  t.equal(acceptPrefersJson('*/*, application/json'), true, 'then by the more specific range')
 })
 
 t.test('the parser\'s answers: JSON until the pages are rendered, then negotiated; 408 for a request that never finished', async (t) => {
