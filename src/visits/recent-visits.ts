@@ -302,7 +302,8 @@ export class RecentVisits {
 
   /**
    * A write failed. Its reservation is released at once: a retry names the same visit (same
-   * visitor after the same head), so a write that landed after all is found, not repeated.
+   * visitor after the same stored visit, whether the list or Firestore alone decides it), so a
+   * write that landed after all is found, not repeated.
    * Unless it was never sent, it may still land: this process finds out (the call's own
    * answer, or the document read back) and merges it into the list, so the list shows it
    * within moments of it landing (or of Firestore answering again), not when the list expires.

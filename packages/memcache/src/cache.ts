@@ -462,7 +462,7 @@ export class Cache {
   /**
    * Decides, in one step shared by every process, whether `value` is new at the head of the list,
    * and if so reserves the head for it: see ListReservationLookup. `seed` names the entry
-   * together with the head it follows; `order` is raised above the head's. Counted as a hit
+   * together with the newest settled entry; `order` is raised above the head's. Counted as a hit
    * when the value is already the newest, as a miss when there is no ready list.
    */
   async listReserve<T> (key: string, request: { value: T, seed: string, order: number }, options: ListReserveOptions): Promise<ListReservationLookup<T>> {

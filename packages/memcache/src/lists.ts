@@ -32,8 +32,8 @@ export type ListLookup<T> =
 
 /**
  * What listReserve() decided, atomically against every process sharing the store:
- * - `reserved`: the entry is now the list's head, reserved under `id` (named after the head it
- *   follows, see listItemId) with `order` (raised above the head's): settle it with listAdd(), or
+ * - `reserved`: the entry is now the list's head, reserved under `id` (named after the newest
+ *   settled entry, see listItemId) with `order` (raised above the head's): settle it with listAdd(), or
  *   give it up with listRelease(); a reservation left longer than its time drops the whole list;
  * - `same`: the newest settled entry holds this value, and no entry of it is reserved above: nothing to add;
  * - `reserved-already`: an entry of this value is reserved above the newest settled one, and its writer has not settled it yet;

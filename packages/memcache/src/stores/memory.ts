@@ -250,15 +250,18 @@ export class MemoryStore implements Store {
       const inFlight = items.some((item) => item.reservedUntil !== undefined && item.value === value)
       return { ...this.#listOf(entry!), outcome: inFlight ? 'reserved-already' : 'building' }
     }
+    // The newest settled item: a new entry is named after it (listItemId), not after a reservation.
+    let after: MemoryListItem | undefined
     for (const item of items) {
       if (item.reservedUntil === undefined) {
         if (item.value === value) return { ...this.#listOf(entry!), outcome: 'same' }
+        after = item
         break
       }
       if (item.value === value) return { ...this.#listOf(entry!), outcome: 'reserved-already' }
     }
     const head = items[0]
-    const id = listItemId(head?.id ?? '', seed)
+    const id = listItemId(after?.id ?? '', seed)
     const reserved = { id, order: head !== undefined && order <= head.order ? head.order + 1 : order, value, reservedUntil: this.#now() + reservedMs }
     const updated = this.#putList(key, trim([reserved, ...items], limit), { building: false, expiresAt })
     return { ...this.#listOf(updated), outcome: 'reserved', id, order: reserved.order }

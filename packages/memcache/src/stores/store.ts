@@ -187,7 +187,7 @@ export interface StoredList {
 export interface ListReservationRequest {
   /** Serialized; compared with the items' values as they are stored. */
   value: string
-  /** Names the item together with the id of the head it follows: see listItemId(). */
+  /** Names the item together with the id of the newest settled item: see listItemId(). */
   seed: string
   /** At least this order; the store raises it above the head's. */
   order: number
@@ -228,8 +228,10 @@ export interface Census {
 }
 
 /**
- * The id of an item reserved after the item `afterId` (empty for an empty list): every process
- * that decides the same item after the same head names it alike, and so stores it once. SHA-1,
+ * The id of an item reserved after the settled item `afterId` (empty for a list without one): every
+ * process that decides the same item after the same settled item names it alike, and so stores it
+ * once. Not after a reservation above it, which may never be stored: a retry after a write given up
+ * on, or one decided without the list after the same stored item, then names the same item. SHA-1,
  * since it is what Redis scripts can compute; it names, it does not protect.
  */
 export function listItemId (afterId: string, seed: string): string {

@@ -296,15 +296,18 @@ if f[2] == '1' then
   end
   return answer('building')
 end
+-- The newest settled item: a new entry is named after it (listItemId), not after a reservation.
+local after
 for _, item in ipairs(list) do
   if not item.r then
     if item.v == value then return answer('same') end
+    after = item
     break
   end
   if item.v == value then return answer('reserved-already') end
 end
 local head = list[1]
-local id = redis.sha1hex((head and head.i or '') .. '\\n' .. ARGV[2])
+local id = redis.sha1hex((after and after.i or '') .. '\\n' .. ARGV[2])
 local order = tonumber(ARGV[3])
 if head and order <= head.t then order = head.t + 1 end
 table.insert(list, 1, {i = id, t = order, v = value, r = nowMs + tonumber(ARGV[5])})
