@@ -1,7 +1,6 @@
 import neostandard from 'neostandard'
 
-// An ES import of node:http builds every export of it, undici's web fetch classes included: about
-// 30 ms of every start. The server's code reads it with process.getBuiltinModule('node:http').
+// An ES import of node:http builds every export of it, undici's web fetch classes included.
 const httpAtStartUp = 'an ES import of node:http costs every start about 30 ms: use process.getBuiltinModule(\'node:http\')'
 
 export default [

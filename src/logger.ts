@@ -128,19 +128,10 @@ export function traceFields (headers: Headers, projectId: string | undefined, tr
 class LazyRequestLogger {
   #logger: FastifyBaseLogger | undefined
 
-  constructor (
-    private readonly parent: FastifyBaseLogger,
-    private readonly requestIdLabel: string,
-    private readonly request: FastifyRequest,
-    private readonly projectId: string | undefined,
-    private readonly traceOf: TraceOf | undefined
-  ) {}
+  constructor (private readonly logs: RequestLogs, private readonly request: FastifyRequest) {}
 
   get #real (): FastifyBaseLogger {
-    if (this.#logger === undefined) {
-      const { id, raw } = this.request
-      this.#logger = this.parent.child({ [this.requestIdLabel]: id, ...traceFields(raw.headers, this.projectId, this.traceOf?.(raw)) })
-    }
+    this.#logger ??= this.logs.childFor(this.request)
     return this.#logger
   }
 
@@ -184,9 +175,14 @@ export class RequestLogs extends LogController {
   }
 
   override incomingRequest (request: FastifyRequest, reply: FastifyReply): void {
-    const log = new LazyRequestLogger(this.#root, this.requestIdLogLabel, request, this.#projectId, this.#traceOf) as unknown as FastifyBaseLogger
+    const log = new LazyRequestLogger(this, request) as unknown as FastifyBaseLogger
     request.log = log
     reply.log = log
+  }
+
+  /** The request's logger itself: made by its LazyRequestLogger the first time it logs. */
+  childFor ({ id, raw }: FastifyRequest): FastifyBaseLogger {
+    return this.#root.child({ [this.requestIdLogLabel]: id, ...traceFields(raw.headers, this.#projectId, this.#traceOf?.(raw)) })
   }
 
   override requestCompleted (...args: Parameters<LogController['requestCompleted']>): void {

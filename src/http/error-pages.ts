@@ -176,7 +176,7 @@ export class EarlyErrors {
   readonly frameworkError = (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
     // The request is Fastify's bare one: no plugin's decorators (request.accepts) are on it.
     reply.headers(this.#headers)
-    sendAnswer(request.server, request, reply, answerFor(err), acceptPrefersJson(request.headers.accept)).catch((error: unknown) => { reply.send(error) })
+    sendAnswer(request.server, request, reply, answerFor(err), prefersJson(request)).catch((error: unknown) => { reply.send(error) })
   }
 
   async prepare (app: FastifyInstance, headers: Readonly<Record<string, string>>): Promise<void> {
