@@ -20,6 +20,12 @@ export interface LoadSettings {
   userAgent: string
   /** Every request gets its own user agent (autocannon replaces `[<id>]` with a fresh id). */
   unique: boolean
+  /**
+   * Each URL gets an autocannon instance of its own with an equal share of the connections, all
+   * running at once: RESULT is then an array, one result per URL in order (each cpuPercent is this
+   * whole process's).
+   */
+  separately?: boolean
 }
 
 export interface LoadResult {
@@ -123,13 +129,19 @@ async function load (seconds: number, { urls, connections, userAgent, unique }: 
   }
 }
 
-if (settings.warmupSeconds > 0) await load(settings.warmupSeconds, settings)
+async function run (seconds: number, all: LoadSettings): Promise<LoadResult | LoadResult[]> {
+  if (all.separately !== true) return await load(seconds, all)
+  const connections = Math.max(1, Math.floor(all.connections / all.urls.length))
+  return await Promise.all(all.urls.map(async (url) => await load(seconds, { ...all, urls: [url], connections })))
+}
+
+if (settings.warmupSeconds > 0) await run(settings.warmupSeconds, settings)
 // Listening before READY is written: the GO line cannot arrive unheard.
 const goLine = once(lines, 'line') as Promise<[string]>
 process.stdout.write('READY\n')
 const go = (await goLine)[0].trim()
 if (go !== 'GO') throw new Error(`expected GO on stdin, got ${JSON.stringify(go)}`)
-const result = await load(settings.seconds, settings)
+const result = await run(settings.seconds, settings)
 process.stdout.write(`RESULT ${JSON.stringify(result)}\n`)
 lines.close()
 process.exit(0)

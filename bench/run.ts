@@ -28,7 +28,7 @@ import { spawnSync } from 'node:child_process'
 import { Redis } from 'ioredis'
 import type { LoadResult, LoadSettings } from './load.js'
 import {
-  BenchError, Cleanup, allowedCpus, choosePinning, coreTimes, cpuSeconds, httpRequest, imageNodeOptions,
+  BenchError, Cleanup, allowedCpus, choosePinning, coreTimes, cpuSeconds, cpuTimes, httpRequest, imageNodeOptions,
   pinSelf, sampleRss, spawnTracked, stopProcess, waitFor, type Pinning, type Tracked
 } from './lib/processes.js'
 import { benchLibraryApart } from './lib/library.js'
@@ -36,7 +36,9 @@ import { startEmulator, startRedis } from './lib/services.js'
 import { measureColdStarts, median, type ColdStartVariant } from './lib/cold-start.js'
 import { recentVisitsStoreKey } from '../src/visits/cache-keys.js'
 import { freePort } from '../test/helpers/ports.js'
-import { markdown, serverMicrosPerResponse, svgChart, type BenchResults, type ColdStart, type PerRequest, type ScenarioResult } from './lib/report.js'
+import {
+  markdown, serverMicrosPerResponse, svgChart, type BenchResults, type ColdStart, type PerRequest, type ScenarioResult, type SideBySide, type SideBySideServer
+} from './lib/report.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 let serverJs = join(root, 'dist', 'server.js')
@@ -231,6 +233,8 @@ interface ScenarioPlan {
    * from Redis' keyspace notifications), or the harness deletes it every everyMs (counted by DEL's reply).
    */
   expire?: { key: string, mode: 'ttl', ttlSeconds: number } | { key: string, mode: 'del', everyMs: number }
+  /** Each server gets its own share of the connections, all loaded at once (the load generator reports each apart). */
+  separately?: boolean
 }
 
 interface Context {
@@ -244,14 +248,15 @@ interface Context {
   seconds: number
 }
 
-async function runLoad (ctx: Context, plan: ScenarioPlan, measure: () => Promise<() => Promise<void>>): Promise<LoadResult> {
+async function runLoad<Result = LoadResult> (ctx: Context, plan: ScenarioPlan, measure: () => Promise<() => Promise<void>>): Promise<Result> {
   const settings: LoadSettings = {
     urls: plan.servers.map((s) => s.url),
     connections: ctx.connections,
     warmupSeconds: ctx.warmupSeconds,
     seconds: ctx.seconds,
     userAgent: plan.userAgent,
-    unique: plan.unique
+    unique: plan.unique,
+    separately: plan.separately
   }
   const loader = spawnTracked(`load generator (${plan.name})`, ctx.pinning.loadCore, process.execPath, [ctx.loadJs], {
     cwd: root,
@@ -283,7 +288,7 @@ async function runLoad (ctx: Context, plan: ScenarioPlan, measure: () => Promise
   const raw = await result
   await finishMeasuring()
   await stopLoader()
-  return JSON.parse(raw) as LoadResult
+  return JSON.parse(raw) as Result
 }
 
 async function runScenario (ctx: Context, plan: ScenarioPlan): Promise<ScenarioResult> {
@@ -460,6 +465,56 @@ async function runScenario (ctx: Context, plan: ScenarioPlan): Promise<ScenarioR
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * HIT and LIMIT loaded at once, in rounds: each server gets half the connections, both share the server
+ * core, and each one's CPU per response is read over the same window. Whatever the machine does in
+ * that window weighs on both alike: here the kernel's share of a response (the same read and writev on
+ * loopback) was seen at about 2 µs in some windows and 5 µs in others, for either server, which turns
+ * one after the other cannot tell from the servers' own difference.
+ */
+async function runSideBySide (ctx: Context, hit: Server, limit: Server, userAgent: string, rounds: number): Promise<SideBySide['rounds']> {
+  const all: SideBySide['rounds'] = []
+  for (let round = 1; round <= rounds; round++) {
+    log(`side by side, round ${round}: ${hit.name} and LIMIT at once, ${ctx.connections / 2} connections each, ${ctx.seconds} s`)
+    const servers = [hit, limit]
+    let before: Array<ReturnType<typeof cpuTimes>> = []
+    let after: Array<ReturnType<typeof cpuTimes>> = []
+    const loads = await runLoad<LoadResult[]>(ctx, { name: 'HIT', description: '', servers, userAgent, unique: false, separately: true }, async () => {
+      before = servers.map((s) => cpuTimes(s.tracked.pid))
+      return async () => { after = servers.map((s) => cpuTimes(s.tracked.pid)) }
+    })
+    const [hitSide, limitSide] = servers.map((server, i): SideBySideServer => {
+      const load = loads[i]!
+      if (load.requests === 0) throw new BenchError(`side by side: ${server.name} completed no request in ${ctx.seconds} s`)
+      const per = (k: 'user' | 'system'): number => (after[i]![k] - before[i]![k]) * 1e6 / load.requests
+      return {
+        requests: load.requests,
+        reqPerSec: load.requests / load.durationSeconds,
+        userMicrosPerResponse: per('user'),
+        systemMicrosPerResponse: per('system'),
+        errors: load.errors,
+        non2xx: load.non2xx,
+        hits: load.xCache.hit ?? 0
+      }
+    }) as [SideBySideServer, SideBySideServer]
+    const micros = (s: SideBySideServer): number => s.userMicrosPerResponse + s.systemMicrosPerResponse
+    all.push({ hit: hitSide, limit: limitSide, cpuRatio: micros(limitSide) / micros(hitSide) })
+  }
+  return all
+}
+
+function sideBySide (name: string, description: string, rounds: SideBySide['rounds']): SideBySide {
+  const micros = (s: SideBySideServer): number => s.userMicrosPerResponse + s.systemMicrosPerResponse
+  return {
+    name,
+    description,
+    rounds,
+    cpuRatio: median(rounds.map((r) => r.cpuRatio)),
+    hitMicrosPerResponse: median(rounds.map((r) => micros(r.hit))),
+    limitMicrosPerResponse: median(rounds.map((r) => micros(r.limit)))
+  }
+}
+
 /** The repository's commit, and whether the server's sources differ from it (the build is of the working tree). */
 function gitSource (): { commit: string, uncommittedChanges: boolean } | null {
   const git = (args: string[]): string | undefined => {
@@ -501,7 +556,7 @@ async function main (): Promise<void> {
   if (smoke && resolve(out) === resolve(defaultOut)) throw new BenchError('a smoke run never writes bench/results/: choose another --out')
 
   // Bounded in time as a whole, whatever hangs.
-  const budgetSeconds = 2 * (warmupSeconds + seconds + 60) + 2 * turns * (warmupSeconds + turnSeconds + 30) + 3 * (coldStartRounds + 1) * 35 + 180
+  const budgetSeconds = 2 * (warmupSeconds + seconds + 60) + 4 * turns * (warmupSeconds + turnSeconds + 30) + 35 + 3 * (coldStartRounds + 1) * 35 + 180
   setTimeout(() => { finish(1, `the benchmark took longer than ${budgetSeconds} s: stopped`).catch(() => process.exit(1)) }, budgetSeconds * 1000).unref()
 
   if (!existsSync(serverJs)) throw new BenchError(`${serverJs} does not exist: build first (npm run build; npm run bench does)`)
@@ -593,8 +648,22 @@ async function main (): Promise<void> {
       unique: false
     }))
   }
-  await limitServer.stop()
+  // The headline: HIT and LIMIT loaded at once (runSideBySide). Then the same with a HIT server that has no
+  // Firestore client in its process, serving the same list from Redis: what the server's own code costs.
+  const withEmulator = sideBySide('Redis + emulator', 'the HIT server above: the list in Redis, visits in the Firestore emulator, ' +
+    'its Firestore client loaded (as in any instance that records visits).', await runSideBySide(turnCtx, hitServer, limitServer, hitAgent, turns))
   await hitServer.stop()
+  const redisOnlyEnv = Object.fromEntries(Object.entries(env).filter(([name]) => name !== 'FIRESTORE_EMULATOR_HOST' && name !== 'GOOGLE_CLOUD_PROJECT'))
+  const redisOnlyServer = await startRealServer('HIT, Redis only', pinning.serverCore, redisOnlyEnv, hitAgent)
+  const redisOnlyPage = await httpRequest(redisOnlyServer.url, { headers: { 'user-agent': hitAgent } })
+  if (!redisOnlyPage.body.equals(page.body) || redisOnlyPage.headers['x-cache'] !== 'hit') {
+    notes.unshift(`⚠ The Redis-only HIT server answered x-cache: ${String(redisOnlyPage.headers['x-cache'])} with ${redisOnlyPage.body.length} bytes, ` +
+      `not the HIT page (${page.body.length} bytes): its side-by-side rounds compare different pages.`)
+  }
+  const withoutFirestore = sideBySide('Redis only', 'a HIT server with no Firestore configured, started on the same Redis and serving the same list ' +
+    '(the same bytes) from it: the server\'s own cost, without a Firestore client (gRPC) in its process.', await runSideBySide(turnCtx, redisOnlyServer, limitServer, hitAgent, turns))
+  await redisOnlyServer.stop()
+  await limitServer.stop()
   const medianTurn = (all: ScenarioResult[]): ScenarioResult => {
     const sorted = [...all].sort((a, b) => serverMicrosPerResponse(a) - serverMicrosPerResponse(b))
     return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, turns: all.map((s) => ({ reqPerSec: s.reqPerSec, serverMicrosPerResponse: serverMicrosPerResponse(s), p99Ms: s.latencyMs.p99 })) }
@@ -607,12 +676,15 @@ async function main (): Promise<void> {
     secondsPerTurn: turnSeconds,
     pageBytes: page.body.length,
     visitsListed: (page.body.toString().match(/<li\b/g) ?? []).length,
-    hitMicrosPerResponse: hitMicros,
-    limitMicrosPerResponse: limitMicros,
-    cpuRatio: limitMicros / hitMicros,
-    reqPerSecRatio: median(hitTurns.map((s) => s.reqPerSec)) / median(limitTurns.map((s) => s.reqPerSec))
+    hitMicrosPerResponse: withEmulator.hitMicrosPerResponse,
+    limitMicrosPerResponse: withEmulator.limitMicrosPerResponse,
+    cpuRatio: withEmulator.cpuRatio,
+    turnsCpuRatio: limitMicros / hitMicros,
+    reqPerSecRatio: median(hitTurns.map((s) => s.reqPerSec)) / median(limitTurns.map((s) => s.reqPerSec)),
+    sideBySide: [withEmulator, withoutFirestore]
   }
-  log(`HIT and LIMIT in ${turns} turns: server µs per response ${hitMicros.toFixed(1)} (HIT) and ${limitMicros.toFixed(1)} (LIMIT): LIMIT / HIT = ${hitPath.cpuRatio.toFixed(2)}`)
+  log(`HIT and LIMIT in ${turns} turns: server µs per response ${hitMicros.toFixed(1)} (HIT) and ${limitMicros.toFixed(1)} (LIMIT): LIMIT / HIT = ${hitPath.turnsCpuRatio.toFixed(2)}`)
+  for (const side of hitPath.sideBySide) log(`side by side (${side.name}): LIMIT / HIT = ${side.cpuRatio.toFixed(3)} (${side.rounds.map((r) => r.cpuRatio.toFixed(3)).join(', ')})`)
 
   // HIT again with OpenTelemetry on: a span per request, exported (http/protobuf, the default) to a sink of
   // the harness that only reads and acknowledges, on the load core; the metrics at their default interval.

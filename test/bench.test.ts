@@ -62,7 +62,22 @@ t.test('the benchmark harness runs every scenario in smoke mode, writes elsewher
   }
   t.match(stdout, /The cache library against bare ioredis[\s\S]*\| \*\*get \(hit\)\*\* \|/, 'and printed')
   t.equal(results.hitPath.visitsListed, 10, 'HIT and LIMIT serve the 10-visit page')
-  t.ok(Number.isFinite(results.hitPath.cpuRatio) && Number.isFinite(results.hitPath.reqPerSecRatio), 'HIT against LIMIT: both ratios')
+  t.ok(Number.isFinite(results.hitPath.cpuRatio) && Number.isFinite(results.hitPath.turnsCpuRatio) && Number.isFinite(results.hitPath.reqPerSecRatio), 'HIT against LIMIT: the ratios')
+  t.same(results.hitPath.sideBySide.map((s) => s.name), ['Redis + emulator', 'Redis only'], 'side by side: the bench\'s HIT server, then one without a Firestore client')
+  t.equal(results.hitPath.cpuRatio, results.hitPath.sideBySide[0]?.cpuRatio, 'the headline is the side-by-side ratio of the bench\'s HIT server')
+  for (const side of results.hitPath.sideBySide) {
+    t.equal(side.rounds.length, 1, `side by side (${side.name}): one round in smoke mode`)
+    for (const round of side.rounds) {
+      for (const [name, server] of [['HIT', round.hit], ['LIMIT', round.limit]] as const) {
+        t.ok(server.requests > 0 && server.userMicrosPerResponse > 0 && server.systemMicrosPerResponse >= 0, `side by side (${side.name}): ${name} served and its CPU was read`)
+        t.equal(server.errors + server.non2xx, 0, `side by side (${side.name}): ${name} answered every request`)
+      }
+      t.equal(round.hit.hits, round.hit.requests, `side by side (${side.name}): every HIT response was x-cache: hit`)
+      t.ok(Number.isFinite(round.cpuRatio) && round.cpuRatio > 0, `side by side (${side.name}): a ratio`)
+    }
+  }
+  t.notMatch(results.notes.join('\n'), /Redis-only HIT server answered/, 'the Redis-only HIT server served the HIT page from Redis')
+  t.match(stdout, /### HIT and LIMIT side by side[\s\S]*\| \*\*Redis only\*\* \| \*\*median\*\* \|/, 'the side-by-side table is printed')
   for (const name of ['HIT', 'LIMIT']) {
     t.equal(results.scenarios.find((s) => s.name === name)?.turns?.length, 1, `${name}: one turn in smoke mode`)
   }

@@ -180,13 +180,19 @@ export function rssKb (pid: number): number | undefined {
 let clockTicks: number | undefined
 /** User plus system CPU time of the process, in seconds. */
 export function cpuSeconds (pid: number): number {
+  const { user, system } = cpuTimes(pid)
+  return user + system
+}
+
+/** A process's CPU time so far (seconds, /proc/PID/stat), in user space and in the kernel on its behalf; NaN once it is gone. */
+export function cpuTimes (pid: number): { user: number, system: number } {
   clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
   try {
     // The fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+    return { user: Number(fields[11]) / clockTicks, system: Number(fields[12]) / clockTicks }
   } catch {
-    return Number.NaN
+    return { user: Number.NaN, system: Number.NaN }
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Datastore } from '@google-cloud/datastore'
-import type { Firestore } from '@google-cloud/firestore'
 import type { FastifyInstance } from 'fastify'
 import type { BoundedCalls } from './bounded-calls.js'
+import type { FirestoreOps } from './firestore-ops.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,7 +34,7 @@ export const Status = {
 
 /** How a feature keeps its data in each database the app may have. */
 export interface RepositoryMakers<R> {
-  firestore: (db: Firestore, calls: BoundedCalls) => R
+  firestore: (db: FirestoreOps, calls: BoundedCalls) => R
   /** An App Engine app's data, where NDB left it. */
   datastore: (client: Datastore, calls: BoundedCalls) => R
   /** The embedded mode. */

@@ -4,21 +4,19 @@ import fp from 'fastify-plugin'
 import type { Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from './bounded-calls.js'
 import { Status, superviseClient } from './database.js'
+import { clientOps, lazyOps, newFirestore, type FirestoreConnection, type FirestoreModule, type FirestoreOps } from './firestore-ops.js'
+import { threadOps } from './firestore-worker.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    firestore: Firestore
+    /** What the repositories ask of Firestore (src/plugins/firestore-ops.ts). */
+    firestore: FirestoreOps
     /** Every Firestore call of the app goes through them: one outage, one breaker. */
     firestoreCalls: BoundedCalls
   }
 }
 
-export interface FirestoreConnection {
-  projectId?: string
-  databaseId: string
-  /** host:port of the Firestore emulator. */
-  emulatorHost?: string
-}
+export type { FirestoreConnection }
 
 /** Where the client's calls go, for log lines and errors. */
 export function describeFirestore ({ projectId, databaseId, emulatorHost }: Partial<FirestoreConnection>): string {
@@ -91,22 +89,15 @@ export interface FirestorePluginOptions extends Partial<FirestoreConnection> {
   timeoutMs: number
   /** An existing client; the caller closes it. Otherwise one is made from the connection. */
   client?: Firestore
+  /**
+   * A client made from the connection lives in a worker thread (src/plugins/firestore-worker.ts), unless
+   * false: with telemetry on it stays on this thread, where its spans join the request's trace.
+   */
+  thread?: boolean
 }
 
 /** A query the probe may make anywhere: an empty collection costs the minimum, one read. */
 const PROBE_COLLECTION = 'health'
-
-type FirestoreModule = typeof import('@google-cloud/firestore')
-
-function newFirestore ({ Firestore }: FirestoreModule, { projectId, databaseId, emulatorHost }: FirestoreConnection): Firestore {
-  return new Firestore({
-    // The emulator accepts any project; a demo- project can never reach a real one.
-    projectId: projectId ?? (emulatorHost === undefined ? undefined : 'demo-visitme'),
-    databaseId,
-    ignoreUndefinedProperties: true,
-    ...(emulatorHost === undefined ? {} : { host: emulatorHost, ssl: false })
-  })
-}
 
 export async function createFirestore (connection: FirestoreConnection): Promise<Firestore> {
   // Loaded on demand: the client is heavy, and the embedded mode never needs it.
@@ -115,38 +106,23 @@ export async function createFirestore (connection: FirestoreConnection): Promise
 
 const requireModule = createRequire(import.meta.url)
 
-/**
- * A client that loads @google-cloud/firestore (about 0.3 s of CPU) and is made when it is first
- * used, not at start-up: a page served from the list in Redis never needs it. It stands in for
- * the client (a proxy that forwards to the real one), so repositories take it as they take any
- * client; loading is synchronous (the package is CommonJS), so first use can be any property.
- */
-function lazyFirestore (connection: FirestoreConnection): { client: Firestore, made: () => Firestore | undefined } {
-  let real: Firestore | undefined
-  const get = (): Firestore => (real ??= newFirestore(requireModule('@google-cloud/firestore') as FirestoreModule, connection))
-  const client = new Proxy({} as Firestore, {
-    get: (_target, property) => {
-      // Not a promise: awaiting the client, or returning it from an async function, makes nothing.
-      if (property === 'then') return undefined
-      const value: unknown = Reflect.get(get(), property)
-      return typeof value === 'function' ? value.bind(real) : value
-    }
-  })
-  return { client, made: () => real }
-}
-
-export default fp<FirestorePluginOptions>(async function firestorePlugin (app, { client: given, timeoutMs, ...connection }) {
+export default fp<FirestorePluginOptions>(async function firestorePlugin (app, { client: given, timeoutMs, thread: inThread = true, ...connection }) {
   const calls = new BoundedCalls({
     timeoutMs,
     target: describeFirestore(connection),
     // A refused emulator port fails a call at once instead of after the client's retries.
     connectionFails: connection.emulatorHost === undefined ? undefined : async () => await connectionFails(connection.emulatorHost!, 500)
   })
-  const lazy = given === undefined ? lazyFirestore({ ...connection, databaseId: connection.databaseId ?? '(default)' }) : undefined
-  const client = given ?? lazy!.client
-  const ping = async (): Promise<void> => { await calls.run('answer a query', undefined, () => client.collection(PROBE_COLLECTION).select().limit(1).get()) }
-  // As a getter: Fastify looks into an object decorator's properties, which would make the client.
-  app.decorate('firestore', { getter: () => client })
+  // A client handed in is used on this thread; one made from the connection is made when first used
+  // (a page served from the list in Redis never needs it), in a thread of its own unless told otherwise.
+  const made = { ...connection, databaseId: connection.databaseId ?? '(default)' }
+  const thread = given === undefined && inThread ? threadOps(made) : undefined
+  let local: Firestore | undefined
+  const ops = given !== undefined
+    ? clientOps(given)
+    : thread?.ops ?? lazyOps(() => clientOps(local = newFirestore(requireModule('@google-cloud/firestore') as FirestoreModule, made)))
+  const ping = async (): Promise<void> => { await calls.run('answer a query', undefined, async () => await ops.query({ collection: PROBE_COLLECTION, select: [], limit: 1 })) }
+  app.decorate('firestore', ops)
   app.decorate('firestoreCalls', calls)
   superviseClient(app, {
     name: 'firestore',
@@ -154,7 +130,7 @@ export default fp<FirestorePluginOptions>(async function firestorePlugin (app, {
     calls,
     ping,
     hint: (err) => firestoreHint(err, connection),
-    // A client never used was never made: nothing to close.
-    close: lazy === undefined ? undefined : async () => await lazy.made()?.terminate()
+    // A client handed in is its owner's to close; one never made has nothing to close.
+    close: given !== undefined ? undefined : async () => { await (thread !== undefined ? thread.close() : local?.terminate()) }
   })
 }, { name: 'firestore', fastify: '5.x' })

@@ -6,6 +6,8 @@ import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { closeDatastore, createDatastore, type DatastoreConnection } from '../../src/plugins/datastore.js'
 import { createFirestore } from '../../src/plugins/firestore.js'
+import type { FirestoreOps } from '../../src/plugins/firestore-ops.js'
+import { threadOps } from '../../src/plugins/firestore-worker.js'
 import { createRedisClient } from '@visitme/memcache'
 import { hostPort } from './ports.js'
 
@@ -48,6 +50,13 @@ export function testRedis (t: Test, target = redisTarget(), commandTimeoutMs = 1
 export async function redisReady (client: Redis): Promise<Redis> {
   if (client.status !== 'ready') await once(client, 'ready')
   return client
+}
+
+/** The app's thread-backed Firestore operations (src/plugins/firestore-worker.ts), its thread ended when the test ends. */
+export function testFirestoreThread (t: Test, host = emulatorHost()): FirestoreOps {
+  const thread = threadOps({ databaseId: '(default)', emulatorHost: host })
+  t.teardown(async () => { await thread.close() })
+  return thread.ops
 }
 
 export async function testFirestore (t: Test, host = emulatorHost()): Promise<Firestore> {

@@ -3,7 +3,7 @@ import { BoundedCalls } from '../../src/plugins/bounded-calls.js'
 import { DatastoreTasksRepository } from '../../src/tasks/datastore-repository.js'
 import { FirestoreTasksRepository } from '../../src/tasks/firestore-repository.js'
 import { MemoryTasksRepository } from '../../src/tasks/memory-repository.js'
-import { testDatastore, testFirestore, uniqueName } from '../helpers/services.js'
+import { testDatastore, testFirestore, testFirestoreThread, uniqueName } from '../helpers/services.js'
 import { tasksContract } from './repository-contract.js'
 
 const calls = () => new BoundedCalls({ timeoutMs: 5000 })
@@ -14,4 +14,6 @@ tasksContract(t, 'datastore mode (emulator)', async (t) => new DatastoreTasksRep
 t.test('firestore', async (t) => {
   const db = await testFirestore(t)
   tasksContract(t, 'firestore (emulator)', async () => new FirestoreTasksRepository(db, { collection: uniqueName('tasks'), calls: calls() }))
+  const thread = testFirestoreThread(t)
+  tasksContract(t, 'firestore (emulator, client in a worker thread)', async () => new FirestoreTasksRepository(thread, { collection: uniqueName('tasks'), calls: calls() }))
 })

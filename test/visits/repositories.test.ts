@@ -2,7 +2,7 @@ import t from 'tap'
 import { DatastoreVisitsRepository } from '../../src/visits/datastore-repository.js'
 import { FirestoreVisitsRepository } from '../../src/visits/firestore-repository.js'
 import { MemoryVisitsRepository } from '../../src/visits/memory-repository.js'
-import { testDatastore, testFirestore, uniqueName } from '../helpers/services.js'
+import { testDatastore, testFirestore, testFirestoreThread, uniqueName } from '../helpers/services.js'
 import { repositoryContract } from './repository-contract.js'
 
 repositoryContract(t, 'memory', async () => new MemoryVisitsRepository())
@@ -14,6 +14,13 @@ t.test('firestore', async (t) => {
     new FirestoreVisitsRepository(db, { collection: uniqueName('visits'), timeoutMs: 5000 }))
   repositoryContract(t, 'firestore (emulator)', async () =>
     new FirestoreVisitsRepository(db, { collection: uniqueName('visits'), timeoutMs: 5000, shards: 3 }), { shards: 3 })
+
+  // The server's way: the client in a worker thread, the same repository on this one.
+  const thread = testFirestoreThread(t)
+  repositoryContract(t, 'firestore (emulator, client in a worker thread)', async () =>
+    new FirestoreVisitsRepository(thread, { collection: uniqueName('visits'), timeoutMs: 5000 }))
+  repositoryContract(t, 'firestore (emulator, client in a worker thread)', async () =>
+    new FirestoreVisitsRepository(thread, { collection: uniqueName('visits'), timeoutMs: 5000, shards: 3 }), { shards: 3 })
 
   t.test('documents have the App Engine sample shape', async (t) => {
     const collection = uniqueName('visits')

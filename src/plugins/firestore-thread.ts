@@ -1,0 +1,28 @@
+/**
+ * The thread that holds the app's Firestore client (started by src/plugins/firestore-worker.ts):
+ * it runs each operation the main thread sends and answers with its result, or its error as data.
+ * Built as dist/plugins/firestore-thread.js.
+ */
+import { createRequire } from 'node:module'
+import { parentPort, workerData } from 'node:worker_threads'
+import { clientOps, newFirestore, type FirestoreConnection, type FirestoreModule } from './firestore-ops.js'
+import type { OpsReply, OpsRequest } from './firestore-worker.js'
+
+const port = parentPort!
+const db = newFirestore(createRequire(import.meta.url)('@google-cloud/firestore') as FirestoreModule, workerData as FirestoreConnection)
+const ops = clientOps(db)
+
+port.on('message', (message: OpsRequest | { close: true }) => {
+  if ('close' in message) {
+    // The client's channels closed, the main thread ends the thread.
+    db.terminate().finally(() => { port.postMessage({ closed: true }) })
+    return
+  }
+  const { id, op, args } = message
+  const run = ops[op] as (...args: unknown[]) => Promise<unknown>
+  run(...args).then((value) => { port.postMessage({ id, ok: true, value } satisfies OpsReply) }, (err: unknown) => {
+    const { message, name, code, details, stack } = err as Error & { code?: unknown, details?: unknown }
+    // An error's own fields do not cross threads (a message carries its message and stack only): the code is what callers test.
+    port.postMessage({ id, ok: false, error: { message: String(message), name, code, details, stack } } satisfies OpsReply)
+  })
+})
