@@ -79,7 +79,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   // The time one request may spend in the database, whichever it is.
   const databaseTimeoutMs = (config.datastore ?? config.firestore)?.timeoutMs ?? 5000
   if (deps.firestore !== undefined || config.firestore !== undefined) {
-    await app.register(firestorePlugin, { ...config.firestore, timeoutMs: databaseTimeoutMs, client: deps.firestore, thread: deps.telemetry === undefined })
+    await app.register(firestorePlugin, { ...config.firestore, timeoutMs: databaseTimeoutMs, client: deps.firestore, thread: deps.telemetry === undefined || config.telemetry?.traces !== true })
   }
   // An App Engine app's data where NDB left it (VISITS_STORE=datastore).
   if (deps.datastore !== undefined || config.datastore !== undefined) {

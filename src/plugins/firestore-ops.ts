@@ -37,9 +37,11 @@ export interface QuerySpec {
 
 /**
  * What the app asks of Firestore, each one call of the client. In the server they run in a thread
- * of their own (src/plugins/firestore-thread.ts): the client's gRPC and HTTP/2 code then never runs
- * on the thread that serves pages, where it would make V8 optimize Node's own stream and nextTick
- * code for more shapes of objects (measured: a cached page about 15 % dearer).
+ * of their own (src/plugins/firestore-thread.ts) unless traces are exported: the client's gRPC and
+ * HTTP/2 code then never runs on the thread that serves pages, where it would make V8 optimize
+ * Node's own stream and nextTick code for more shapes of objects (measured: a cached page about
+ * 15 % dearer). Values are plain data (strings, numbers, Dates, null): they cross threads as copies,
+ * so a FieldValue sentinel cannot be one.
  */
 export interface FirestoreOps {
   /** Creates the document; fails with ALREADY_EXISTS (6) when it exists. */
@@ -100,20 +102,26 @@ export function clientOps (db: Firestore): FirestoreOps {
   }
 }
 
+type Forward = (op: keyof FirestoreOps) => (...args: unknown[]) => Promise<unknown>
+
+/** Operations that each hand their call on (to a client made later, to a thread): one entry per operation. */
+export function forwardingOps (forward: Forward): FirestoreOps {
+  const ops: Record<keyof FirestoreOps, (...args: unknown[]) => Promise<unknown>> = {
+    create: forward('create'),
+    add: forward('add'),
+    get: forward('get'),
+    delete: forward('delete'),
+    query: forward('query'),
+    queryAtOnce: forward('queryAtOnce'),
+    updateAll: forward('updateAll')
+  }
+  return ops as FirestoreOps
+}
+
 /** Operations made on their first call: the client, heavy to load, is made then. */
 export function lazyOps (make: () => FirestoreOps): FirestoreOps {
   let ops: FirestoreOps | undefined
-  const call = (op: keyof FirestoreOps) => async (...args: unknown[]): Promise<unknown> =>
-    await ((ops ??= make())[op] as (...args: unknown[]) => Promise<unknown>)(...args)
-  return {
-    create: call('create'),
-    add: call('add'),
-    get: call('get'),
-    delete: call('delete'),
-    query: call('query'),
-    queryAtOnce: call('queryAtOnce'),
-    updateAll: call('updateAll')
-  } as FirestoreOps
+  return forwardingOps((op) => async (...args) => await ((ops ??= make())[op] as (...args: unknown[]) => Promise<unknown>)(...args))
 }
 
 /** A client's operations, or operations as they are (the app's thread-backed ones). */

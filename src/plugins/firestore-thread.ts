@@ -19,10 +19,18 @@ port.on('message', (message: OpsRequest | { close: true }) => {
     return
   }
   const { id, op, args } = message
+  const reply = (answer: OpsReply): void => {
+    try {
+      port.postMessage(answer)
+    } catch (err) {
+      // A value that cannot be copied to the main thread: its call fails, the thread goes on.
+      port.postMessage({ id, ok: false, error: { message: `the answer of ${op} cannot cross threads: ${(err as Error).message}` } } satisfies OpsReply)
+    }
+  }
   const run = ops[op] as (...args: unknown[]) => Promise<unknown>
-  run(...args).then((value) => { port.postMessage({ id, ok: true, value } satisfies OpsReply) }, (err: unknown) => {
-    const { message, name, code, details, stack } = err as Error & { code?: unknown, details?: unknown }
+  run(...args).then((value) => { reply({ id, ok: true, value }) }, (err: unknown) => {
+    const { message, code, details } = (err ?? {}) as Error & { code?: unknown, details?: unknown }
     // An error's own fields do not cross threads (a message carries its message and stack only): the code is what callers test.
-    port.postMessage({ id, ok: false, error: { message: String(message), name, code, details, stack } } satisfies OpsReply)
+    reply({ id, ok: false, error: { message: String(message ?? err), code, details } })
   })
 })

@@ -1,14 +1,14 @@
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { projectRoot } from '../lib/project-root.js'
-import type { FirestoreConnection, FirestoreOps } from './firestore-ops.js'
+import { forwardingOps, type FirestoreConnection, type FirestoreOps } from './firestore-ops.js'
 
 type Op = keyof FirestoreOps
 
 export interface OpsRequest { id: number, op: Op, args: unknown[] }
 export type OpsReply =
   | { id: number, ok: true, value: unknown }
-  | { id: number, ok: false, error: { message: string, name?: string, code?: unknown, details?: unknown, stack?: string } }
+  | { id: number, ok: false, error: { message: string, code?: unknown, details?: unknown } }
 
 // Run from the sources (tsx, tests) or from the build (npm start, the image).
 const threadEntry = import.meta.url.endsWith('.ts')
@@ -21,25 +21,34 @@ const threadEntry = import.meta.url.endsWith('.ts')
  */
 export function threadOps (connection: FirestoreConnection): { ops: FirestoreOps, started: () => boolean, close: () => Promise<void> } {
   let worker: Worker | undefined
+  let closed = false
   let next = 0
   const pending = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
 
+  const settle = (id: number): { resolve: (value: unknown) => void, reject: (err: Error) => void } | undefined => {
+    const call = pending.get(id)
+    pending.delete(id)
+    // A call waiting for its answer keeps the process up; the idle thread never does.
+    if (pending.size === 0) worker?.unref()
+    return call
+  }
   const failAll = (err: Error): void => {
-    for (const { reject } of pending.values()) reject(err)
-    pending.clear()
+    for (const id of [...pending.keys()]) settle(id)?.reject(err)
   }
   const start = (): Worker => {
     if (worker !== undefined) return worker
     const started = new Worker(threadEntry, { workerData: connection })
-    // The server's socket keeps the process up; the thread alone never does.
     started.unref()
     started.on('message', (reply: OpsReply | { closed: true }) => {
       if ('closed' in reply) return
-      const call = pending.get(reply.id)
+      const call = settle(reply.id)
       if (call === undefined) return
-      pending.delete(reply.id)
       if (reply.ok) call.resolve(reply.value)
-      else call.reject(Object.assign(new Error(reply.error.message), reply.error))
+      else {
+        // The caller's stack, the thread's message, and the gRPC code and details callers test.
+        const { message, code, details } = reply.error
+        call.reject(Object.assign(new Error(message), code === undefined ? {} : { code }, details === undefined ? {} : { details }))
+      }
     })
     started.on('error', (err) => { failAll(err) })
     started.on('exit', (code) => {
@@ -49,35 +58,32 @@ export function threadOps (connection: FirestoreConnection): { ops: FirestoreOps
     worker = started
     return started
   }
-  const call = (op: Op) => async (...args: unknown[]): Promise<never> => await new Promise((resolve, reject) => {
+  const ops = forwardingOps((op) => async (...args) => await new Promise((resolve, reject) => {
+    // After close a call fails, as one on a closed client does, rather than start a thread nothing would end.
+    if (closed) throw new Error('the Firestore client is closed')
+    const thread = start()
     const id = ++next
-    pending.set(id, { resolve: resolve as (value: unknown) => void, reject })
-    start().postMessage({ id, op, args } satisfies OpsRequest)
-  })
-  const ops = {
-    create: call('create'),
-    add: call('add'),
-    get: call('get'),
-    delete: call('delete'),
-    query: call('query'),
-    queryAtOnce: call('queryAtOnce'),
-    updateAll: call('updateAll')
-  } satisfies Record<Op, unknown> as FirestoreOps
+    // Throws, and registers nothing, when an argument cannot be copied to the thread.
+    thread.postMessage({ id, op, args } satisfies OpsRequest)
+    pending.set(id, { resolve, reject })
+    thread.ref()
+  }))
   return {
     ops,
     started: () => worker !== undefined,
     close: async () => {
+      closed = true
       const closing = worker
       if (closing === undefined) return
       // Held open until it has ended: the client closes its channels first, within a second.
       closing.ref()
-      const closed = new Promise<void>((resolve) => {
+      const ended = new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 1000)
         closing.on('message', (reply: object) => { if ('closed' in reply) { clearTimeout(timer); resolve() } })
         closing.once('exit', () => { clearTimeout(timer); resolve() })
       })
       closing.postMessage({ close: true })
-      await closed
+      await ended
       await closing.terminate()
     }
   }

@@ -91,7 +91,7 @@ export interface FirestorePluginOptions extends Partial<FirestoreConnection> {
   client?: Firestore
   /**
    * A client made from the connection lives in a worker thread (src/plugins/firestore-worker.ts), unless
-   * false: with telemetry on it stays on this thread, where its spans join the request's trace.
+   * false: when traces are exported it stays on this thread, where its spans join the request's trace.
    */
   thread?: boolean
 }

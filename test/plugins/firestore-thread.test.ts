@@ -36,15 +36,22 @@ t.test('an error crosses the thread with its gRPC code: a second create of one d
   t.equal(await thread.ops.get(`${path}-missing`), undefined, 'a missing document reads as undefined')
 })
 
-t.test('the thread starts on the first call and ends on close', async (t) => {
+t.test('the thread starts on the first call and ends on close; a call after close fails', async (t) => {
   const thread = threadOps({ databaseId: '(default)', emulatorHost: emulatorHost() })
   t.notOk(thread.started(), 'nothing started until a call')
-  await thread.close()
-  t.notOk(thread.started(), 'closing a thread never started starts none')
   t.same(await thread.ops.query({ collection: uniqueName('empty'), limit: 1 }), [], 'a call starts it')
   t.ok(thread.started())
   await thread.close()
   t.notOk(thread.started(), 'ended')
+  await t.rejects(thread.ops.query({ collection: uniqueName('empty'), limit: 1 }), /closed/, 'no new thread after close')
+  t.notOk(thread.started())
+})
+
+t.test('an argument that cannot cross threads fails its call, and the next call is answered', async (t) => {
+  const thread = threadOps({ databaseId: '(default)', emulatorHost: emulatorHost() })
+  t.teardown(async () => { await thread.close() })
+  await t.rejects(thread.ops.create(`${uniqueName('thread')}/x`, { f: () => 1 }), { name: 'DataCloneError' })
+  t.same(await thread.ops.query({ collection: uniqueName('empty'), limit: 1 }), [])
 })
 
 // Last: it loads the client on this thread.

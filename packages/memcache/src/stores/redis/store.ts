@@ -502,7 +502,19 @@ export class RedisStore implements Store {
   }
 
   async publish (channel: string, message: string): Promise<void> {
-    await this.client.publish(channel, message)
+    await this.#publisher().publish(channel, message)
+  }
+
+  /**
+   * Where this store publishes. A cluster client sends a PUBLISH (no key) to any primary, and each
+   * relays it to the others over the cluster bus: two messages sent through two nodes can arrive in
+   * either order. Through one primary (the first by address, the same for as long as the topology
+   * holds), a publisher's messages arrive in the order sent.
+   */
+  #publisher (): Redis | Cluster {
+    if (!(this.client instanceof Cluster)) return this.client
+    const address = (node: Redis): string => `${node.options.host ?? ''}:${node.options.port ?? ''}`
+    return this.client.nodes('master').sort((a, b) => address(a).localeCompare(address(b)))[0] ?? this.client
   }
 
   /**
