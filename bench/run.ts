@@ -497,14 +497,15 @@ async function runSideBySide (ctx: Context, hit: Server, limit: Server, userAgen
         hits: load.xCache.hit ?? 0
       }
     }) as [SideBySideServer, SideBySideServer]
-    const micros = (s: SideBySideServer): number => s.userMicrosPerResponse + s.systemMicrosPerResponse
     all.push({ hit: hitSide, limit: limitSide, cpuRatio: micros(limitSide) / micros(hitSide) })
   }
   return all
 }
 
+/** A server's CPU per response in a round: user and kernel. */
+const micros = (s: SideBySideServer): number => s.userMicrosPerResponse + s.systemMicrosPerResponse
+
 function sideBySide (name: string, description: string, rounds: SideBySide['rounds']): SideBySide {
-  const micros = (s: SideBySideServer): number => s.userMicrosPerResponse + s.systemMicrosPerResponse
   return {
     name,
     description,

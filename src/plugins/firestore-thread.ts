@@ -3,13 +3,12 @@
  * it runs each operation the main thread sends and answers with its result, or its error as data.
  * Built as dist/plugins/firestore-thread.js.
  */
-import { createRequire } from 'node:module'
 import { parentPort, workerData } from 'node:worker_threads'
-import { clientOps, newFirestore, type FirestoreConnection, type FirestoreModule } from './firestore-ops.js'
+import { clientOps, makeFirestore, type FirestoreConnection } from './firestore-ops.js'
 import type { OpsReply, OpsRequest } from './firestore-worker.js'
 
 const port = parentPort!
-const db = newFirestore(createRequire(import.meta.url)('@google-cloud/firestore') as FirestoreModule, workerData as FirestoreConnection)
+const db = makeFirestore(workerData as FirestoreConnection)
 const ops = clientOps(db)
 
 port.on('message', (message: OpsRequest | { close: true }) => {

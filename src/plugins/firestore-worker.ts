@@ -4,6 +4,7 @@ import { projectRoot } from '../lib/project-root.js'
 import { forwardingOps, type FirestoreConnection, type FirestoreOps } from './firestore-ops.js'
 
 type Op = keyof FirestoreOps
+interface Pending { resolve: (value: unknown) => void, reject: (err: Error) => void }
 
 export interface OpsRequest { id: number, op: Op, args: unknown[] }
 export type OpsReply =
@@ -23,9 +24,9 @@ export function threadOps (connection: FirestoreConnection): { ops: FirestoreOps
   let worker: Worker | undefined
   let closed = false
   let next = 0
-  const pending = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
+  const pending = new Map<number, Pending>()
 
-  const settle = (id: number): { resolve: (value: unknown) => void, reject: (err: Error) => void } | undefined => {
+  const settle = (id: number): Pending | undefined => {
     const call = pending.get(id)
     pending.delete(id)
     // A call waiting for its answer keeps the process up; the idle thread never does.

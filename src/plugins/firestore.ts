@@ -1,10 +1,9 @@
-import { createRequire } from 'node:module'
 import { connect } from 'node:net'
 import fp from 'fastify-plugin'
 import type { Firestore } from '@google-cloud/firestore'
 import { BoundedCalls } from './bounded-calls.js'
 import { Status, superviseClient } from './database.js'
-import { clientOps, lazyOps, newFirestore, type FirestoreConnection, type FirestoreModule, type FirestoreOps } from './firestore-ops.js'
+import { clientOps, lazyOps, makeFirestore, type FirestoreConnection, type FirestoreOps } from './firestore-ops.js'
 import { threadOps } from './firestore-worker.js'
 
 declare module 'fastify' {
@@ -99,12 +98,10 @@ export interface FirestorePluginOptions extends Partial<FirestoreConnection> {
 /** A query the probe may make anywhere: an empty collection costs the minimum, one read. */
 const PROBE_COLLECTION = 'health'
 
+/** A client on this thread, for the commands and the tests; the caller closes it. */
 export async function createFirestore (connection: FirestoreConnection): Promise<Firestore> {
-  // Loaded on demand: the client is heavy, and the embedded mode never needs it.
-  return newFirestore(await import('@google-cloud/firestore'), connection)
+  return makeFirestore(connection)
 }
-
-const requireModule = createRequire(import.meta.url)
 
 export default fp<FirestorePluginOptions>(async function firestorePlugin (app, { client: given, timeoutMs, thread: inThread = true, ...connection }) {
   const calls = new BoundedCalls({
@@ -120,7 +117,7 @@ export default fp<FirestorePluginOptions>(async function firestorePlugin (app, {
   let local: Firestore | undefined
   const ops = given !== undefined
     ? clientOps(given)
-    : thread?.ops ?? lazyOps(() => clientOps(local = newFirestore(requireModule('@google-cloud/firestore') as FirestoreModule, made)))
+    : thread?.ops ?? lazyOps(() => clientOps(local = makeFirestore(made)))
   const ping = async (): Promise<void> => { await calls.run('answer a query', undefined, async () => await ops.query({ collection: PROBE_COLLECTION, select: [], limit: 1 })) }
   app.decorate('firestore', ops)
   app.decorate('firestoreCalls', calls)
